@@ -1,0 +1,124 @@
+package eventlog
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/store"
+)
+
+// appendReq is one Append call travelling through the writer and syncer.
+type appendReq struct {
+	ctx      context.Context
+	stream   string
+	expected store.ExpectedVersion
+	ids      []event.ID
+	userIDs  bool   // every id came from the caller: a retry can be recognised
+	frames   []byte // encoded by the caller, sealed by the writer
+
+	res  store.AppendResult
+	err  error
+	done chan struct{}
+}
+
+// Append implements store.Store. Validation and encoding happen here, on the
+// caller's goroutine; the writer only orders, checks and patches.
+func (l *Log) Append(ctx context.Context, stream string, expected store.ExpectedVersion, events ...event.Event) (store.AppendResult, error) {
+	req, err := l.newAppendReq(ctx, stream, expected, events)
+	if err != nil {
+		return store.AppendResult{}, err
+	}
+	if err := l.stickyErr(); err != nil {
+		return store.AppendResult{}, err
+	}
+	l.appendMu.RLock()
+	if l.appendMu.closed {
+		l.appendMu.RUnlock()
+		return store.AppendResult{}, store.ErrClosed
+	}
+	select {
+	case l.queue <- req:
+	case <-ctx.Done():
+		l.appendMu.RUnlock()
+		return store.AppendResult{}, ctx.Err()
+	}
+	l.appendMu.RUnlock()
+	select {
+	case <-req.done:
+		return req.res, req.err
+	case <-ctx.Done():
+		// The append may still happen; a retry with the same ids is safe.
+		return store.AppendResult{}, ctx.Err()
+	}
+}
+
+func (l *Log) newAppendReq(ctx context.Context, stream string, expected store.ExpectedVersion, events []event.Event) (*appendReq, error) {
+	if err := event.ValidateStream(stream); err != nil {
+		return nil, err
+	}
+	if len(events) == 0 {
+		return nil, fmt.Errorf("%w: append to %q has no events", event.ErrInvalid, stream)
+	}
+	req := &appendReq{
+		ctx:      ctx,
+		stream:   stream,
+		expected: expected,
+		ids:      make([]event.ID, len(events)),
+		userIDs:  true,
+		done:     make(chan struct{}),
+	}
+	size := 0
+	for i := range events {
+		e := &events[i]
+		if err := e.Validate(); err != nil {
+			return nil, fmt.Errorf("event %d of %d: %w", i, len(events), err)
+		}
+		if n := e.Size(); n > l.opts.MaxEventSize {
+			return nil, fmt.Errorf("%w: event %d (type %q) is %d bytes, the limit is %d", store.ErrEventTooLarge, i, e.Type, n, l.opts.MaxEventSize)
+		}
+		if e.ID.IsZero() {
+			req.ids[i] = event.NewID()
+			req.userIDs = false
+		} else {
+			req.ids[i] = e.ID
+		}
+		size += frameSize(stream, e)
+	}
+	if err := checkDistinct(req.ids); err != nil {
+		return nil, err
+	}
+	req.frames = make([]byte, 0, size)
+	for i := range events {
+		e := events[i] // copy: the caller's slice is not ours to change
+		e.ID = req.ids[i]
+		req.frames = appendFrame(req.frames, stream, &e)
+	}
+	return req, nil
+}
+
+// checkDistinct refuses an append that names one event id twice: it could
+// never be told apart from a retry.
+func checkDistinct(ids []event.ID) error {
+	if len(ids) < 2 {
+		return nil
+	}
+	if len(ids) <= 16 {
+		for i := range ids {
+			for j := i + 1; j < len(ids); j++ {
+				if ids[i] == ids[j] {
+					return fmt.Errorf("%w: events %d and %d have the same id %s", event.ErrInvalid, i, j, ids[i])
+				}
+			}
+		}
+		return nil
+	}
+	seen := make(map[event.ID]int, len(ids))
+	for i, id := range ids {
+		if j, ok := seen[id]; ok {
+			return fmt.Errorf("%w: events %d and %d have the same id %s", event.ErrInvalid, j, i, id)
+		}
+		seen[id] = i
+	}
+	return nil
+}

@@ -1,0 +1,312 @@
+package eventlog
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/store"
+)
+
+// writerState is owned by the writer goroutine (and by recovery before the
+// writer starts); nothing else touches it.
+type writerState struct {
+	seg       *segment
+	f         *os.File // write handle of seg
+	off       int64    // where the next write goes in seg
+	next      uint64   // position of the next record
+	lastNanos int64    // record times never go backwards
+	heads     map[string]*streamHead
+	buf       []byte
+	item      *syncItem // being filled; handed to the syncer by flush
+}
+
+// streamHead is the writer's view of a stream, including written but not yet
+// published appends.
+type streamHead struct {
+	version uint64
+	pos     uint64   // position of the last event
+	lastID  event.ID // id of the last event, for recognising retries
+}
+
+// syncItem is a run of requests written to one segment, handed from the
+// writer to the syncer. Failed requests ride along so that every result,
+// success or not, reaches its caller only after everything written before it
+// is published: a caller told "wrong expected version" can at once read the
+// version that beat it.
+type syncItem struct {
+	seg     *segment
+	f       *os.File
+	seal    bool   // seg is full: fsync and close f after this item
+	final   bool   // the log is closing: fsync (in every mode) and close f
+	head    uint64 // last position written by this item (or before it)
+	end     int64  // end offset in seg after this item
+	reqs    []*appendReq
+	entries []indexEntry
+	sparse  []sparsePoint
+}
+
+// runWriter is the only goroutine that writes segments. It takes every
+// request waiting in the queue (up to MaxBatchBytes), checks and orders them,
+// writes them with one write call and hands them to the syncer: while the
+// syncer fsyncs one batch the writer is already gathering the next, which is
+// what makes group commit pay off.
+func (l *Log) runWriter() {
+	defer close(l.writerDone)
+	defer close(l.syncCh)
+	var batch []*appendReq
+	for {
+		var first *appendReq
+		select {
+		case first = <-l.queue:
+		case <-l.quit:
+			// appendMu guarantees nothing new arrives: drain what is queued.
+			for {
+				select {
+				case r := <-l.queue:
+					l.writeBatch([]*appendReq{r})
+				default:
+					l.ensureItem()
+					l.w.item.final = true
+					l.flush()
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+		bytes := len(first.frames)
+	gather:
+		for bytes < l.opts.MaxBatchBytes {
+			select {
+			case r := <-l.queue:
+				batch = append(batch, r)
+				bytes += len(r.frames)
+			default:
+				break gather
+			}
+		}
+		l.writeBatch(batch)
+		clear(batch)
+	}
+}
+
+func (l *Log) writeBatch(batch []*appendReq) {
+	w := &l.w
+	if err := l.stickyErr(); err != nil {
+		for _, r := range batch {
+			r.err = err
+			close(r.done)
+		}
+		return
+	}
+	ns := l.opts.Now().UnixNano()
+	if ns < w.lastNanos {
+		ns = w.lastNanos
+	}
+	w.lastNanos = ns
+	for _, r := range batch {
+		l.writeOne(r, ns)
+	}
+	l.flush()
+}
+
+// writeOne checks r against the stream's head and, if it passes, adds its
+// sealed frames to the write buffer.
+func (l *Log) writeOne(r *appendReq, ns int64) {
+	w := &l.w
+	// r joins the item last: the retry check and roll below may flush the
+	// item, and r must not be acknowledged before its result is set.
+	defer func() {
+		l.ensureItem()
+		w.item.reqs = append(w.item.reqs, r)
+	}()
+	if err := r.ctx.Err(); err != nil {
+		r.err = err // not written: no outcome to be unsure about
+		return
+	}
+	h, err := l.writerHead(r.stream)
+	if err != nil {
+		r.err = err
+		return
+	}
+	if res, ok, err := l.retried(r, h); err != nil {
+		r.err = err
+		return
+	} else if ok {
+		r.res = res
+		return
+	}
+	if !r.expected.Check(h.version) {
+		r.err = &store.WrongExpectedVersionError{Stream: r.stream, Expected: r.expected, Actual: h.version}
+		return
+	}
+	if w.off+int64(len(w.buf)) > segmentHeaderSize && w.off+int64(len(w.buf)+len(r.frames)) > l.opts.SegmentSize {
+		// r goes to the next segment: an append never spans two.
+		if err := l.roll(); err != nil {
+			r.err = err
+			return
+		}
+	}
+	l.ensureItem()
+
+	n := len(r.ids)
+	first := w.next
+	base := w.off + int64(len(w.buf))
+	frames := r.frames
+	for i, p := 0, 0; i < n; i++ {
+		var flags byte
+		if i == n-1 {
+			flags = flagCommit
+		}
+		pos, ver := w.next, h.version+1+uint64(i)
+		size := sealFrame(frames[p:], pos, ver, ns, flags)
+		w.item.entries = append(w.item.entries, indexEntry{stream: r.stream, loc: loc{version: ver, pos: pos, off: base + int64(p)}, end: base + int64(p+size)})
+		if sparseWants(pos, w.seg.base) {
+			w.item.sparse = append(w.item.sparse, sparsePoint{pos: pos, off: base + int64(p)})
+		}
+		p += size
+		w.next++
+	}
+	w.buf = append(w.buf, frames...)
+	r.frames = nil
+	h.version += uint64(n)
+	h.pos = w.next - 1
+	h.lastID = r.ids[n-1]
+	r.res = store.AppendResult{Version: h.version, FirstPosition: first, LastPosition: w.next - 1}
+}
+
+func (l *Log) ensureItem() {
+	w := &l.w
+	if w.item == nil {
+		w.item = &syncItem{seg: w.seg, f: w.f, head: w.next - 1, end: w.off}
+	}
+}
+
+// flush writes the buffer and hands the current item to the syncer.
+func (l *Log) flush() {
+	w := &l.w
+	it := w.item
+	if it == nil {
+		return
+	}
+	w.item = nil
+	if len(w.buf) > 0 {
+		if _, err := w.f.Write(w.buf); err != nil {
+			l.setSticky(fmt.Errorf("write segment %s: %w", w.seg.name, err))
+		}
+		w.off += int64(len(w.buf))
+		w.buf = w.buf[:0]
+	}
+	if err := l.stickyErr(); err != nil {
+		for _, r := range it.reqs {
+			if r.err == nil {
+				r.err, r.res = err, store.AppendResult{}
+			}
+		}
+		it.entries, it.sparse = nil, nil
+	}
+	it.head, it.end = w.next-1, w.off
+	l.syncCh <- it
+}
+
+// roll seals the active segment and starts the next one.
+func (l *Log) roll() error {
+	w := &l.w
+	l.ensureItem()
+	w.item.seal = true
+	l.flush()
+	if err := l.stickyErr(); err != nil {
+		return err
+	}
+	w.seg.size = w.off // published to readers with the next view (syncer)
+	f, seg, err := createSegment(l.dir, w.next, l.opts.Now())
+	if err != nil {
+		l.setSticky(err)
+		return l.stickyErr()
+	}
+	w.f, w.seg, w.off = f, seg, segmentHeaderSize
+	return nil
+}
+
+// writerHead returns the writer's head of stream, loading it from the index
+// the first time the stream is appended to since open.
+func (l *Log) writerHead(stream string) (*streamHead, error) {
+	w := &l.w
+	if h, ok := w.heads[stream]; ok {
+		return h, nil
+	}
+	// Every append since open went through heads, so the published index
+	// is complete for this stream.
+	v := l.view.Load()
+	lc, ok, err := l.lastLoc(stream, v.head)
+	if err != nil {
+		return nil, err
+	}
+	h := &streamHead{}
+	if ok {
+		rec, err := l.readAt(v, lc)
+		if err != nil {
+			return nil, err
+		}
+		h.version, h.pos, h.lastID = lc.version, lc.pos, rec.ID
+	}
+	w.heads[stream] = h
+	return h, nil
+}
+
+// retried recognises the retry of an append that already happened: the same
+// ids at the same place. For an exact expected version the place is fixed;
+// for Any and StreamExists it is the end of the stream.
+func (l *Log) retried(r *appendReq, h *streamHead) (store.AppendResult, bool, error) {
+	if !r.userIDs {
+		return store.AppendResult{}, false, nil
+	}
+	n := uint64(len(r.ids))
+	var start uint64 // the stream's version just before the original append
+	if v, exact := r.expected.Version(); exact {
+		if h.version < v+n {
+			return store.AppendResult{}, false, nil
+		}
+		start = v
+	} else {
+		if h.version < n || h.lastID != r.ids[n-1] {
+			return store.AppendResult{}, false, nil
+		}
+		start = h.version - n
+	}
+	// The original may be written but not yet published: wait for it.
+	if err := l.waitPublished(h.pos); err != nil {
+		return store.AppendResult{}, false, err
+	}
+	v := l.view.Load()
+	locs, err := l.streamLocs(v, r.stream, start+1, false, int(n))
+	if err != nil || len(locs) != int(n) {
+		return store.AppendResult{}, false, err
+	}
+	for i, lc := range locs {
+		rec, err := l.readAt(v, lc)
+		if err != nil {
+			return store.AppendResult{}, false, err
+		}
+		if rec.ID != r.ids[i] {
+			return store.AppendResult{}, false, nil
+		}
+	}
+	return store.AppendResult{Version: start + n, FirstPosition: locs[0].pos, LastPosition: locs[n-1].pos}, true, nil
+}
+
+// waitPublished flushes what the writer holds and blocks until the syncer
+// has published pos. Only the rare retry path uses it.
+func (l *Log) waitPublished(pos uint64) error {
+	l.flush()
+	for {
+		ch := l.notify.Load()
+		if l.view.Load().head >= pos {
+			return nil
+		}
+		if err := l.stickyErr(); err != nil {
+			return err
+		}
+		<-*ch
+	}
+}
