@@ -143,9 +143,8 @@ func (l *Log) catchUpIndex(from uint64) error {
 	}
 	var batch []indexEntry
 	for {
-		off := c.off
 		var r event.Record
-		ok, err := c.read(v, &r)
+		off, _, ok, err := c.readFrame(v, &r)
 		if err != nil {
 			return err
 		}

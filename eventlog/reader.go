@@ -84,20 +84,21 @@ func (l *Log) seekCursor(v *view, pos uint64) (*cursor, error) {
 // read decodes the next record into r. ok is false when the cursor has
 // reached v's head.
 func (c *cursor) read(v *view, r *event.Record) (ok bool, err error) {
-	_, ok, err = c.readFrame(v, r)
+	_, _, ok, err = c.readFrame(v, r)
 	return ok, err
 }
 
-// readFrame is read that also reports the record's flags.
-func (c *cursor) readFrame(v *view, r *event.Record) (flags byte, ok bool, err error) {
+// readFrame is read that also reports the record's offset in its segment
+// (c.seg after the call) and its flags.
+func (c *cursor) readFrame(v *view, r *event.Record) (off int64, flags byte, ok bool, err error) {
 	if c.next > v.head {
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
 	for {
 		end := v.segEnd(c.segIdx)
 		if len(c.buf) == 0 && c.off >= end {
 			if c.segIdx+1 >= len(v.segs) {
-				return 0, false, fmt.Errorf("eventlog: position %d missing: segment %s ends at %d", c.next, c.seg.name, end)
+				return 0, 0, false, fmt.Errorf("eventlog: position %d missing: segment %s ends at %d", c.next, c.seg.name, end)
 			}
 			c.segIdx++
 			c.seg = v.segs[c.segIdx]
@@ -107,21 +108,22 @@ func (c *cursor) readFrame(v *view, r *event.Record) (flags byte, ok bool, err e
 		n, flags, err := decodeFrame(c.buf, maxBody, r)
 		if err == errShortFrame {
 			if err := c.fill(end); err != nil {
-				return 0, false, err
+				return 0, 0, false, err
 			}
 			continue
 		}
 		if err != nil {
-			return 0, false, &CorruptionError{Segment: c.seg.name, Offset: c.off, Reason: err.Error()}
+			return 0, 0, false, &CorruptionError{Segment: c.seg.name, Offset: c.off, Reason: err.Error()}
 		}
 		if r.Position != c.next {
-			return 0, false, &CorruptionError{Segment: c.seg.name, Offset: c.off,
+			return 0, 0, false, &CorruptionError{Segment: c.seg.name, Offset: c.off,
 				Reason: fmt.Sprintf("record has position %d, expected %d", r.Position, c.next)}
 		}
+		off = c.off
 		c.buf = c.buf[n:]
 		c.off += int64(n)
 		c.next++
-		return flags, true, nil
+		return off, flags, true, nil
 	}
 }
 

@@ -191,9 +191,8 @@ func checkSegment(s *segment) (segScan, error) {
 	var pts []sparsePoint
 	var records uint64
 	for len(c.buf) > 0 || c.off < sc.size {
-		off := c.off
 		var r event.Record
-		flags, _, err := c.readFrame(v, &r)
+		off, flags, _, err := c.readFrame(v, &r)
 		if err != nil {
 			if !errors.As(err, &sc.bad) {
 				return sc, err

@@ -39,26 +39,11 @@ func Verify(ctx context.Context, dir string) (VerifyReport, error) {
 		if err != nil {
 			return rep, err
 		}
-		sc, err := checkSegment(s)
+		rep, next, err = verifySegment(s, i == len(bases)-1, next, rep)
 		s.r.Close()
 		if err != nil {
 			return rep, err
 		}
-		if s.base != next {
-			return rep, &CorruptionError{Segment: s.name, Offset: 0,
-				Reason: fmt.Sprintf("segment starts at position %d, but the previous one ends at %d", s.base, next-1)}
-		}
-		rep.Segments++
-		rep.Bytes += sc.size
-		rep.Records += sc.records
-		isLast := i == len(bases)-1
-		if !sc.clean() {
-			if err := damage(s, &sc, isLast, 0); err != nil {
-				return rep, err
-			}
-			rep.TornTail = true
-		}
-		next = sc.commitNext
 	}
 	rep.Head = next - 1
 	if len(bases) == 0 {
@@ -67,4 +52,25 @@ func Verify(ctx context.Context, dir string) (VerifyReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+func verifySegment(s *segment, isLast bool, next uint64, rep VerifyReport) (VerifyReport, uint64, error) {
+	sc, err := checkSegment(s)
+	if err != nil {
+		return rep, next, err
+	}
+	if s.base != next {
+		return rep, next, &CorruptionError{Segment: s.name, Offset: 0,
+			Reason: fmt.Sprintf("segment starts at position %d, but the previous one ends at %d", s.base, next-1)}
+	}
+	rep.Segments++
+	rep.Bytes += sc.size
+	rep.Records += sc.records
+	if !sc.clean() {
+		if err := damage(s, &sc, isLast, 0); err != nil {
+			return rep, next, err
+		}
+		rep.TornTail = true
+	}
+	return rep, sc.commitNext, nil
 }

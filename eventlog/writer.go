@@ -183,7 +183,11 @@ func (l *Log) ensureItem() {
 }
 
 // flush writes the buffer and hands the current item to the syncer.
-func (l *Log) flush() {
+func (l *Log) flush() { l.flushSync(false) }
+
+// flushSync is flush that, with syncNow, also fsyncs the segment before the
+// syncer sees the item (see roll).
+func (l *Log) flushSync(syncNow bool) {
 	w := &l.w
 	it := w.item
 	if it == nil {
@@ -197,6 +201,11 @@ func (l *Log) flush() {
 		w.off += int64(len(w.buf))
 		w.buf = w.buf[:0]
 	}
+	if syncNow && l.stickyErr() == nil {
+		if err := fdatasync(w.f); err != nil {
+			l.setSticky(fmt.Errorf("sync segment %s: %w", w.seg.name, err))
+		}
+	}
 	if err := l.stickyErr(); err != nil {
 		for _, r := range it.reqs {
 			if r.err == nil {
@@ -209,12 +218,15 @@ func (l *Log) flush() {
 	l.syncCh <- it
 }
 
-// roll seals the active segment and starts the next one.
+// roll seals the active segment and starts the next one. The sealed
+// segment is fsynced before the next exists, whatever the durability mode:
+// recovery treats damage anywhere but in the last segment as corruption, so
+// a torn write must never be left in a segment that is no longer last.
 func (l *Log) roll() error {
 	w := &l.w
 	l.ensureItem()
 	w.item.seal = true
-	l.flush()
+	l.flushSync(true)
 	if err := l.stickyErr(); err != nil {
 		return err
 	}
