@@ -1,0 +1,125 @@
+package cli
+
+// End-to-end tests: the real command tree over the real eventlog in a
+// temporary directory. They fail with "eventlog: not implemented yet" until
+// the engine replaces its stub.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// execRoot runs the strata root command the way main does, with DefaultEnv.
+func execRoot(t *testing.T, ctx context.Context, stdin string, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := NewRootCommand(DefaultEnv())
+	root.SetArgs(args)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	cmd, err := root.ExecuteContextC(ctx)
+	code := report(&errOut, cmd, err)
+	return result{code: code, stdout: out.String(), stderr: errOut.String()}
+}
+
+func TestE2EAppendReadStatsVerify(t *testing.T) {
+	dir := t.TempDir() + "/log"
+	ctx := context.Background()
+	ok := func(r result) result {
+		t.Helper()
+		if r.code != ExitOK {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		return r
+	}
+
+	r := ok(execRoot(t, ctx, `[{"type":"order.placed","data":{"sku":"A1"}},{"type":"order.paid","data":{"amount":"9.90"},"metadata":{"by":"cli"}}]`,
+		"append", "orders-1", "--data", dir, "--expect", "no-stream"))
+	var res appendResultJSON
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res != (appendResultJSON{Stream: "orders-1", Version: 2, FirstPosition: 1, LastPosition: 2}) {
+		t.Errorf("append result %+v", res)
+	}
+	ok(execRoot(t, ctx, "{\"type\":\"user.joined\",\"data\":\"bob\"}\n", "append", "users-1", "--data", dir))
+
+	// A conflicting append fails and writes nothing.
+	r = execRoot(t, ctx, `{"type":"order.shipped"}`, "append", "orders-1", "--data", dir, "--expect", "1")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "wrong expected version") {
+		t.Errorf("conflict: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	r = ok(execRoot(t, ctx, "", "read", "orders-1", "--data", dir))
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("read orders-1: %d lines:\n%s", len(lines), r.stdout)
+	}
+	var rec recordJSON
+	if err := json.Unmarshal([]byte(lines[1]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Position != 2 || rec.Version != 2 || rec.Type != "order.paid" ||
+		string(rec.Data) != `{"amount":"9.90"}` || string(rec.Metadata) != `{"by":"cli"}` {
+		t.Errorf("record %+v", rec)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, rec.Time); err != nil {
+		t.Errorf("time %q: %v", rec.Time, err)
+	}
+
+	r = ok(execRoot(t, ctx, "", "read", "--data", dir, "--prefix", "users-"))
+	if !strings.Contains(r.stdout, `"stream":"users-1"`) || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("read --prefix users-:\n%s", r.stdout)
+	}
+
+	r = ok(execRoot(t, ctx, "", "stats", "--data", dir, "-o", "json"))
+	var st statsJSON
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Head != 3 || st.Streams != 2 || st.Segments < 1 || st.Bytes <= 0 {
+		t.Errorf("stats %+v", st)
+	}
+
+	r = ok(execRoot(t, ctx, "", "verify", "--data", dir, "-o", "json"))
+	var v verifyJSON
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	if !v.OK || v.Records != 3 || v.Head != 3 {
+		t.Errorf("verify %+v", v)
+	}
+}
+
+func TestE2ETail(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if r := execRoot(t, context.Background(), `{"type":"a"}`+"\n"+`{"type":"b"}`, "append", "s", "--data", dir); r.code != ExitOK {
+		t.Fatalf("append: exit %d: %s", r.code, r.stderr)
+	}
+	r := execRoot(t, ctx, "", "tail", "--data", dir, "--after", "1")
+	if r.code != ExitOK {
+		t.Fatalf("tail: exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, `"position":2`) || strings.Contains(r.stdout, `"position":1,`) {
+		t.Errorf("tail --after 1:\n%s", r.stdout)
+	}
+}
+
+func TestE2EBench(t *testing.T) {
+	ctx := context.Background()
+	r := execRoot(t, ctx, "", "bench", "append", "--dir", t.TempDir(), "--events", "2000", "--writers", "4", "--durability", "none")
+	if r.code != ExitOK || !strings.Contains(r.stdout, "events/s") {
+		t.Errorf("bench append: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = execRoot(t, ctx, "", "bench", "read", "--dir", t.TempDir(), "--events", "5000", "-o", "json")
+	if r.code != ExitOK || !strings.Contains(r.stdout, `"events":5000`) {
+		t.Errorf("bench read: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
