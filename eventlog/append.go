@@ -8,6 +8,10 @@ import (
 	"github.com/stratadb/strata/store"
 )
 
+// maxAppendBytes caps one append's encoded size: an append is one run in
+// the stream index, whose size field is 32 bits, and one write.
+const maxAppendBytes = 256 << 20
+
 // appendReq is one Append call travelling through the writer and syncer.
 type appendReq struct {
 	ctx      context.Context
@@ -84,6 +88,9 @@ func (l *Log) newAppendReq(ctx context.Context, stream string, expected store.Ex
 			req.ids[i] = e.ID
 		}
 		size += frameSize(stream, e)
+	}
+	if size > maxAppendBytes {
+		return nil, fmt.Errorf("%w: the append is %d bytes encoded, the limit for one append is %d", store.ErrEventTooLarge, size, maxAppendBytes)
 	}
 	if err := checkDistinct(req.ids); err != nil {
 		return nil, err

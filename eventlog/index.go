@@ -13,9 +13,14 @@ import (
 // The stream index lives in Pebble under these keys (integers big-endian so
 // that they sort):
 //
-//	's' stream 0x00 version  → pos u64 | off u64    every record
-//	'o' pos                  → off u64               sparse points (sparse.go)
-//	'm'                      → indexed u64 | resumeSeg u64 | resumeOff u64 | streams u64
+//	's' stream 0x00 firstVersion → pos u64 | off u64 | count u32 | size u32   one per append
+//	'o' pos                      → off u64                                   sparse points (sparse.go)
+//	'm'                          → indexed u64 | streams u64
+//
+// One key per append, not per event: an append's events have consecutive
+// versions and positions and lie back to back in one segment, so a run
+// (first version, first position, offset, count, size) locates them all and
+// one read fetches them. Batched appends cost the index almost nothing.
 //
 // Stream names contain no control characters (event.ValidateStream), so
 // 0x00 cleanly ends the name. The 'm' key is written in the same batch as
@@ -29,31 +34,20 @@ const (
 var metaKey = []byte{'m'}
 
 type indexMeta struct {
-	indexed   uint64 // last indexed position
-	resumeSeg uint64 // base of the segment holding indexed+1
-	resumeOff int64  // offset of indexed+1 in it
-	streams   uint64 // streams with at least one indexed event
+	indexed uint64 // last indexed position
+	streams uint64 // streams with at least one indexed event
 }
 
 func (m indexMeta) encode() []byte {
-	b := make([]byte, 32)
-	binary.BigEndian.PutUint64(b[0:], m.indexed)
-	binary.BigEndian.PutUint64(b[8:], m.resumeSeg)
-	binary.BigEndian.PutUint64(b[16:], uint64(m.resumeOff))
-	binary.BigEndian.PutUint64(b[24:], m.streams)
-	return b
+	b := binary.BigEndian.AppendUint64(nil, m.indexed)
+	return binary.BigEndian.AppendUint64(b, m.streams)
 }
 
 func decodeIndexMeta(b []byte) (indexMeta, error) {
-	if len(b) != 32 {
-		return indexMeta{}, fmt.Errorf("eventlog: index meta is %d bytes, want 32", len(b))
+	if len(b) != 16 {
+		return indexMeta{}, fmt.Errorf("eventlog: index meta is %d bytes, want 16", len(b))
 	}
-	return indexMeta{
-		indexed:   binary.BigEndian.Uint64(b[0:]),
-		resumeSeg: binary.BigEndian.Uint64(b[8:]),
-		resumeOff: int64(binary.BigEndian.Uint64(b[16:])),
-		streams:   binary.BigEndian.Uint64(b[24:]),
-	}, nil
+	return indexMeta{indexed: binary.BigEndian.Uint64(b[0:]), streams: binary.BigEndian.Uint64(b[8:])}, nil
 }
 
 func streamPrefix(stream string) []byte {
@@ -73,30 +67,47 @@ func sparseKey(pos uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixSparse}, pos)
 }
 
-// loc says where a record is: its position (which names the segment) and its
-// offset in that segment.
-type loc struct {
-	version uint64
-	pos     uint64
-	off     int64
+// run locates the events of one append: consecutive versions of one stream
+// at consecutive positions, stored back to back in one segment.
+type run struct {
+	version uint64 // first version
+	pos     uint64 // first position
+	off     int64  // offset of the first frame in its segment
+	count   uint32 // events
+	size    uint32 // bytes of all the frames
 }
 
-func decodeLoc(key, val []byte) (loc, error) {
-	if len(val) != 16 || len(key) < 8 {
-		return loc{}, errors.New("eventlog: malformed stream index entry")
+func (r run) lastVersion() uint64 { return r.version + uint64(r.count) - 1 }
+func (r run) lastPos() uint64     { return r.pos + uint64(r.count) - 1 }
+
+func appendRunValue(dst []byte, r run) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, r.pos)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(r.off))
+	dst = binary.BigEndian.AppendUint32(dst, r.count)
+	return binary.BigEndian.AppendUint32(dst, r.size)
+}
+
+func decodeRun(key, val []byte) (run, error) {
+	if len(val) != 24 || len(key) < 8 {
+		return run{}, errors.New("eventlog: malformed stream index entry")
 	}
-	return loc{
+	r := run{
 		version: binary.BigEndian.Uint64(key[len(key)-8:]),
 		pos:     binary.BigEndian.Uint64(val[0:]),
 		off:     int64(binary.BigEndian.Uint64(val[8:])),
-	}, nil
+		count:   binary.BigEndian.Uint32(val[16:]),
+		size:    binary.BigEndian.Uint32(val[20:]),
+	}
+	if r.count == 0 {
+		return run{}, errors.New("eventlog: empty run in stream index")
+	}
+	return r, nil
 }
 
-// indexEntry is one record as the indexer needs it.
+// indexEntry is one append as the indexer needs it.
 type indexEntry struct {
 	stream string
-	loc
-	end int64 // offset just past the record: where the next one starts
+	run
 }
 
 // tailIndex answers stream lookups for records that are published but not
@@ -106,7 +117,7 @@ type indexEntry struct {
 type tailIndex struct {
 	mu struct {
 		sync.RWMutex
-		streams map[string][]loc // ascending, contiguous versions
+		streams map[string][]run // ascending, contiguous versions
 		// indexedStreams counts streams with an event in Pebble. It moves
 		// under the same lock as the entries, so that counting streams never
 		// sees one in both places or in neither.
@@ -116,14 +127,14 @@ type tailIndex struct {
 
 func newTailIndex() *tailIndex {
 	t := &tailIndex{}
-	t.mu.streams = make(map[string][]loc)
+	t.mu.streams = make(map[string][]run)
 	return t
 }
 
 func (t *tailIndex) add(entries []indexEntry) {
 	t.mu.Lock()
 	for _, e := range entries {
-		t.mu.streams[e.stream] = append(t.mu.streams[e.stream], e.loc)
+		t.mu.streams[e.stream] = append(t.mu.streams[e.stream], e.run)
 	}
 	t.mu.Unlock()
 }
@@ -134,30 +145,31 @@ func (t *tailIndex) trim(streams map[string]struct{}, pos, newStreams uint64) {
 	t.mu.Lock()
 	t.mu.indexedStreams += newStreams
 	for s := range streams {
-		locs := t.mu.streams[s]
+		runs := t.mu.streams[s]
 		i := 0
-		for i < len(locs) && locs[i].pos <= pos {
+		for i < len(runs) && runs[i].pos <= pos {
 			i++
 		}
-		if i == len(locs) {
+		if i == len(runs) {
 			delete(t.mu.streams, s)
 		} else if i > 0 {
-			t.mu.streams[s] = append([]loc(nil), locs[i:]...)
+			t.mu.streams[s] = append([]run(nil), runs[i:]...)
 		}
 	}
 	t.mu.Unlock()
 }
 
-// snapshot copies the stream's entries with position ≤ head.
-func (t *tailIndex) snapshot(stream string, head uint64) []loc {
+// snapshot copies the stream's runs published by head. A run is published
+// whole, so its first position decides.
+func (t *tailIndex) snapshot(stream string, head uint64) []run {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	locs := t.mu.streams[stream]
-	n := len(locs)
-	for n > 0 && locs[n-1].pos > head {
+	runs := t.mu.streams[stream]
+	n := len(runs)
+	for n > 0 && runs[n-1].pos > head {
 		n--
 	}
-	return append([]loc(nil), locs[:n]...)
+	return append([]run(nil), runs[:n]...)
 }
 
 func (t *tailIndex) indexedStreamCount() uint64 {
@@ -171,33 +183,33 @@ func (t *tailIndex) countStreams(head uint64) uint64 {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	n := t.mu.indexedStreams
-	for _, locs := range t.mu.streams {
-		if len(locs) > 0 && locs[0].version == 1 && locs[0].pos <= head {
+	for _, runs := range t.mu.streams {
+		if len(runs) > 0 && runs[0].version == 1 && runs[0].pos <= head {
 			n++
 		}
 	}
 	return n
 }
 
-// lastIndexed returns the stream's highest entry in Pebble at or before
-// head (entries past head were indexed after the caller took its view).
-func lastIndexed(db *pebble.DB, stream string, head uint64) (loc, bool, error) {
+// lastIndexed returns the stream's last run in Pebble published by head
+// (runs past head were indexed after the caller took its view).
+func lastIndexed(db *pebble.DB, stream string, head uint64) (run, bool, error) {
 	prefix := streamPrefix(stream)
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return loc{}, false, err
+		return run{}, false, err
 	}
 	defer it.Close()
 	for valid := it.Last(); valid; valid = it.Prev() {
-		l, err := decodeLoc(it.Key(), it.Value())
+		r, err := decodeRun(it.Key(), it.Value())
 		if err != nil {
-			return loc{}, false, err
+			return run{}, false, err
 		}
-		if l.pos <= head {
-			return l, true, nil
+		if r.pos <= head {
+			return r, true, nil
 		}
 	}
-	return loc{}, false, it.Error()
+	return run{}, false, it.Error()
 }
 
 // prefixEnd is the smallest key greater than every key with prefix p.

@@ -18,22 +18,22 @@ const indexBatch = 32 << 10
 type indexerState struct {
 	mu      sync.Mutex
 	pending []indexEntry
+	sparse  []sparsePoint
 	wake    chan struct{} // capacity 1: a pending signal is enough
 }
 
-func (s *indexerState) push(entries []indexEntry) {
-	if len(entries) == 0 {
-		return
-	}
+func (s *indexerState) push(entries []indexEntry, sparse []sparsePoint) {
 	s.mu.Lock()
 	s.pending = append(s.pending, entries...)
+	s.sparse = append(s.sparse, sparse...)
 	s.mu.Unlock()
 }
 
-// requeue puts entries that could not be indexed back in front.
-func (s *indexerState) requeue(entries []indexEntry) {
+// requeue puts what could not be indexed back in front.
+func (s *indexerState) requeue(entries []indexEntry, sparse []sparsePoint) {
 	s.mu.Lock()
 	s.pending = append(entries[:len(entries):len(entries)], s.pending...)
+	s.sparse = append(sparse[:len(sparse):len(sparse)], s.sparse...)
 	s.mu.Unlock()
 }
 
@@ -44,12 +44,12 @@ func (s *indexerState) signal() {
 	}
 }
 
-func (s *indexerState) take() []indexEntry {
+func (s *indexerState) take() ([]indexEntry, []sparsePoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.pending
-	s.pending = nil
-	return p
+	p, sp := s.pending, s.sparse
+	s.pending, s.sparse = nil, nil
+	return p, sp
 }
 
 // runIndexer moves published entries into Pebble, off the acknowledgement
@@ -68,70 +68,68 @@ func (l *Log) runIndexer() {
 }
 
 func (l *Log) indexPending() {
-	entries := l.indexer.take()
+	entries, sparse := l.indexer.take()
 	for len(entries) > 0 {
 		n := min(len(entries), indexBatch)
-		if err := l.indexEntries(entries[:n]); err != nil {
+		if err := l.indexEntries(entries[:n], sparse); err != nil {
 			// The log itself is fine; the index will be rebuilt at the next
 			// open. Keep answering from the tail index meanwhile.
 			l.opts.Logger.Error("eventlog: stream index write failed", "err", err)
-			l.indexer.requeue(entries)
+			l.indexer.requeue(entries, sparse)
 			return
 		}
-		entries = entries[n:]
+		entries, sparse = entries[n:], nil
 	}
 }
 
-// indexEntries writes one batch of entries, contiguous in position and
-// following the last indexed one, together with the meta key, then lets the
-// tail index forget them.
-func (l *Log) indexEntries(entries []indexEntry) error {
+// indexEntries writes one batch of runs, contiguous in position and
+// following the last indexed one, and sparse points, together with the meta
+// key, then lets the tail index forget the runs. Sparse points past the
+// batch are harmless: loadSparse ignores points past the meta's position.
+func (l *Log) indexEntries(entries []indexEntry, sparse []sparsePoint) error {
 	b := l.db.NewBatch()
 	defer b.Close()
 	streams := make(map[string]struct{})
 	var newStreams uint64
-	v := l.view.Load()
-	var key []byte
-	var val [16]byte
+	var key, val []byte
 	for i := range entries {
 		e := &entries[i]
 		// Set copies key and value, so one scratch buffer serves all.
 		key = append(append(append(key[:0], prefixStream), e.stream...), 0)
 		key = binary.BigEndian.AppendUint64(key, e.version)
-		binary.BigEndian.PutUint64(val[0:], e.pos)
-		binary.BigEndian.PutUint64(val[8:], uint64(e.off))
-		if err := b.Set(key, val[:], nil); err != nil {
+		val = appendRunValue(val[:0], e.run)
+		if err := b.Set(key, val, nil); err != nil {
 			return err
 		}
 		if e.version == 1 {
 			newStreams++
 		}
-		if sparseWants(e.pos, v.segs[v.findSegment(e.pos)].base) {
-			if err := b.Set(sparseKey(e.pos), encodeOff(e.off), nil); err != nil {
-				return err
-			}
-		}
 		if _, ok := streams[e.stream]; !ok {
 			streams[e.stream] = struct{}{}
 		}
 	}
-	last := entries[len(entries)-1]
-	prev := l.tail.indexedStreamCount()
-	meta := indexMeta{indexed: last.pos, resumeOff: last.end, streams: prev + newStreams}
+	for _, p := range sparse {
+		if err := b.Set(sparseKey(p.pos), encodeOff(p.off), nil); err != nil {
+			return err
+		}
+	}
+	last := entries[len(entries)-1].lastPos()
+	meta := indexMeta{indexed: last, streams: l.tail.indexedStreamCount() + newStreams}
 	if err := b.Set(metaKey, meta.encode(), nil); err != nil {
 		return err
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("eventlog: index commit: %w", err)
 	}
-	l.indexed.Store(last.pos)
-	l.tail.trim(streams, last.pos, newStreams)
+	l.indexed.Store(last)
+	l.tail.trim(streams, last, newStreams)
 	return nil
 }
 
-// catchUpIndex indexes the records between the index's last position and
-// the head, reading them from the segments. Open runs it before the log
-// accepts appends, so the tail index starts empty.
+// catchUpIndex indexes the records from position from to the head, reading
+// them from the segments; an append's records end with the commit flag,
+// which is how its run is found again. Open runs it before the log accepts
+// appends, so the tail index starts empty.
 func (l *Log) catchUpIndex(from uint64) error {
 	v := l.view.Load()
 	if from > v.head {
@@ -142,20 +140,33 @@ func (l *Log) catchUpIndex(from uint64) error {
 		return err
 	}
 	var batch []indexEntry
+	var sparse []sparsePoint
+	var cur *indexEntry // the run being gathered
 	for {
 		var r event.Record
-		off, _, ok, err := c.readFrame(v, &r)
+		off, flags, ok, err := c.readFrame(v, &r)
 		if err != nil {
 			return err
 		}
 		if ok {
-			batch = append(batch, indexEntry{stream: r.Stream, loc: loc{version: r.Version, pos: r.Position, off: off}, end: c.off})
+			if cur == nil {
+				batch = append(batch, indexEntry{stream: r.Stream, run: run{version: r.Version, pos: r.Position, off: off}})
+				cur = &batch[len(batch)-1]
+			}
+			cur.count++
+			cur.size = uint32(c.off - cur.off)
+			if sparseWants(r.Position, c.seg.base) {
+				sparse = append(sparse, sparsePoint{pos: r.Position, off: off})
+			}
+			if flags&flagCommit != 0 {
+				cur = nil
+			}
 		}
-		if len(batch) == indexBatch || !ok && len(batch) > 0 {
-			if err := l.indexEntries(batch); err != nil {
+		if cur == nil && (len(batch) >= indexBatch || !ok && len(batch) > 0) {
+			if err := l.indexEntries(batch, sparse); err != nil {
 				return err
 			}
-			batch = batch[:0]
+			batch, sparse = batch[:0], sparse[:0]
 		}
 		if !ok {
 			return nil

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"os"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -73,7 +75,7 @@ func (l *Log) ReadStream(ctx context.Context, stream string, opts store.ReadStre
 			return
 		}
 		v := l.view.Load()
-		last, ok, err := l.lastLoc(stream, v.head)
+		last, ok, err := l.lastRun(stream, v.head)
 		if err != nil {
 			yield(event.Record{}, err)
 			return
@@ -84,8 +86,8 @@ func (l *Log) ReadStream(ctx context.Context, stream string, opts store.ReadStre
 		}
 		from := opts.From
 		if opts.Backwards {
-			if from == 0 || from > last.version {
-				from = last.version
+			if from == 0 || from > last.lastVersion() {
+				from = last.lastVersion()
 			}
 		} else if from == 0 {
 			from = 1
@@ -96,91 +98,88 @@ func (l *Log) ReadStream(ctx context.Context, stream string, opts store.ReadStre
 				yield(event.Record{}, err)
 				return
 			}
-			chunk := ctxCheckEvery
-			if remaining > 0 && remaining < chunk {
-				chunk = remaining
-			}
-			locs, err := l.streamLocs(v, stream, from, opts.Backwards, chunk)
+			runs, err := l.streamRuns(v, stream, from, opts.Backwards, runsPerLookup)
 			if err != nil {
 				yield(event.Record{}, err)
 				return
 			}
-			for _, lc := range locs {
-				r, err := l.readAt(v, lc)
+			for _, r := range runs {
+				recs, err := l.readRun(v, r)
 				if err != nil {
 					yield(event.Record{}, err)
 					return
 				}
-				if !yield(r, nil) {
-					return
+				if opts.Backwards {
+					slices.Reverse(recs)
+				}
+				for i := range recs {
+					if opts.Backwards && recs[i].Version > from || !opts.Backwards && recs[i].Version < from {
+						continue
+					}
+					if !yield(recs[i], nil) {
+						return
+					}
+					if remaining > 0 {
+						if remaining--; remaining == 0 {
+							return
+						}
+					}
 				}
 			}
-			if remaining > 0 {
-				if remaining -= len(locs); remaining == 0 {
-					return
-				}
-			}
-			if len(locs) < chunk {
+			if len(runs) < runsPerLookup {
 				return
 			}
+			end := runs[len(runs)-1]
 			if opts.Backwards {
-				from = locs[len(locs)-1].version - 1
-				if from == 0 {
+				if end.version == 1 {
 					return
 				}
+				from = end.version - 1
 			} else {
-				from = locs[len(locs)-1].version + 1
+				from = end.lastVersion() + 1
 			}
 		}
 	}
 }
 
-// lastLoc finds the stream's last record at or before head.
-func (l *Log) lastLoc(stream string, head uint64) (loc, bool, error) {
+// runsPerLookup is how many runs ReadStream fetches from the index at once:
+// the index lock is never held while records are yielded.
+const runsPerLookup = 64
+
+// lastRun finds the stream's last run published by head.
+func (l *Log) lastRun(stream string, head uint64) (run, bool, error) {
 	// Tail first, then Pebble: see tailIndex.
-	if locs := l.tail.snapshot(stream, head); len(locs) > 0 {
-		return locs[len(locs)-1], true, nil
+	if runs := l.tail.snapshot(stream, head); len(runs) > 0 {
+		return runs[len(runs)-1], true, nil
 	}
 	l.dbMu.RLock()
 	defer l.dbMu.RUnlock()
 	if l.dbMu.closed {
-		return loc{}, false, store.ErrClosed
+		return run{}, false, store.ErrClosed
 	}
 	return lastIndexed(l.db, stream, head)
 }
 
-// streamLocs returns up to n locations of the stream's records starting at
-// version from, going up (or down when backwards), within view v.
-func (l *Log) streamLocs(v *view, stream string, from uint64, backwards bool, n int) ([]loc, error) {
+// streamRuns returns up to n runs of the stream within view v, in order,
+// starting with the run that holds version from and going up (or down when
+// backwards).
+func (l *Log) streamRuns(v *view, stream string, from uint64, backwards bool, n int) ([]run, error) {
 	tail := l.tail.snapshot(stream, v.head)
-	// Versions below tailFirst come from Pebble, the rest from the tail copy.
-	tailFirst := uint64(1<<64 - 1)
+	// Runs starting below tailFirst come from Pebble, the rest from the
+	// tail copy: Pebble may hold some tail runs too, but is never asked.
+	tailFirst := uint64(math.MaxUint64)
 	if len(tail) > 0 {
 		tailFirst = tail[0].version
 	}
-	var out []loc
-	fromTail := func() {
-		if len(tail) == 0 {
-			return
-		}
-		if backwards {
-			for i := len(tail) - 1; i >= 0 && len(out) < n; i-- {
-				if tail[i].version <= from {
-					out = append(out, tail[i])
-				}
-			}
-			return
-		}
-		for i := 0; i < len(tail) && len(out) < n; i++ {
-			if tail[i].version >= from {
+	var out []run
+	if backwards {
+		for i := len(tail) - 1; i >= 0 && len(out) < n; i-- {
+			if tail[i].version <= from {
 				out = append(out, tail[i])
 			}
 		}
-	}
-	if backwards {
-		fromTail() // walks down to tailFirst unless n is reached first
 		if hi := min(from, tailFirst-1); len(out) < n && hi >= 1 {
-			more, err := l.indexedLocs(stream, 1, hi, true, n-len(out), v.head)
+			more, err := l.indexedRuns(stream, hi, true, tailFirst, n-len(out), v.head)
 			if err != nil {
 				return nil, err
 			}
@@ -189,84 +188,85 @@ func (l *Log) streamLocs(v *view, stream string, from uint64, backwards bool, n 
 		return out, nil
 	}
 	if from < tailFirst {
-		more, err := l.indexedLocs(stream, from, tailFirst-1, false, n, v.head)
+		more, err := l.indexedRuns(stream, from, false, tailFirst, n, v.head)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, more...)
 	}
-	if len(out) < n {
-		fromTail()
+	for i := 0; i < len(tail) && len(out) < n; i++ {
+		if tail[i].lastVersion() >= from {
+			out = append(out, tail[i])
+		}
 	}
 	return out, nil
 }
 
-// indexedLocs reads stream entries with versions in [lo, hi] from Pebble.
-func (l *Log) indexedLocs(stream string, lo, hi uint64, backwards bool, n int, head uint64) ([]loc, error) {
+// indexedRuns reads up to n runs from Pebble that start before version
+// below, beginning with the run holding version from.
+func (l *Log) indexedRuns(stream string, from uint64, backwards bool, below uint64, n int, head uint64) ([]run, error) {
 	l.dbMu.RLock()
 	defer l.dbMu.RUnlock()
 	if l.dbMu.closed {
 		return nil, store.ErrClosed
 	}
-	upper := streamKey(stream, hi)
-	upper = append(upper, 0) // inclusive of hi
-	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: streamKey(stream, lo), UpperBound: upper})
+	upper := streamKey(stream, below)
+	if below == math.MaxUint64 {
+		upper = prefixEnd(streamPrefix(stream))
+	}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: streamPrefix(stream), UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	var out []loc
-	valid := it.First()
-	step := it.Next
-	if backwards {
-		valid, step = it.Last(), it.Prev
+	// The run holding from is the last one starting at or before it.
+	valid := it.SeekLT(streamKey(stream, from+1))
+	step := it.Prev
+	if !backwards {
+		step = it.Next
+		if !valid {
+			valid = it.First()
+		}
 	}
+	var out []run
 	for ; valid && len(out) < n; valid = step() {
-		lc, err := decodeLoc(it.Key(), it.Value())
+		r, err := decodeRun(it.Key(), it.Value())
 		if err != nil {
 			return nil, err
 		}
-		if lc.pos > head {
-			continue // indexed after v was taken
+		if r.pos > head || !backwards && r.lastVersion() < from {
+			continue // indexed after the view was taken, or ends before from
 		}
-		out = append(out, lc)
+		out = append(out, r)
 	}
 	return out, it.Error()
 }
 
-// readAt reads the one record at lc.
-func (l *Log) readAt(v *view, lc loc) (event.Record, error) {
-	seg := v.segs[v.findSegment(lc.pos)]
-	end := v.segEnd(v.findSegment(lc.pos))
-	want := min(int64(512), end-lc.off)
-	var r event.Record
-	for {
-		if want < frameHeaderSize {
-			return r, &CorruptionError{Segment: seg.name, Offset: lc.off, Reason: "indexed record lies past the end of the segment"}
+// readRun reads the records of one run with a single read.
+func (l *Log) readRun(v *view, r run) ([]event.Record, error) {
+	i := v.findSegment(r.pos)
+	seg := v.segs[i]
+	if end := v.segEnd(i); r.off+int64(r.size) > end {
+		return nil, &CorruptionError{Segment: seg.name, Offset: r.off, Reason: "indexed run lies past the end of the segment"}
+	}
+	buf := make([]byte, r.size)
+	if _, err := seg.r.ReadAt(buf, r.off); err != nil && !errors.Is(err, io.EOF) {
+		if errors.Is(err, os.ErrClosed) {
+			return nil, store.ErrClosed
 		}
-		buf := make([]byte, want)
-		if _, err := seg.r.ReadAt(buf, lc.off); err != nil && !errors.Is(err, io.EOF) {
-			if errors.Is(err, os.ErrClosed) {
-				return r, store.ErrClosed
-			}
-			return r, fmt.Errorf("eventlog: read segment %s at %d: %w", seg.name, lc.off, err)
-		}
-		_, _, err := decodeFrame(buf, maxBody, &r)
-		if err == errShortFrame {
-			n, ferr := frameLen(buf, maxBody)
-			if ferr != nil || int64(n) <= want || lc.off+int64(n) > end {
-				return r, &CorruptionError{Segment: seg.name, Offset: lc.off, Reason: "frame extends past the end of the segment's data"}
-			}
-			want = int64(n)
-			continue
+		return nil, fmt.Errorf("eventlog: read segment %s at %d: %w", seg.name, r.off, err)
+	}
+	recs := make([]event.Record, r.count)
+	off := 0
+	for k := range recs {
+		n, _, err := decodeFrame(buf[off:], maxBody, &recs[k])
+		if err == nil && recs[k].Position != r.pos+uint64(k) {
+			err = fmt.Errorf("index says position %d, record has %d", r.pos+uint64(k), recs[k].Position)
 		}
 		if err != nil {
-			return r, &CorruptionError{Segment: seg.name, Offset: lc.off, Reason: err.Error()}
+			return nil, &CorruptionError{Segment: seg.name, Offset: r.off + int64(off), Reason: err.Error()}
 		}
-		if r.Position != lc.pos {
-			return r, &CorruptionError{Segment: seg.name, Offset: lc.off,
-				Reason: fmt.Sprintf("index points at position %d, record has %d", lc.pos, r.Position)}
-		}
-		return r, nil
+		off += n
 	}
+	return recs, nil
 }

@@ -106,7 +106,7 @@ func (l *Log) publish(items []*syncItem) {
 	for _, it := range items {
 		l.tail.add(it.entries)
 		l.sparse.add(it.sparse...)
-		l.indexer.push(it.entries)
+		l.indexer.push(it.entries, it.sparse)
 		if nv.segs[len(nv.segs)-1] != it.seg {
 			nv.segs = append(nv.segs[:len(nv.segs):len(nv.segs)], it.seg)
 		}

@@ -160,13 +160,15 @@ func (l *Log) writeOne(r *appendReq, ns int64) {
 		}
 		pos, ver := w.next, h.version+1+uint64(i)
 		size := sealFrame(frames[p:], pos, ver, ns, flags)
-		w.item.entries = append(w.item.entries, indexEntry{stream: r.stream, loc: loc{version: ver, pos: pos, off: base + int64(p)}, end: base + int64(p+size)})
 		if sparseWants(pos, w.seg.base) {
 			w.item.sparse = append(w.item.sparse, sparsePoint{pos: pos, off: base + int64(p)})
 		}
 		p += size
 		w.next++
 	}
+	w.item.entries = append(w.item.entries, indexEntry{stream: r.stream, run: run{
+		version: h.version + 1, pos: first, off: base, count: uint32(n), size: uint32(len(frames)),
+	}})
 	w.buf = append(w.buf, frames...)
 	r.frames = nil
 	h.version += uint64(n)
@@ -250,17 +252,17 @@ func (l *Log) writerHead(stream string) (*streamHead, error) {
 	// Every append since open went through heads, so the published index
 	// is complete for this stream.
 	v := l.view.Load()
-	lc, ok, err := l.lastLoc(stream, v.head)
+	last, ok, err := l.lastRun(stream, v.head)
 	if err != nil {
 		return nil, err
 	}
 	h := &streamHead{}
 	if ok {
-		rec, err := l.readAt(v, lc)
+		recs, err := l.readRun(v, last)
 		if err != nil {
 			return nil, err
 		}
-		h.version, h.pos, h.lastID = lc.version, lc.pos, rec.ID
+		h.version, h.pos, h.lastID = last.lastVersion(), last.lastPos(), recs[len(recs)-1].ID
 	}
 	w.heads[stream] = h
 	return h, nil
@@ -290,21 +292,22 @@ func (l *Log) retried(r *appendReq, h *streamHead) (store.AppendResult, bool, er
 	if err := l.waitPublished(h.pos); err != nil {
 		return store.AppendResult{}, false, err
 	}
+	// The original append is one run: version start+1, n events.
 	v := l.view.Load()
-	locs, err := l.streamLocs(v, r.stream, start+1, false, int(n))
-	if err != nil || len(locs) != int(n) {
+	runs, err := l.streamRuns(v, r.stream, start+1, false, 1)
+	if err != nil || len(runs) == 0 || runs[0].version != start+1 || runs[0].count != uint32(n) {
 		return store.AppendResult{}, false, err
 	}
-	for i, lc := range locs {
-		rec, err := l.readAt(v, lc)
-		if err != nil {
-			return store.AppendResult{}, false, err
-		}
-		if rec.ID != r.ids[i] {
+	recs, err := l.readRun(v, runs[0])
+	if err != nil {
+		return store.AppendResult{}, false, err
+	}
+	for i := range recs {
+		if recs[i].ID != r.ids[i] {
 			return store.AppendResult{}, false, nil
 		}
 	}
-	return store.AppendResult{Version: start + n, FirstPosition: locs[0].pos, LastPosition: locs[n-1].pos}, true, nil
+	return store.AppendResult{Version: start + n, FirstPosition: runs[0].pos, LastPosition: runs[0].lastPos()}, true, nil
 }
 
 // waitPublished flushes what the writer holds and blocks until the syncer
