@@ -13,14 +13,17 @@ import (
 // The stream index lives in Pebble under these keys (integers big-endian so
 // that they sort):
 //
-//	's' stream 0x00 firstVersion → pos u64 | off u64 | count u32 | size u32   one per append
-//	'o' pos                      → off u64                                   sparse points (sparse.go)
+//	's' stream 0x00 firstVersion → k × (pos u64 | off u64 | count u32 | size u32)
+//	'o' pos                      → off u64                 sparse points (sparse.go)
 //	'm'                          → indexed u64 | streams u64
 //
-// One key per append, not per event: an append's events have consecutive
-// versions and positions and lie back to back in one segment, so a run
-// (first version, first position, offset, count, size) locates them all and
-// one read fetches them. Batched appends cost the index almost nothing.
+// An append's events have consecutive versions and positions and lie back
+// to back in one segment, so a run (first position, offset, count, size)
+// locates them all and one read fetches them. A stream key holds the runs of
+// consecutive appends to the stream that the indexer wrote in one batch (up
+// to maxRunsPerKey): the version of each run follows from the key's version
+// and the counts before it. Pebble's cost is per key, so this is what keeps
+// the index cheap when many streams receive single-event appends.
 //
 // Stream names contain no control characters (event.ValidateStream), so
 // 0x00 cleanly ends the name. The 'm' key is written in the same batch as
@@ -80,6 +83,11 @@ type run struct {
 func (r run) lastVersion() uint64 { return r.version + uint64(r.count) - 1 }
 func (r run) lastPos() uint64     { return r.pos + uint64(r.count) - 1 }
 
+// maxRunsPerKey bounds the value of one stream key.
+const maxRunsPerKey = 256
+
+const runValueSize = 24
+
 func appendRunValue(dst []byte, r run) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, r.pos)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.off))
@@ -87,21 +95,27 @@ func appendRunValue(dst []byte, r run) []byte {
 	return binary.BigEndian.AppendUint32(dst, r.size)
 }
 
-func decodeRun(key, val []byte) (run, error) {
-	if len(val) != 24 || len(key) < 8 {
-		return run{}, errors.New("eventlog: malformed stream index entry")
+// decodeRuns expands one stream key into its runs.
+func decodeRuns(key, val []byte, dst []run) ([]run, error) {
+	if len(val) == 0 || len(val)%runValueSize != 0 || len(key) < 8 {
+		return dst, errors.New("eventlog: malformed stream index entry")
 	}
-	r := run{
-		version: binary.BigEndian.Uint64(key[len(key)-8:]),
-		pos:     binary.BigEndian.Uint64(val[0:]),
-		off:     int64(binary.BigEndian.Uint64(val[8:])),
-		count:   binary.BigEndian.Uint32(val[16:]),
-		size:    binary.BigEndian.Uint32(val[20:]),
+	version := binary.BigEndian.Uint64(key[len(key)-8:])
+	for ; len(val) > 0; val = val[runValueSize:] {
+		r := run{
+			version: version,
+			pos:     binary.BigEndian.Uint64(val[0:]),
+			off:     int64(binary.BigEndian.Uint64(val[8:])),
+			count:   binary.BigEndian.Uint32(val[16:]),
+			size:    binary.BigEndian.Uint32(val[20:]),
+		}
+		if r.count == 0 {
+			return dst, errors.New("eventlog: empty run in stream index")
+		}
+		dst = append(dst, r)
+		version += uint64(r.count)
 	}
-	if r.count == 0 {
-		return run{}, errors.New("eventlog: empty run in stream index")
-	}
-	return r, nil
+	return dst, nil
 }
 
 // indexEntry is one append as the indexer needs it.
@@ -200,13 +214,16 @@ func lastIndexed(db *pebble.DB, stream string, head uint64) (run, bool, error) {
 		return run{}, false, err
 	}
 	defer it.Close()
+	var runs []run
 	for valid := it.Last(); valid; valid = it.Prev() {
-		r, err := decodeRun(it.Key(), it.Value())
+		runs, err = decodeRuns(it.Key(), it.Value(), runs[:0])
 		if err != nil {
 			return run{}, false, err
 		}
-		if r.pos <= head {
-			return r, true, nil
+		for i := len(runs) - 1; i >= 0; i-- {
+			if runs[i].pos <= head {
+				return runs[i], true, nil
+			}
 		}
 	}
 	return run{}, false, it.Error()

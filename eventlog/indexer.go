@@ -4,14 +4,20 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/stratadb/strata/event"
 )
 
-// indexBatch caps the entries per Pebble batch.
-const indexBatch = 32 << 10
+const (
+	// indexBatch caps the runs per Pebble batch.
+	indexBatch = 64 << 10
+	// indexMinBatch and indexDelay: see runIndexer.
+	indexMinBatch = 16 << 10
+	indexDelay    = 20 * time.Millisecond
+)
 
 // indexerState hands published entries from the syncer to the indexer
 // without ever blocking the syncer.
@@ -44,6 +50,12 @@ func (s *indexerState) signal() {
 	}
 }
 
+func (s *indexerState) pendingRuns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
+}
+
 func (s *indexerState) take() ([]indexEntry, []sparsePoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -54,14 +66,27 @@ func (s *indexerState) take() ([]indexEntry, []sparsePoint) {
 
 // runIndexer moves published entries into Pebble, off the acknowledgement
 // path. It stops after the syncer has, having indexed everything published.
+//
+// It lets entries gather (up to indexDelay or indexMinBatch runs) before it
+// writes: the more runs of one stream a batch holds, the fewer keys Pebble
+// must sort, flush and compact. Readers do not wait for it (tail index).
 func (l *Log) runIndexer() {
 	defer close(l.indexerDone)
+	timer := time.NewTimer(indexDelay)
+	defer timer.Stop()
 	for {
 		select {
 		case <-l.indexer.wake:
 		case <-l.syncerDone:
 			l.indexPending()
 			return
+		}
+		if l.indexer.pendingRuns() < indexMinBatch {
+			timer.Reset(indexDelay)
+			select {
+			case <-timer.C:
+			case <-l.syncerDone:
+			}
 		}
 		l.indexPending()
 	}
@@ -91,21 +116,37 @@ func (l *Log) indexEntries(entries []indexEntry, sparse []sparsePoint) error {
 	defer b.Close()
 	streams := make(map[string]struct{})
 	var newStreams uint64
-	var key, val []byte
+	// Group each stream's runs (they arrive in version order) so that one
+	// key holds several: see index.go.
+	groups := make(map[string][]run)
+	var order []string
 	for i := range entries {
 		e := &entries[i]
-		// Set copies key and value, so one scratch buffer serves all.
-		key = append(append(append(key[:0], prefixStream), e.stream...), 0)
-		key = binary.BigEndian.AppendUint64(key, e.version)
-		val = appendRunValue(val[:0], e.run)
-		if err := b.Set(key, val, nil); err != nil {
-			return err
-		}
 		if e.version == 1 {
 			newStreams++
 		}
-		if _, ok := streams[e.stream]; !ok {
+		g, ok := groups[e.stream]
+		if !ok {
+			order = append(order, e.stream)
 			streams[e.stream] = struct{}{}
+		}
+		groups[e.stream] = append(g, e.run)
+	}
+	var key, val []byte
+	for _, stream := range order {
+		for g := groups[stream]; len(g) > 0; {
+			k := min(len(g), maxRunsPerKey)
+			// Set copies key and value, so scratch buffers serve all.
+			key = append(append(append(key[:0], prefixStream), stream...), 0)
+			key = binary.BigEndian.AppendUint64(key, g[0].version)
+			val = val[:0]
+			for _, r := range g[:k] {
+				val = appendRunValue(val, r)
+			}
+			if err := b.Set(key, val, nil); err != nil {
+				return err
+			}
+			g = g[k:]
 		}
 	}
 	for _, p := range sparse {

@@ -228,16 +228,23 @@ func (l *Log) indexedRuns(stream string, from uint64, backwards bool, below uint
 			valid = it.First()
 		}
 	}
-	var out []run
+	var out, runs []run
 	for ; valid && len(out) < n; valid = step() {
-		r, err := decodeRun(it.Key(), it.Value())
+		runs, err = decodeRuns(it.Key(), it.Value(), runs[:0])
 		if err != nil {
 			return nil, err
 		}
-		if r.pos > head || !backwards && r.lastVersion() < from {
-			continue // indexed after the view was taken, or ends before from
+		if backwards {
+			slices.Reverse(runs)
 		}
-		out = append(out, r)
+		for _, r := range runs {
+			if r.pos > head || !backwards && r.lastVersion() < from || backwards && r.version > from {
+				continue // indexed after the view was taken, or outside the range
+			}
+			if len(out) < n {
+				out = append(out, r)
+			}
+		}
 	}
 	return out, it.Error()
 }
