@@ -187,6 +187,9 @@ func TestFlippedByteInLastRecordIsNotMistakenForATornWrite(t *testing.T) {
 	if _, err := Open(dir, Options{}); !errors.Is(err, store.ErrCorrupt) {
 		t.Fatalf("open = %v, want corruption", err)
 	}
+	if rep, err := Verify(context.Background(), dir); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("verify = %+v, %v; want the corruption Open reports", rep, err)
+	}
 }
 
 func TestCorruptSealedSegment(t *testing.T) {
