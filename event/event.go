@@ -12,7 +12,8 @@ type Event struct {
 	ID ID
 	// Type is the event's explicit, stable name ("order.placed").
 	Type string
-	// Schema is the version of Data's shape for this Type; 0 means 1.
+	// Schema is the version of Data's shape for this Type, stored and
+	// returned as given (0 for an event type that has no versions yet).
 	Schema uint32
 	// Data is the payload.
 	Data []byte

@@ -19,9 +19,18 @@ import (
 type Store interface {
 	// Append writes events to the end of stream, atomically: all of them or
 	// none. expected is checked against the stream's current version; a
-	// mismatch fails with an error matching ErrWrongExpectedVersion. When the
-	// events' ids were already appended at the same place (a retry after a lost
-	// acknowledgement) the original result is returned and nothing is written.
+	// mismatch fails with an error matching ErrWrongExpectedVersion. Invalid
+	// input (a bad stream name or type, no events, one id twice) fails with an
+	// error matching event.ErrInvalid, an oversized event with
+	// ErrEventTooLarge; a failed append returns a zero AppendResult.
+	//
+	// Retries are recognised by event ids at the same place: when the events
+	// at the place the append names already carry exactly these ids in this
+	// order, the original result is returned and nothing is written. The
+	// place is versions v+1..v+n for Exactly(v) (and NoStream, v = 0), and the
+	// stream's last n events for Any and StreamExists. Ids are not otherwise
+	// required to be unique; give every event a fresh id and retry with the
+	// same ones.
 	Append(ctx context.Context, stream string, expected ExpectedVersion, events ...event.Event) (AppendResult, error)
 
 	// ReadStream reads the events of one stream in version order (or reverse).
@@ -42,7 +51,9 @@ type Store interface {
 	// Head returns the position of the last acknowledged event (0 when empty).
 	Head(ctx context.Context) (uint64, error)
 
-	// Close releases the store. Appends and reads afterwards fail with ErrClosed.
+	// Close releases the store. Appends and reads afterwards fail with
+	// ErrClosed, and running subscriptions end with ErrClosed. Closing again
+	// returns the first Close's result.
 	Close() error
 }
 
@@ -90,7 +101,8 @@ func (f *Filter) IsZero() bool { return len(f.Types) == 0 && f.StreamPrefix == "
 // stream forwards.
 type ReadStreamOptions struct {
 	// From is the first version to yield. Forwards, 0 means the start.
-	// Backwards, it is the highest version to yield and 0 means the end.
+	// Backwards, it is the highest version to yield; 0, or a version past the
+	// end, means the end.
 	From uint64
 	// Backwards reads from newest to oldest.
 	Backwards bool
