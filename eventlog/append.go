@@ -41,9 +41,11 @@ func (l *Log) Append(ctx context.Context, stream string, expected store.Expected
 		l.appendMu.RUnlock()
 		return store.AppendResult{}, store.ErrClosed
 	}
+	l.inflight.Add(1)
 	select {
 	case l.queue <- req:
 	case <-ctx.Done():
+		l.inflight.Add(-1)
 		l.appendMu.RUnlock()
 		return store.AppendResult{}, ctx.Err()
 	}

@@ -73,6 +73,10 @@ func benchAppend(b *testing.B, opts Options, writers, batch int) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	if st, _ := l.Stats(ctx); st.Syncs > 0 {
+		b.ReportMetric(float64(st.Appends)/float64(st.Syncs), "appends/sync")
+		b.ReportMetric(float64(st.SyncTime.Microseconds())/float64(st.Syncs), "µs/sync")
+	}
 }
 
 // BenchmarkReadAll measures a full scan from the page cache: records decoded

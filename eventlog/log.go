@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -34,12 +35,20 @@ type Log struct {
 	view   atomic.Pointer[view]
 	notify atomic.Pointer[chan struct{}] // closed and replaced at each publication
 
-	queue  chan *appendReq
-	syncCh chan *syncItem
-	w      writerState // owned by the writer goroutine
+	queue      chan *appendReq
+	syncCh     chan *syncItem
+	w          writerState // owned by the writer goroutine
+	// inflight counts appends between entering the queue and being
+	// acknowledged; writerBlocked is set while the writer waits for the
+	// syncer. Both serve gather (syncer.go).
+	inflight      atomic.Int64
+	writerBlocked atomic.Bool
 
 	indexer indexerState
 	indexed atomic.Uint64 // last position in Pebble
+	syncs   atomic.Uint64 // fdatasync calls on segments
+	syncNs  atomic.Int64  // time spent in them
+	acked   atomic.Uint64 // appends acknowledged (successful or not)
 
 	sticky atomic.Pointer[error] // first write or sync error
 
@@ -219,6 +228,12 @@ type Stats struct {
 	Segments int    // segment files
 	Bytes    int64  // bytes in segment files
 	Indexed  uint64 // last position the stream index has persisted
+	// Appends and Syncs count acknowledged appends and segment fsyncs since
+	// open: their ratio is how many appends group commit shares one fsync
+	// among.
+	Appends  uint64
+	Syncs    uint64
+	SyncTime time.Duration // total time spent in segment fsyncs
 }
 
 // Stats returns the log's current size.
@@ -227,7 +242,7 @@ func (l *Log) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, store.ErrClosed
 	}
 	v := l.view.Load()
-	s := Stats{Head: v.head, Segments: len(v.segs), Indexed: l.indexed.Load()}
+	s := Stats{Head: v.head, Segments: len(v.segs), Indexed: l.indexed.Load(), Appends: l.acked.Load(), Syncs: l.syncs.Load(), SyncTime: time.Duration(l.syncNs.Load())}
 	for i := range v.segs {
 		s.Bytes += v.segEnd(i)
 	}

@@ -95,6 +95,7 @@ func (l *Log) writeBatch(batch []*appendReq) {
 	if err := l.stickyErr(); err != nil {
 		for _, r := range batch {
 			r.err = err
+			l.inflight.Add(-1)
 			close(r.done)
 		}
 		return
@@ -314,6 +315,9 @@ func (l *Log) retried(r *appendReq, h *streamHead) (store.AppendResult, bool, er
 // has published pos. Only the rare retry path uses it.
 func (l *Log) waitPublished(pos uint64) error {
 	l.flush()
+	// The syncer must not wait for this writer while it waits here.
+	l.writerBlocked.Store(true)
+	defer l.writerBlocked.Store(false)
 	for {
 		ch := l.notify.Load()
 		if l.view.Load().head >= pos {
