@@ -35,6 +35,8 @@ type Log struct {
 	view   atomic.Pointer[view]
 	notify atomic.Pointer[chan struct{}] // closed and replaced at each publication
 
+	prealloc *preallocator
+
 	queue      chan *appendReq
 	syncCh     chan *syncItem
 	w          writerState // owned by the writer goroutine
@@ -92,6 +94,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		dir:         dir,
 		opts:        opts,
 		tail:        newTailIndex(),
+		prealloc:    newPreallocator(),
 		queue:       make(chan *appendReq, 4096),
 		syncCh:      make(chan *syncItem, 64),
 		quit:        make(chan struct{}),
@@ -121,6 +124,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		l.releaseFiles()
 		return nil, err
 	}
+	go l.prealloc.run()
 	go l.runWriter()
 	go l.runSyncer()
 	go l.runIndexer()
@@ -181,6 +185,7 @@ func (l *Log) Close() error {
 		<-l.writerDone
 		<-l.syncerDone
 		<-l.indexerDone
+		l.prealloc.close()
 
 		var errs []error
 		if err := l.sticky.Load(); err != nil {

@@ -40,6 +40,7 @@ func (l *Log) recover() error {
 		}
 		l.w.seg, l.w.f, l.w.off, l.w.next = seg, f, segmentHeaderSize, 1
 		l.view.Store(&view{segs: []*segment{seg}, end: segmentHeaderSize})
+		l.prealloc.start(f, segmentHeaderSize, segmentHeaderSize, l.opts.SegmentSize)
 		return nil
 	}
 
@@ -108,11 +109,17 @@ func (l *Log) recover() error {
 	l.sparse.truncateAfter(head)
 
 	s := segs[last]
-	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("eventlog: open segment for writing: %w", err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("eventlog: stat segment: %w", err)
+	}
 	l.w.seg, l.w.f, l.w.off, l.w.next = s, f, end, next
+	l.prealloc.start(f, end, fi.Size(), l.opts.SegmentSize)
 	l.view.Store(&view{head: head, segs: segs, end: end})
 
 	l.tail.mu.indexedStreams = meta.streams
@@ -161,6 +168,7 @@ func (l *Log) loadSparse(indexed uint64) error {
 // segScan is what checking one segment found.
 type segScan struct {
 	size       int64
+	dataEnd    int64            // size less a zero-filled tail (preallocation)
 	headerErr  error            // the header is bad
 	commitEnd  int64            // offset after the last complete append
 	commitNext uint64           // position after the last complete append
@@ -171,8 +179,11 @@ type segScan struct {
 
 // clean reports whether the segment ends exactly after a complete append.
 func (sc *segScan) clean() bool {
-	return sc.headerErr == nil && sc.bad == nil && sc.commitEnd == sc.size
+	return sc.headerErr == nil && sc.bad == nil && sc.commitEnd == sc.dataEnd
 }
+
+// zeroTail reports whether the segment ends in zeros that hold no data.
+func (sc *segScan) zeroTail() bool { return sc.dataEnd < sc.size }
 
 // checkSegment reads every record of s, changing nothing.
 func checkSegment(s *segment) (segScan, error) {
@@ -180,7 +191,7 @@ func checkSegment(s *segment) (segScan, error) {
 	if err != nil {
 		return segScan{}, fmt.Errorf("eventlog: stat segment %s: %w", s.name, err)
 	}
-	sc := segScan{size: fi.Size(), commitEnd: segmentHeaderSize, commitNext: s.base}
+	sc := segScan{size: fi.Size(), dataEnd: fi.Size(), commitEnd: segmentHeaderSize, commitNext: s.base}
 	hdr := make([]byte, segmentHeaderSize)
 	n, _ := s.r.ReadAt(hdr, 0)
 	if sc.headerErr = checkSegmentHeader(hdr[:n], s.base); sc.headerErr != nil {
@@ -196,6 +207,13 @@ func checkSegment(s *segment) (segScan, error) {
 		if err != nil {
 			if !errors.As(err, &sc.bad) {
 				return sc, err
+			}
+			// A preallocated tail: zeros to the end, where the writer had
+			// not written yet. (A zero length is never a valid frame.)
+			if zero, zerr := allZero(s.r, sc.bad.Offset, sc.size); zerr != nil {
+				return sc, zerr
+			} else if zero {
+				sc.dataEnd, sc.bad = sc.bad.Offset, nil
 			}
 			break
 		}
@@ -227,6 +245,8 @@ func damage(s *segment, sc *segScan, isLast bool, indexed uint64) error {
 		return nil // creation was interrupted before anything depended on it
 	case !isLast && sc.bad != nil:
 		return sc.bad
+	case !isLast && sc.zeroTail():
+		return &CorruptionError{Segment: s.name, Offset: sc.dataEnd, Reason: "sealed segment ends in zeros"}
 	case !isLast:
 		return &CorruptionError{Segment: s.name, Offset: sc.commitEnd, Reason: "sealed segment ends inside an append"}
 	case sc.bad != nil && sc.commitNext <= indexed:
@@ -287,6 +307,24 @@ func truncateSegment(s *segment, size int64) error {
 		return fmt.Errorf("eventlog: sync after truncation: %w", err)
 	}
 	return nil
+}
+
+// allZero reports whether r holds only zero bytes in [from, size).
+func allZero(r io.ReaderAt, from, size int64) (bool, error) {
+	buf := make([]byte, 1<<20)
+	for off := from; off < size; {
+		n := min(int64(len(buf)), size-off)
+		if _, err := r.ReadAt(buf[:n], off); err != nil && !errors.Is(err, io.EOF) {
+			return false, fmt.Errorf("eventlog: read segment tail: %w", err)
+		}
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		off += n
+	}
+	return true, nil
 }
 
 // validFrameAfter looks for any intact frame starting in [from, size).

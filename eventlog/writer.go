@@ -66,6 +66,11 @@ func (l *Log) runWriter() {
 				case r := <-l.queue:
 					l.writeBatch([]*appendReq{r})
 				default:
+					// Leave no zero-filled tail behind a clean close.
+					l.prealloc.stop()
+					if err := l.w.f.Truncate(l.w.off); err != nil && l.stickyErr() == nil {
+						l.setSticky(fmt.Errorf("truncate segment %s: %w", l.w.seg.name, err))
+					}
 					l.ensureItem()
 					l.w.item.final = true
 					l.flush()
@@ -188,24 +193,29 @@ func (l *Log) ensureItem() {
 // flush writes the buffer and hands the current item to the syncer.
 func (l *Log) flush() { l.flushSync(false) }
 
-// flushSync is flush that, with syncNow, also fsyncs the segment before the
-// syncer sees the item (see roll).
-func (l *Log) flushSync(syncNow bool) {
+// flushSync is flush that, with seal, also cuts the segment's zero-filled
+// tail and fsyncs it before the syncer sees the item (see roll).
+func (l *Log) flushSync(seal bool) {
 	w := &l.w
 	it := w.item
 	if it == nil {
 		return
 	}
 	w.item = nil
-	if len(w.buf) > 0 {
-		if _, err := w.f.Write(w.buf); err != nil {
+	if len(w.buf) > 0 && l.stickyErr() == nil {
+		end := w.off + int64(len(w.buf))
+		l.prealloc.beforeWrite(w.f, w.off, end)
+		if _, err := w.f.WriteAt(w.buf, w.off); err != nil {
 			l.setSticky(fmt.Errorf("write segment %s: %w", w.seg.name, err))
 		}
-		w.off += int64(len(w.buf))
-		w.buf = w.buf[:0]
+		w.off = end
 	}
-	if syncNow && l.stickyErr() == nil {
-		if err := fdatasync(w.f); err != nil {
+	w.buf = w.buf[:0]
+	if seal && l.stickyErr() == nil {
+		l.prealloc.stop()
+		if err := w.f.Truncate(w.off); err != nil {
+			l.setSticky(fmt.Errorf("truncate segment %s: %w", w.seg.name, err))
+		} else if err := fdatasync(w.f); err != nil {
 			l.setSticky(fmt.Errorf("sync segment %s: %w", w.seg.name, err))
 		}
 	}
@@ -222,9 +232,10 @@ func (l *Log) flushSync(syncNow bool) {
 }
 
 // roll seals the active segment and starts the next one. The sealed
-// segment is fsynced before the next exists, whatever the durability mode:
-// recovery treats damage anywhere but in the last segment as corruption, so
-// a torn write must never be left in a segment that is no longer last.
+// segment is cut to its data and fsynced before the next exists, whatever
+// the durability mode: recovery treats damage anywhere but in the last
+// segment as corruption, so a torn write or a zero-filled tail must never be
+// left in a segment that is no longer last.
 func (l *Log) roll() error {
 	w := &l.w
 	l.ensureItem()
@@ -240,6 +251,7 @@ func (l *Log) roll() error {
 		return l.stickyErr()
 	}
 	w.f, w.seg, w.off = f, seg, segmentHeaderSize
+	l.prealloc.start(f, segmentHeaderSize, segmentHeaderSize, l.opts.SegmentSize)
 	return nil
 }
 

@@ -1,0 +1,137 @@
+package eventlog
+
+import (
+	"os"
+	"sync"
+)
+
+const (
+	// preallocChunk is how much the preallocator zero-fills at once, and
+	// preallocAhead how far ahead of the writer it keeps the active segment
+	// filled.
+	preallocChunk = 4 << 20
+	preallocAhead = 8 << 20
+)
+
+var zeroChunk = make([]byte, preallocChunk)
+
+// preallocator writes zeros ahead of the writer in the active segment and
+// fsyncs them. Overwriting blocks that are already allocated and durable
+// lets the writer's fdatasync flush data alone; extending the file makes
+// every fdatasync also commit block allocation and the new size to the
+// filesystem journal, which measured about 1.5× as slow here. It is only an
+// optimisation: a writer that catches up simply extends the file.
+//
+// The one rule is that zeros never land on data: a fill covers only bytes at
+// or past the writer's end when it starts, and the writer waits before
+// writing into a fill in progress.
+type preallocator struct {
+	mu struct {
+		sync.Mutex
+		f         *os.File // active segment; nil when stopped
+		zeroed    int64    // end of the durable zero-filled region
+		writerEnd int64    // end of the writer's data
+		limit     int64    // never fill past this
+		filling   bool     // a fill of [fillStart, fillStart+chunk) runs
+		fillStart int64
+		quit      bool
+	}
+	cond *sync.Cond
+	wake chan struct{}
+	done chan struct{}
+}
+
+func newPreallocator() *preallocator {
+	p := &preallocator{wake: make(chan struct{}, 1), done: make(chan struct{})}
+	p.cond = sync.NewCond(&p.mu.Mutex)
+	return p
+}
+
+// start makes f, whose data ends at end, the file to fill, up to limit.
+// The file's current size counts as zeroed if it is past end: recovery
+// leaves a zero-filled tail in place.
+func (p *preallocator) start(f *os.File, end, size, limit int64) {
+	p.mu.Lock()
+	p.mu.f, p.mu.writerEnd, p.mu.zeroed, p.mu.limit = f, end, max(end, size), limit
+	p.mu.Unlock()
+	p.signal()
+}
+
+// stop waits for a fill in progress and fills no more: the writer is about
+// to truncate or close f.
+func (p *preallocator) stop() {
+	p.mu.Lock()
+	for p.mu.filling {
+		p.cond.Wait()
+	}
+	p.mu.f = nil
+	p.mu.Unlock()
+}
+
+// beforeWrite is called by the writer before it writes up to end.
+func (p *preallocator) beforeWrite(f *os.File, off, end int64) {
+	p.mu.Lock()
+	for p.mu.filling && p.mu.f == f && end > p.mu.fillStart {
+		p.cond.Wait()
+	}
+	p.mu.writerEnd = end
+	need := p.mu.f == f && p.mu.zeroed-end < preallocAhead && p.mu.zeroed < p.mu.limit
+	p.mu.Unlock()
+	if need {
+		p.signal()
+	}
+}
+
+func (p *preallocator) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *preallocator) close() {
+	p.mu.Lock()
+	p.mu.quit = true
+	p.mu.Unlock()
+	p.signal()
+	<-p.done
+}
+
+// run fills until close. Fill errors are not the log's problem: the writer
+// then extends the file as it would without preallocation.
+func (p *preallocator) run() {
+	defer close(p.done)
+	for range p.wake {
+		for {
+			p.mu.Lock()
+			f := p.mu.f
+			start := max(p.mu.zeroed, p.mu.writerEnd)
+			if p.mu.quit || f == nil || start-p.mu.writerEnd >= preallocAhead || start >= p.mu.limit {
+				quit := p.mu.quit
+				p.mu.Unlock()
+				if quit {
+					return
+				}
+				break
+			}
+			n := min(int64(preallocChunk), p.mu.limit-start)
+			p.mu.filling, p.mu.fillStart = true, start
+			p.mu.Unlock()
+
+			_, err := f.WriteAt(zeroChunk[:n], start)
+			if err == nil {
+				err = fdatasync(f)
+			}
+
+			p.mu.Lock()
+			p.mu.filling = false
+			if err == nil && p.mu.f == f {
+				p.mu.zeroed = start + n
+			} else if err != nil {
+				p.mu.f = nil // stop trying on this segment
+			}
+			p.cond.Broadcast()
+			p.mu.Unlock()
+		}
+	}
+}
