@@ -43,6 +43,17 @@ func TestNewIDIsMonotonicWithinProcess(t *testing.T) {
 	}
 }
 
+func TestNewIDsFillsIncreasingIDs(t *testing.T) {
+	ids := make([]ID, 10_000)
+	NewIDs(ids)
+	for i := 1; i < len(ids); i++ {
+		if bytes.Compare(ids[i][:8], ids[i-1][:8]) <= 0 || ids[i][6]>>4 != 7 {
+			t.Fatalf("id %d (%s) does not follow %s as a v7 id", i, ids[i], ids[i-1])
+		}
+	}
+	NewIDs(nil) // no ids, no panic
+}
+
 func TestParseIDRejects(t *testing.T) {
 	for _, s := range []string{"", "xyz", "0190b2a4-7c1e-7000-8000-00000000000g", "0190b2a47c1e-7000-8000-0000-000000000000", strings.Repeat("0", 35)} {
 		if _, err := ParseID(s); !errors.Is(err, ErrInvalidID) {

@@ -74,7 +74,7 @@ func (l *Log) newAppendReq(ctx context.Context, stream string, expected store.Ex
 		userIDs:  true,
 		done:     make(chan struct{}),
 	}
-	size := 0
+	size, generated := 0, 0
 	for i := range events {
 		e := &events[i]
 		if err := e.Validate(); err != nil {
@@ -84,12 +84,21 @@ func (l *Log) newAppendReq(ctx context.Context, stream string, expected store.Ex
 			return nil, fmt.Errorf("%w: event %d (type %q) is %d bytes, the limit is %d", store.ErrEventTooLarge, i, e.Type, n, l.opts.MaxEventSize)
 		}
 		if e.ID.IsZero() {
-			req.ids[i] = event.NewID()
-			req.userIDs = false
+			generated++
 		} else {
 			req.ids[i] = e.ID
 		}
 		size += frameSize(stream, e)
+	}
+	if generated > 0 {
+		req.userIDs = false
+		fresh := make([]event.ID, generated)
+		event.NewIDs(fresh)
+		for i := range req.ids {
+			if req.ids[i].IsZero() {
+				req.ids[i], fresh = fresh[0], fresh[1:]
+			}
+		}
 	}
 	if size > maxAppendBytes {
 		return nil, fmt.Errorf("%w: the append is %d bytes encoded, the limit for one append is %d", store.ErrEventTooLarge, size, maxAppendBytes)

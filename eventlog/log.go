@@ -40,9 +40,10 @@ type Log struct {
 	queue      chan *appendReq
 	syncCh     chan *syncItem
 	w          writerState // owned by the writer goroutine
-	// inflight counts appends between entering the queue and being
-	// acknowledged; writerBlocked is set while the writer waits for the
-	// syncer. Both serve gather (syncer.go).
+	// inflight counts appends between entering the queue and leaving the
+	// syncer: each of them is bound to reach the syncer in an item.
+	// writerBlocked is set while the writer waits for the syncer. Both serve
+	// gather (syncer.go).
 	inflight      atomic.Int64
 	writerBlocked atomic.Bool
 

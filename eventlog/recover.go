@@ -34,13 +34,13 @@ func (l *Log) recover() error {
 				return err
 			}
 		}
-		f, seg, err := createSegment(l.dir, 1, l.opts.Now())
+		f, seg, err := createSegment(l.dir, 1, l.opts.Now(), l.opts.SegmentSize)
 		if err != nil {
 			return err
 		}
 		l.w.seg, l.w.f, l.w.off, l.w.next = seg, f, segmentHeaderSize, 1
 		l.view.Store(&view{segs: []*segment{seg}, end: segmentHeaderSize})
-		l.prealloc.start(f, segmentHeaderSize, segmentHeaderSize, l.opts.SegmentSize)
+		l.prealloc.start(f, segmentHeaderSize, l.preallocLimit())
 		return nil
 	}
 
@@ -113,13 +113,11 @@ func (l *Log) recover() error {
 	if err != nil {
 		return fmt.Errorf("eventlog: open segment for writing: %w", err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("eventlog: stat segment: %w", err)
+	if fi, err := f.Stat(); err == nil && fi.Size() < l.opts.SegmentSize {
+		_ = allocate(f, l.opts.SegmentSize) // an optimisation only; see createSegment
 	}
 	l.w.seg, l.w.f, l.w.off, l.w.next = s, f, end, next
-	l.prealloc.start(f, end, fi.Size(), l.opts.SegmentSize)
+	l.prealloc.start(f, end, l.preallocLimit())
 	l.view.Store(&view{head: head, segs: segs, end: end})
 
 	l.tail.mu.indexedStreams = meta.streams

@@ -81,8 +81,10 @@ func checkSegmentHeader(h []byte, base uint64) error {
 
 // createSegment makes a new, durable, empty segment: the header is fsynced
 // and so is the directory entry, so a crash never leaves a segment that later
-// records depend on but whose existence was not persisted.
-func createSegment(dir string, base uint64, now time.Time) (w *os.File, seg *segment, err error) {
+// records depend on but whose existence was not persisted. The file is
+// allocated to size up front (it reads as zeros past the header; recovery
+// knows a zero tail from data, and sealing cuts it).
+func createSegment(dir string, base uint64, now time.Time, size int64) (w *os.File, seg *segment, err error) {
 	path := filepath.Join(dir, segmentName(base))
 	w, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -97,6 +99,7 @@ func createSegment(dir string, base uint64, now time.Time) (w *os.File, seg *seg
 	if _, err = w.Write(encodeSegmentHeader(base, now)); err != nil {
 		return nil, nil, fmt.Errorf("eventlog: write segment header: %w", err)
 	}
+	_ = allocate(w, size) // an optimisation only: writes are correct without it
 	if err = fdatasync(w); err != nil {
 		return nil, nil, fmt.Errorf("eventlog: sync segment header: %w", err)
 	}

@@ -63,6 +63,11 @@ func (l *Log) runSyncer() {
 		} else {
 			active, dirty = last.f, l.opts.Durability == SyncInterval
 		}
+		n := 0
+		for _, it := range items {
+			n += len(it.reqs)
+		}
+		l.inflight.Add(-int64(n))
 		acks <- syncedGroup{items: items, err: l.stickyErr()}
 	}
 }
@@ -161,7 +166,6 @@ func (l *Log) publish(items []*syncItem, err error) {
 				if r.err == nil {
 					r.err, r.res = err, store.AppendResult{}
 				}
-				l.inflight.Add(-1)
 				close(r.done)
 			}
 		}
@@ -184,7 +188,6 @@ func (l *Log) publish(items []*syncItem, err error) {
 	l.indexer.signal()
 	for _, it := range items {
 		l.acked.Add(uint64(len(it.reqs)))
-		l.inflight.Add(-int64(len(it.reqs)))
 		for _, r := range it.reqs {
 			close(r.done)
 		}

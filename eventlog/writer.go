@@ -97,14 +97,6 @@ func (l *Log) runWriter() {
 
 func (l *Log) writeBatch(batch []*appendReq) {
 	w := &l.w
-	if err := l.stickyErr(); err != nil {
-		for _, r := range batch {
-			r.err = err
-			l.inflight.Add(-1)
-			close(r.done)
-		}
-		return
-	}
 	ns := l.opts.Now().UnixNano()
 	if ns < w.lastNanos {
 		ns = w.lastNanos
@@ -126,6 +118,10 @@ func (l *Log) writeOne(r *appendReq, ns int64) {
 		l.ensureItem()
 		w.item.reqs = append(w.item.reqs, r)
 	}()
+	if err := l.stickyErr(); err != nil {
+		r.err = err // failed like everything after the first write error
+		return
+	}
 	if err := r.ctx.Err(); err != nil {
 		r.err = err // not written: no outcome to be unsure about
 		return
@@ -245,14 +241,24 @@ func (l *Log) roll() error {
 		return err
 	}
 	w.seg.size = w.off // published to readers with the next view (syncer)
-	f, seg, err := createSegment(l.dir, w.next, l.opts.Now())
+	f, seg, err := createSegment(l.dir, w.next, l.opts.Now(), l.opts.SegmentSize)
 	if err != nil {
 		l.setSticky(err)
 		return l.stickyErr()
 	}
 	w.f, w.seg, w.off = f, seg, segmentHeaderSize
-	l.prealloc.start(f, segmentHeaderSize, segmentHeaderSize, l.opts.SegmentSize)
+	l.prealloc.start(f, segmentHeaderSize, l.preallocLimit())
 	return nil
+}
+
+// preallocLimit is how far the preallocator fills a segment. Only fsyncs
+// profit from preallocation, and zero-filling costs as much CPU as writing
+// the data: without SyncAlways it is off.
+func (l *Log) preallocLimit() int64 {
+	if l.opts.Durability != SyncAlways {
+		return 0
+	}
+	return l.opts.SegmentSize
 }
 
 // writerHead returns the writer's head of stream, loading it from the index
@@ -326,10 +332,13 @@ func (l *Log) retried(r *appendReq, h *streamHead) (store.AppendResult, bool, er
 // waitPublished flushes what the writer holds and blocks until the syncer
 // has published pos. Only the rare retry path uses it.
 func (l *Log) waitPublished(pos uint64) error {
-	l.flush()
-	// The syncer must not wait for this writer while it waits here.
+	// The syncer must not wait for this writer while it waits here. The
+	// flag is set before the item goes out, and an item always goes out, so
+	// a syncer already waiting for the writer wakes up and sees it.
 	l.writerBlocked.Store(true)
 	defer l.writerBlocked.Store(false)
+	l.ensureItem()
+	l.flush()
 	for {
 		ch := l.notify.Load()
 		if l.view.Load().head >= pos {
