@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -309,16 +310,14 @@ func truncateSegment(s *segment, size int64) error {
 
 // allZero reports whether r holds only zero bytes in [from, size).
 func allZero(r io.ReaderAt, from, size int64) (bool, error) {
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, len(zeroChunk))
 	for off := from; off < size; {
 		n := min(int64(len(buf)), size-off)
 		if _, err := r.ReadAt(buf[:n], off); err != nil && !errors.Is(err, io.EOF) {
 			return false, fmt.Errorf("eventlog: read segment tail: %w", err)
 		}
-		for _, b := range buf[:n] {
-			if b != 0 {
-				return false, nil
-			}
+		if !bytes.Equal(buf[:n], zeroChunk[:n]) {
+			return false, nil
 		}
 		off += n
 	}

@@ -13,8 +13,14 @@ import (
 	"github.com/stratadb/strata/store"
 )
 
+// mustOpen opens a log, with 1 MiB segments unless opts says otherwise:
+// segments are allocated to their full size, and scanning a large zero tail
+// under the race detector is slow for no benefit here.
 func mustOpen(t *testing.T, dir string, opts Options) *Log {
 	t.Helper()
+	if opts.SegmentSize == 0 {
+		opts.SegmentSize = 1 << 20
+	}
 	l, err := Open(dir, opts)
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -157,7 +163,7 @@ func TestFlippedByteIsRefusedWithSegmentAndOffset(t *testing.T) {
 		}
 	}
 
-	_, err := Open(dir, Options{})
+	_, err := Open(dir, Options{SegmentSize: 1 << 20})
 	var ce *CorruptionError
 	if !errors.As(err, &ce) || !errors.Is(err, store.ErrCorrupt) {
 		t.Fatalf("open = %v, want a CorruptionError", err)
