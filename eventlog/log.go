@@ -37,9 +37,9 @@ type Log struct {
 
 	prealloc *preallocator
 
-	queue      chan *appendReq
-	syncCh     chan *syncItem
-	w          writerState // owned by the writer goroutine
+	queue  chan *appendReq
+	syncCh chan *syncItem
+	w      writerState // owned by the writer goroutine
 	// inflight counts appends between entering the queue and leaving the
 	// syncer: each of them is bound to reach the syncer in an item.
 	// writerBlocked is set while the writer waits for the syncer. Both serve
