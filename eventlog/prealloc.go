@@ -3,6 +3,7 @@ package eventlog
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 const (
@@ -11,6 +12,12 @@ const (
 	// filled.
 	preallocChunk = 4 << 20
 	preallocAhead = 8 << 20
+	// preallocMaxSyncBytes: zero-filling pays while fsyncs are small.
+	// Measured here, it saves ~130 µs on an fsync of ~25 KB (256 writers of
+	// single events) and costs about as much CPU as writing the data, which
+	// outweighs what it saves once each fsync carries over ~100 KB (batched
+	// appends: -13 % throughput with it).
+	preallocMaxSyncBytes = 64 << 10
 )
 
 var zeroChunk = make([]byte, preallocChunk)
@@ -41,7 +48,18 @@ type preallocator struct {
 	cond *sync.Cond
 	wake chan struct{}
 	done chan struct{}
+	// syncBytes is a moving average of the bytes each group-commit fsync
+	// carries (observeSync), which decides whether filling pays.
+	syncBytes atomic.Int64
 }
+
+// observeSync records the size of one fsync's data.
+func (p *preallocator) observeSync(bytes int64) {
+	old := p.syncBytes.Load()
+	p.syncBytes.Store(old + (bytes-old)/8)
+}
+
+func (p *preallocator) worthIt() bool { return p.syncBytes.Load() < preallocMaxSyncBytes }
 
 func newPreallocator() *preallocator {
 	p := &preallocator{wake: make(chan struct{}, 1), done: make(chan struct{})}
@@ -77,7 +95,7 @@ func (p *preallocator) beforeWrite(f *os.File, off, end int64) {
 		p.cond.Wait()
 	}
 	p.mu.writerEnd = end
-	need := p.mu.f == f && p.mu.zeroed-end < preallocAhead && p.mu.zeroed < p.mu.limit
+	need := p.mu.f == f && p.mu.zeroed-end < preallocAhead && p.mu.zeroed < p.mu.limit && p.worthIt()
 	p.mu.Unlock()
 	if need {
 		p.signal()
@@ -108,7 +126,7 @@ func (p *preallocator) run() {
 			p.mu.Lock()
 			f := p.mu.f
 			start := max(p.mu.zeroed, p.mu.writerEnd)
-			if p.mu.quit || f == nil || start-p.mu.writerEnd >= preallocAhead || start >= p.mu.limit {
+			if p.mu.quit || f == nil || start-p.mu.writerEnd >= preallocAhead || start >= p.mu.limit || !p.worthIt() {
 				quit := p.mu.quit
 				p.mu.Unlock()
 				if quit {

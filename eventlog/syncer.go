@@ -134,6 +134,11 @@ func (l *Log) gather(items []*syncItem) []*syncItem {
 // syncItems fsyncs what the durability mode asks for and closes the write
 // handles of sealed segments, and of the active one at Close.
 func (l *Log) syncItems(items []*syncItem) {
+	var bytes int64
+	for _, it := range items {
+		bytes += it.end - it.start
+	}
+	l.prealloc.observeSync(bytes)
 	for i, it := range items {
 		last := i == len(items)-1 || items[i+1].f != it.f
 		if !last {

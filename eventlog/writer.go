@@ -40,6 +40,7 @@ type syncItem struct {
 	seal    bool   // seg is full: fsync and close f after this item
 	final   bool   // the log is closing: fsync (in every mode) and close f
 	head    uint64 // last position written by this item (or before it)
+	start   int64  // offset in seg where this item's data begins
 	end     int64  // end offset in seg after this item
 	reqs    []*appendReq
 	entries []indexEntry
@@ -182,7 +183,7 @@ func (l *Log) writeOne(r *appendReq, ns int64) {
 func (l *Log) ensureItem() {
 	w := &l.w
 	if w.item == nil {
-		w.item = &syncItem{seg: w.seg, f: w.f, head: w.next - 1, end: w.off}
+		w.item = &syncItem{seg: w.seg, f: w.f, head: w.next - 1, start: w.off, end: w.off}
 	}
 }
 
