@@ -45,6 +45,16 @@ func validateName(field, s string) error {
 	case len(s) > MaxNameLen:
 		return &ValidationError{Field: field, Value: s, Reason: fmt.Sprintf("is %d bytes, at most %d allowed", len(s), MaxNameLen)}
 	}
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			ascii = false
+			break
+		}
+	}
+	if ascii { // the common case: printable ASCII needs no rune decoding
+		return nil
+	}
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size <= 1 {
