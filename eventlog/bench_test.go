@@ -159,3 +159,31 @@ func fillLog(tb testing.TB, l *Log, n int) {
 func BenchmarkAppendBatchedNoSync(b *testing.B) {
 	benchAppend(b, Options{Durability: SyncNone}, 4, 100)
 }
+
+// TestReadAllDoesNotAllocatePerRecord guards the read path's zero-copy
+// decoding: allocations are per 256 KiB chunk, never per record.
+func TestReadAllDoesNotAllocatePerRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a log")
+	}
+	l := mustOpen(t, t.TempDir(), Options{Durability: SyncNone})
+	defer l.Close()
+	const n = 20_000
+	fillLog(t, l, n)
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(3, func() {
+		count := 0
+		for _, err := range l.ReadAll(ctx, store.ReadAllOptions{Filter: store.Filter{StreamPrefix: "fill-"}}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			count++
+		}
+		if count != n {
+			t.Fatalf("read %d records, want %d", count, n)
+		}
+	})
+	if allocs > n/100 {
+		t.Fatalf("ReadAll of %d records made %.0f allocations: something allocates per record", n, allocs)
+	}
+}

@@ -34,31 +34,41 @@ func (l *Log) ReadAll(ctx context.Context, opts store.ReadAllOptions) iter.Seq2[
 			return
 		}
 		n := 0
-		for i := 0; ; i++ {
-			if i%ctxCheckEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					yield(event.Record{}, err)
-					return
-				}
+		l.scan(ctx, c, v, opts.After, &opts.Filter, func(r event.Record, err error) bool {
+			if !yield(r, err) || err != nil {
+				return false
 			}
-			var r event.Record
-			ok, err := c.read(v, &r)
-			if err != nil {
+			n++
+			return opts.Limit <= 0 || n < opts.Limit
+		})
+	}
+}
+
+// scan yields the records c reads up to v's head that lie after position
+// after and match f, checking every ctxCheckEvery records whether ctx is
+// done or the log closed. It reports whether the caller's iteration goes on:
+// false once yield returned false or an error was yielded. (The filter is a
+// value, not a func: a record passed by pointer to a func value escapes,
+// and one allocation per record costs ReadAll 40 % of its speed.)
+func (l *Log) scan(ctx context.Context, c *cursor, v *view, after uint64, f *store.Filter, yield func(event.Record, error) bool) bool {
+	for i := 0; ; i++ {
+		if i%ctxCheckEvery == 0 {
+			if err := l.subscriptionEnded(ctx); err != nil {
 				yield(event.Record{}, err)
-				return
+				return false
 			}
-			if !ok {
-				return
-			}
-			if !opts.Filter.Match(&r) {
-				continue
-			}
-			if !yield(r, nil) {
-				return
-			}
-			if n++; opts.Limit > 0 && n >= opts.Limit {
-				return
-			}
+		}
+		var r event.Record
+		ok, err := c.read(v, &r)
+		if err != nil {
+			yield(event.Record{}, err)
+			return false
+		}
+		if !ok {
+			return true
+		}
+		if r.Position > after && f.Match(&r) && !yield(r, nil) {
+			return false
 		}
 	}
 }

@@ -30,29 +30,9 @@ func (l *Log) Subscribe(ctx context.Context, opts store.SubscribeOptions) iter.S
 			// point closes it, so no wake-up is missed.
 			ch := l.notify.Load()
 			v := l.view.Load()
-			for i := 0; ; i++ {
-				if i%ctxCheckEvery == 0 {
-					if err := l.subscriptionEnded(ctx); err != nil {
-						yield(event.Record{}, err)
-						return
-					}
-				}
-				var r event.Record
-				ok, err := c.read(v, &r)
-				if err != nil {
-					yield(event.Record{}, err)
-					return
-				}
-				if !ok {
-					break
-				}
-				// After may lie beyond the head the cursor started at.
-				if r.Position <= opts.After || !opts.Filter.Match(&r) {
-					continue
-				}
-				if !yield(r, nil) {
-					return
-				}
+			// After may lie beyond the head the cursor started at.
+			if !l.scan(ctx, c, v, opts.After, &opts.Filter, yield) {
+				return
 			}
 			select {
 			case <-*ch:
