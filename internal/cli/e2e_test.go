@@ -1,13 +1,15 @@
 package cli
 
 // End-to-end tests: the real command tree over the real eventlog in a
-// temporary directory. They fail with "eventlog: not implemented yet" until
-// the engine replaces its stub.
+// temporary directory.
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +95,44 @@ func TestE2EAppendReadStatsVerify(t *testing.T) {
 	}
 	if !v.OK || v.Records != 3 || v.Head != 3 {
 		t.Errorf("verify %+v", v)
+	}
+}
+
+func TestE2EVerifyFindsAFlippedByte(t *testing.T) {
+	dir := t.TempDir() + "/log"
+	ctx := context.Background()
+	var in strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&in, `{"type":"tick","data":{"i":%d}}`+"\n", i)
+	}
+	if r := execRoot(t, ctx, in.String(), "append", "ticks", "--data", dir); r.code != ExitOK {
+		t.Fatalf("append: exit %d: %s", r.code, r.stderr)
+	}
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments %v %v", segs, err)
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x04
+	if err := os.WriteFile(segs[0], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	r := execRoot(t, ctx, "", "verify", "--data", dir)
+	if r.code != ExitFailure {
+		t.Fatalf("verify of a damaged log: exit %d, want %d (stdout %q)", r.code, ExitFailure, r.stdout)
+	}
+	out := r.stdout + r.stderr
+	if !strings.Contains(out, filepath.Base(segs[0])) || !strings.Contains(out, "offset") {
+		t.Fatalf("verify output names no segment and offset:\n%s", out)
+	}
+	// Opening refuses the log too, naming the same segment.
+	r = execRoot(t, ctx, "", "stats", "--data", dir)
+	if r.code != ExitFailure || !strings.Contains(r.stderr, filepath.Base(segs[0])) {
+		t.Fatalf("stats of a damaged log: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 
