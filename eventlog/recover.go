@@ -172,7 +172,7 @@ type segScan struct {
 	commitEnd  int64            // offset after the last complete append
 	commitNext uint64           // position after the last complete append
 	bad        *CorruptionError // first bad frame, if any
-	records    uint64           // intact records up to commitEnd
+	records    uint64           // intact records read (a torn append's too)
 	points     []sparsePoint    // sparse points up to commitEnd
 }
 
@@ -221,9 +221,10 @@ func checkSegment(s *segment) (segScan, error) {
 			pts = append(pts, sparsePoint{pos: r.Position, off: off})
 		}
 		if flags&flagCommit != 0 {
-			sc.commitEnd, sc.commitNext, sc.records = c.off, c.next, records
+			sc.commitEnd, sc.commitNext = c.off, c.next
 		}
 	}
+	sc.records = records
 	for _, p := range pts {
 		if p.pos < sc.commitNext {
 			sc.points = append(sc.points, p)

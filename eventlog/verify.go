@@ -12,9 +12,9 @@ import (
 
 // VerifyReport summarises a full check of a log directory.
 type VerifyReport struct {
-	Segments int
-	Records  uint64
-	Bytes    int64
+	Segments int    // segments checked (including one found corrupt)
+	Records  uint64 // intact records read
+	Bytes    int64  // bytes in the segments checked
 	Head     uint64 // position of the last intact, complete append
 	// TornTail is set when the last segment ends in an incomplete write,
 	// which the next Open truncates; it is not corruption.
