@@ -208,6 +208,9 @@ func (l *Log) flushSync(seal bool) {
 		w.off = end
 	}
 	w.buf = w.buf[:0]
+	if cap(w.buf) > 2*l.opts.MaxBatchBytes {
+		w.buf = nil // one huge append must not pin its buffer for ever
+	}
 	if seal && l.stickyErr() == nil {
 		l.prealloc.stop()
 		if err := w.f.Truncate(w.off); err != nil {
