@@ -114,7 +114,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	if err := lockFile(lf); err != nil {
 		lf.Close()
-		return nil, fmt.Errorf("eventlog: %s is in use by another process: %w", dir, err)
+		return nil, fmt.Errorf("%w: %s (%v)", ErrLocked, dir, err)
 	}
 	l.lockFile = lf
 	if err := l.openIndex(); err != nil {

@@ -11,8 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/eventlog"
+	"github.com/stratadb/strata/store"
 )
 
 // execRoot runs the strata root command the way main does, with DefaultEnv.
@@ -161,5 +166,75 @@ func TestE2EBench(t *testing.T) {
 	r = execRoot(t, ctx, "", "bench", "read", "--dir", t.TempDir(), "--events", "5000", "-o", "json")
 	if r.code != ExitOK || !strings.Contains(r.stdout, `"events":5000`) {
 		t.Errorf("bench read: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// lineCounter cancels once it has seen want lines.
+type lineCounter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	want   int
+	cancel context.CancelFunc
+}
+
+func (w *lineCounter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Count(w.buf.String(), "\n") >= w.want {
+		w.cancel()
+	}
+	return len(p), nil
+}
+
+// A writer process holds the log open (and locked); the reading commands
+// follow it instead of failing.
+func TestE2EReadingCommandsFollowALogInUse(t *testing.T) {
+	dir := t.TempDir() + "/log"
+	l, err := eventlog.Open(dir, eventlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	bg := context.Background()
+	if _, err := l.Append(bg, "orders-1", store.NoStream, event.Event{Type: "order.placed", Data: []byte(`{"n":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := execRoot(t, bg, "", "read", "orders-1", "--data", dir)
+	if r.code != ExitOK || !strings.Contains(r.stdout, `"order.placed"`) {
+		t.Fatalf("read beside a writer: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	r = execRoot(t, bg, `{"type":"x"}`, "append", "orders-1", "--data", dir)
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "another process") {
+		t.Fatalf("append beside a writer: exit %d, %q", r.code, r.stderr)
+	}
+
+	// tail prints the record already there and the ones appended while it runs.
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	out := &lineCounter{want: 3, cancel: cancel}
+	root := NewRootCommand(DefaultEnv())
+	root.SetArgs([]string{"tail", "--data", dir})
+	root.SetOut(out)
+	root.SetErr(out)
+	done := make(chan error, 1)
+	go func() { _, err := root.ExecuteContextC(ctx); done <- err }()
+	for i := 2; i <= 3; i++ {
+		if _, err := l.Append(bg, "orders-1", store.Any, event.Event{Type: "order.changed"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("tail: %v", err)
+	}
+	if ctx.Err() == context.DeadlineExceeded {
+		t.Fatalf("tail did not print the appends within the timeout:\n%s", out.buf.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.buf.String()), "\n")
+	for i, line := range lines {
+		if !strings.Contains(line, fmt.Sprintf(`"position":%d,`, i+1)) {
+			t.Fatalf("tail line %d = %s", i, line)
+		}
 	}
 }

@@ -42,6 +42,9 @@ const (
 type Env struct {
 	Getenv func(key string) string
 	Open   func(dir string, opts eventlog.Options) (store.Store, error)
+	// Follow opens a log that another process has open, read-only. nil:
+	// reading commands fail when the log is in use.
+	Follow func(dir string) (store.Store, error)
 	Verify func(ctx context.Context, dir string) (eventlog.VerifyReport, error)
 }
 
@@ -57,6 +60,13 @@ func DefaultEnv() Env {
 				return nil, err
 			}
 			return l, nil
+		},
+		Follow: func(dir string) (store.Store, error) {
+			f, err := eventlog.OpenFollower(dir)
+			if err != nil {
+				return nil, err
+			}
+			return f, nil
 		},
 		Verify: eventlog.Verify,
 	}
@@ -220,7 +230,8 @@ func (a *app) resolve(cmd *cobra.Command) error {
 // withStore opens the log in the data directory, runs fn and closes the log,
 // reporting a failed close too: with relaxed durability, Close is where the
 // last appends reach the disk. Commands that only read pass mustExist so a
-// mistyped --data reports an error instead of creating an empty log.
+// mistyped --data reports an error instead of creating an empty log, and so
+// that they follow a log another process has open (eventlog.Follower).
 func (a *app) withStore(mustExist bool, fn func(store.Store) error) (err error) {
 	if mustExist {
 		if _, err := os.Stat(a.dataDir); errors.Is(err, fs.ErrNotExist) {
@@ -228,6 +239,11 @@ func (a *app) withStore(mustExist bool, fn func(store.Store) error) (err error) 
 		}
 	}
 	s, err := a.env.Open(a.dataDir, eventlog.Options{Durability: a.durability})
+	if errors.Is(err, eventlog.ErrLocked) && mustExist && a.env.Follow != nil {
+		// Another process (a writer) has the log open: commands that only
+		// read follow it instead, without the lock.
+		s, err = a.env.Follow(a.dataDir)
+	}
 	if err != nil {
 		return fmt.Errorf("open %s: %w", a.dataDir, err)
 	}
