@@ -233,12 +233,28 @@ func (a *app) resolve(cmd *cobra.Command) error {
 // mistyped --data reports an error instead of creating an empty log, and so
 // that they follow a log another process has open (eventlog.Follower).
 func (a *app) withStore(mustExist bool, fn func(store.Store) error) (err error) {
+	return a.withStoreOpen(mustExist, false, fn)
+}
+
+// withFollower is withStore for commands that run for long and only read
+// (tail): they always follow the log's files, never lock it, so that a
+// writer can open the log while they run.
+func (a *app) withFollower(fn func(store.Store) error) error {
+	return a.withStoreOpen(true, a.env.Follow != nil, fn)
+}
+
+func (a *app) withStoreOpen(mustExist, follow bool, fn func(store.Store) error) (err error) {
 	if mustExist {
 		if _, err := os.Stat(a.dataDir); errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("no log at %s (set --data or %s)", a.dataDir, dataEnv)
 		}
 	}
-	s, err := a.env.Open(a.dataDir, eventlog.Options{Durability: a.durability})
+	var s store.Store
+	if follow {
+		s, err = a.env.Follow(a.dataDir)
+	} else {
+		s, err = a.env.Open(a.dataDir, eventlog.Options{Durability: a.durability})
+	}
 	if errors.Is(err, eventlog.ErrLocked) && mustExist && a.env.Follow != nil {
 		// Another process (a writer) has the log open: commands that only
 		// read follow it instead, without the lock.

@@ -37,7 +37,7 @@ Without --after or --from-end, tail starts at the beginning of the log.`,
 			if err := checkFormat(output); err != nil {
 				return err
 			}
-			return a.withStore(true, func(s store.Store) error {
+			return a.withFollower(func(s store.Store) error {
 				w := newRecordWriter(cmd.OutOrStdout(), output, true)
 				return tailRecords(cmd.Context(), s, opts, fromEnd, w)
 			})
