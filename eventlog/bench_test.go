@@ -28,7 +28,7 @@ func BenchmarkAppendDurable(b *testing.B) {
 
 // BenchmarkAppendBatched measures 100-event appends (fsynced).
 func BenchmarkAppendBatched(b *testing.B) {
-	for _, writers := range []int{1, 4, 16} {
+	for _, writers := range []int{1, 4, 16, 64, 128} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			benchAppend(b, Options{}, writers, 100)
 		})
