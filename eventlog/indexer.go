@@ -25,7 +25,8 @@ type indexerState struct {
 	mu      sync.Mutex
 	pending []indexEntry
 	sparse  []sparsePoint
-	wake    chan struct{} // capacity 1: a pending signal is enough
+	wake    chan struct{}      // capacity 1: a pending signal is enough
+	flush   chan chan struct{} // index everything pending now, then reply
 }
 
 func (s *indexerState) push(entries []indexEntry, sparse []sparsePoint) {
@@ -77,6 +78,10 @@ func (l *Log) runIndexer() {
 	for {
 		select {
 		case <-l.indexer.wake:
+		case done := <-l.indexer.flush:
+			l.indexPending()
+			close(done)
+			continue
 		case <-l.syncerDone:
 			l.indexPending()
 			return
@@ -85,10 +90,25 @@ func (l *Log) runIndexer() {
 			timer.Reset(indexDelay)
 			select {
 			case <-timer.C:
+			case done := <-l.indexer.flush:
+				l.indexPending()
+				close(done)
+				continue
 			case <-l.syncerDone:
 			}
 		}
 		l.indexPending()
+	}
+}
+
+// flushIndex indexes everything published so far and returns when Pebble
+// holds it (tests use it to read through Pebble rather than the tail).
+func (l *Log) flushIndex() {
+	done := make(chan struct{})
+	select {
+	case l.indexer.flush <- done:
+		<-done
+	case <-l.indexerDone:
 	}
 }
 

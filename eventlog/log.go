@@ -107,6 +107,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	ch := make(chan struct{})
 	l.notify.Store(&ch)
 	l.indexer.wake = make(chan struct{}, 1)
+	l.indexer.flush = make(chan chan struct{})
 
 	lf, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
