@@ -76,28 +76,26 @@ func (l *Log) runIndexer() {
 	timer := time.NewTimer(indexDelay)
 	defer timer.Stop()
 	for {
+		var done chan struct{} // a flushIndex caller waiting
 		select {
 		case <-l.indexer.wake:
-		case done := <-l.indexer.flush:
-			l.indexPending()
-			close(done)
-			continue
+		case done = <-l.indexer.flush:
 		case <-l.syncerDone:
 			l.indexPending()
 			return
 		}
-		if l.indexer.pendingRuns() < indexMinBatch {
+		if done == nil && l.indexer.pendingRuns() < indexMinBatch {
 			timer.Reset(indexDelay)
 			select {
 			case <-timer.C:
-			case done := <-l.indexer.flush:
-				l.indexPending()
-				close(done)
-				continue
+			case done = <-l.indexer.flush:
 			case <-l.syncerDone:
 			}
 		}
 		l.indexPending()
+		if done != nil {
+			close(done)
+		}
 	}
 }
 
