@@ -35,7 +35,61 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		os.Exit(0)
 	}
+	if dir := os.Getenv(unsyncedChildEnv); dir != "" {
+		unsyncedChild(dir)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
+}
+
+const unsyncedChildEnv = "STRATA_UNSYNCED_CHILD_DIR"
+
+// unsyncedChild appends without fsync, lets the index persist those records
+// (so the index has seen positions that were never synced), damages the
+// last one as a power cut might, and dies without closing.
+func unsyncedChild(dir string) {
+	l, err := Open(dir, Options{Durability: SyncNone, SegmentSize: 1 << 20})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "open:", err)
+		os.Exit(3)
+	}
+	for i := range 10 {
+		if _, err := l.Append(context.Background(), "s", store.Any, event.Event{Type: "t", Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
+			os.Exit(4)
+		}
+	}
+	l.flushIndex()
+	if err := l.db.Flush(); err != nil {
+		os.Exit(5)
+	}
+	// Scramble the last record's payload in place.
+	l.w.f.WriteAt([]byte{0xff}, l.view.Load().end-2)
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+}
+
+// In the relaxed durability modes the index may have seen records that were
+// never fsynced; damage to those after a crash is a torn write to repair,
+// not corruption to refuse.
+func TestUnsyncedIndexedDamageIsATornWrite(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), unsyncedChildEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("child did not die by SIGKILL: %v %s", err, out)
+	}
+	meta, err := closedIndexMeta(dir)
+	if err != nil || meta.indexed != 10 || meta.synced != 0 {
+		t.Fatalf("index meta after the crash = %+v, %v; the test needs indexed 10, synced 0", meta, err)
+	}
+	l, err := Open(dir, Options{SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatalf("open after an unsynced crash: %v", err)
+	}
+	defer l.Close()
+	if h, _ := l.Head(context.Background()); h != 9 {
+		t.Fatalf("head = %d, want 9 (the damaged 10th append truncated)", h)
+	}
 }
 
 // crashChild appends until it is killed. Small segments make it roll over.

@@ -68,5 +68,16 @@
 // bad frame with no valid frame after it is a torn write: the segment is
 // truncated to the end of the last complete append. A bad frame followed by
 // valid data is corruption: Open fails with a *CorruptionError naming the
-// segment and offset, and changes nothing.
+// segment and offset, and changes nothing. So is damage to a record the
+// index recorded as fsynced (its meta keeps the last such position): that
+// record was acknowledged as durable, so it cannot be a torn write. A
+// zero-filled tail (preallocation, below) is not damage.
+//
+// # Preallocation
+//
+// A new segment is fallocated to its full size, and in SyncAlways mode a
+// preallocator goroutine writes zeros ahead of the writer and fsyncs them,
+// so that a group-commit fsync flushes data without journaling block
+// allocation (see prealloc.go for when that pays). Sealing a segment, and
+// closing the log, cut the zeros off.
 package eventlog

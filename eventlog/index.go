@@ -15,7 +15,7 @@ import (
 //
 //	's' stream 0x00 firstVersion → k × (pos u64 | off u64 | count u32 | size u32)
 //	'o' pos                      → off u64                 sparse points (sparse.go)
-//	'm'                          → indexed u64 | streams u64
+//	'm'                          → indexed u64 | streams u64 | synced u64
 //
 // An append's events have consecutive versions and positions and lie back
 // to back in one segment, so a run (first position, offset, count, size)
@@ -39,18 +39,28 @@ var metaKey = []byte{'m'}
 type indexMeta struct {
 	indexed uint64 // last indexed position
 	streams uint64 // streams with at least one indexed event
+	// synced is the last indexed position known to have been fsynced when it
+	// was indexed (all of them in SyncAlways). Damage at or before it can
+	// never be a torn write. Not every indexed position qualifies: in the
+	// other durability modes the index may see records a crash then loses.
+	synced uint64
 }
 
 func (m indexMeta) encode() []byte {
 	b := binary.BigEndian.AppendUint64(nil, m.indexed)
-	return binary.BigEndian.AppendUint64(b, m.streams)
+	b = binary.BigEndian.AppendUint64(b, m.streams)
+	return binary.BigEndian.AppendUint64(b, m.synced)
 }
 
 func decodeIndexMeta(b []byte) (indexMeta, error) {
-	if len(b) != 16 {
-		return indexMeta{}, fmt.Errorf("eventlog: index meta is %d bytes, want 16", len(b))
+	if len(b) != 24 {
+		return indexMeta{}, fmt.Errorf("eventlog: index meta is %d bytes, want 24", len(b))
 	}
-	return indexMeta{indexed: binary.BigEndian.Uint64(b[0:]), streams: binary.BigEndian.Uint64(b[8:])}, nil
+	return indexMeta{
+		indexed: binary.BigEndian.Uint64(b[0:]),
+		streams: binary.BigEndian.Uint64(b[8:]),
+		synced:  binary.BigEndian.Uint64(b[16:]),
+	}, nil
 }
 
 func streamPrefix(stream string) []byte {

@@ -173,7 +173,7 @@ func (l *Log) indexEntries(entries []indexEntry, sparse []sparsePoint) error {
 		}
 	}
 	last := entries[len(entries)-1].lastPos()
-	meta := indexMeta{indexed: last, streams: l.tail.indexedStreamCount() + newStreams}
+	meta := indexMeta{indexed: last, streams: l.tail.indexedStreamCount() + newStreams, synced: min(last, l.synced.Load())}
 	if err := b.Set(metaKey, meta.encode(), nil); err != nil {
 		return err
 	}

@@ -49,6 +49,7 @@ type Log struct {
 
 	indexer indexerState
 	indexed atomic.Uint64 // last position in Pebble
+	synced  atomic.Uint64 // last position known to be fsynced
 	syncs   atomic.Uint64 // fdatasync calls on segments
 	syncNs  atomic.Int64  // time spent in them
 	acked   atomic.Uint64 // appends acknowledged (successful or not)
@@ -195,6 +196,9 @@ func (l *Log) Close() error {
 		}
 		l.dbMu.Lock()
 		l.dbMu.closed = true
+		if err := l.persistSynced(); err != nil {
+			errs = append(errs, err)
+		}
 		if err := l.db.Flush(); err != nil {
 			errs = append(errs, fmt.Errorf("eventlog: flush stream index: %w", err))
 		}
@@ -209,6 +213,21 @@ func (l *Log) Close() error {
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr
+}
+
+// persistSynced records at Close that everything indexed is now fsynced
+// (the final sync came after the indexer's last batch in the relaxed
+// durability modes), so that the next open can tell damage from a torn write.
+func (l *Log) persistSynced() error {
+	indexed := l.indexed.Load()
+	meta := indexMeta{indexed: indexed, streams: l.tail.indexedStreamCount(), synced: min(indexed, l.synced.Load())}
+	if indexed == 0 {
+		return nil
+	}
+	if err := l.db.Set(metaKey, meta.encode(), pebble.NoSync); err != nil {
+		return fmt.Errorf("eventlog: persist index meta: %w", err)
+	}
+	return nil
 }
 
 func (l *Log) isClosed() bool {

@@ -42,6 +42,7 @@ func (l *Log) recover() error {
 		l.w.seg, l.w.f, l.w.off, l.w.next = seg, f, segmentHeaderSize, 1
 		l.view.Store(&view{segs: []*segment{seg}, end: segmentHeaderSize})
 		l.prealloc.start(f, segmentHeaderSize, l.preallocLimit())
+		l.synced.Store(0)
 		return nil
 	}
 
@@ -85,7 +86,7 @@ func (l *Log) recover() error {
 			return &CorruptionError{Segment: s.name, Offset: 0,
 				Reason: fmt.Sprintf("segment starts at position %d, but the previous one ends at %d", s.base, next-1)}
 		}
-		next, end, err = l.scanSegment(s, i == last, meta.indexed)
+		next, end, err = l.scanSegment(s, i == last, meta)
 		if err != nil {
 			return err
 		}
@@ -121,6 +122,13 @@ func (l *Log) recover() error {
 	l.prealloc.start(f, end, l.preallocLimit())
 	l.view.Store(&view{head: head, segs: segs, end: end})
 
+	// What recovery kept is on disk, but perhaps only in the page cache
+	// (after a process crash in SyncNone mode): make it durable, so that
+	// everything indexed from here on counts as synced.
+	if err := fdatasync(f); err != nil {
+		return fmt.Errorf("eventlog: sync recovered segment: %w", err)
+	}
+	l.synced.Store(head)
 	l.tail.mu.indexedStreams = meta.streams
 	l.indexed.Store(meta.indexed)
 	if err := l.catchUpIndex(meta.indexed + 1); err != nil {
@@ -235,9 +243,9 @@ func checkSegment(s *segment) (segScan, error) {
 
 // damage says why a segment that is not clean cannot be repaired by
 // truncation, or returns nil when what follows its last complete append is
-// a torn write. indexed is the last position the stream index has seen: it
-// was durable, so losing it is never a torn write.
-func damage(s *segment, sc *segScan, isLast bool, indexed uint64) error {
+// a torn write. synced is the last position known to have been fsynced
+// (indexMeta.synced): losing it is never a torn write.
+func damage(s *segment, sc *segScan, isLast bool, synced uint64) error {
 	switch {
 	case sc.headerErr != nil && (!isLast || sc.size > segmentHeaderSize):
 		return &CorruptionError{Segment: s.name, Offset: 0, Reason: sc.headerErr.Error()}
@@ -249,7 +257,7 @@ func damage(s *segment, sc *segScan, isLast bool, indexed uint64) error {
 		return &CorruptionError{Segment: s.name, Offset: sc.dataEnd, Reason: "sealed segment ends in zeros"}
 	case !isLast:
 		return &CorruptionError{Segment: s.name, Offset: sc.commitEnd, Reason: "sealed segment ends inside an append"}
-	case sc.bad != nil && sc.commitNext <= indexed:
+	case sc.bad != nil && sc.commitNext <= synced:
 		return sc.bad
 	case sc.bad != nil:
 		if off, ok := validFrameAfter(s.r, sc.bad.Offset+1, sc.size); ok {
@@ -263,15 +271,15 @@ func damage(s *segment, sc *segScan, isLast bool, indexed uint64) error {
 
 // scanSegment checks s during recovery and returns the position after its
 // last record and the offset after it. A torn tail of the last segment is
-// truncated; anything else that is not clean fails. Records after indexed
-// become sparse points.
-func (l *Log) scanSegment(s *segment, isLast bool, indexed uint64) (next uint64, end int64, err error) {
+// truncated; anything else that is not clean fails. Records the index has
+// not seen become sparse points (loadSparse loaded the others).
+func (l *Log) scanSegment(s *segment, isLast bool, meta indexMeta) (next uint64, end int64, err error) {
 	sc, err := checkSegment(s)
 	if err != nil {
 		return 0, 0, err
 	}
 	if !sc.clean() {
-		if err := damage(s, &sc, isLast, indexed); err != nil {
+		if err := damage(s, &sc, isLast, meta.synced); err != nil {
 			return 0, 0, err
 		}
 		if sc.headerErr != nil {
@@ -287,7 +295,7 @@ func (l *Log) scanSegment(s *segment, isLast bool, indexed uint64) (next uint64,
 		}
 	}
 	for _, p := range sc.points {
-		if p.pos > indexed {
+		if p.pos > meta.indexed {
 			l.sparse.add(p)
 		}
 	}

@@ -39,6 +39,7 @@ func (l *Log) runSyncer() {
 	}
 	var active *os.File // the write handle of the newest segment seen
 	dirty := false      // active has unsynced writes (interval mode)
+	var lastHead uint64 // head of the newest item seen
 	for {
 		var it *syncItem
 		var ok bool
@@ -48,6 +49,8 @@ func (l *Log) runSyncer() {
 			if dirty && l.stickyErr() == nil {
 				if err := fdatasync(active); err != nil {
 					l.setSticky(fmt.Errorf("sync: %w", err))
+				} else {
+					l.synced.Store(lastHead)
 				}
 				dirty = false
 			}
@@ -58,7 +61,11 @@ func (l *Log) runSyncer() {
 		}
 		items := l.gather([]*syncItem{it})
 		l.syncItems(items)
-		if last := items[len(items)-1]; last.seal || last.final {
+		last := items[len(items)-1]
+		if l.stickyErr() == nil && (l.opts.Durability == SyncAlways || last.final) {
+			l.synced.Store(last.head) // before the indexer can see these items
+		}
+		if lastHead = last.head; last.seal || last.final {
 			active, dirty = nil, false
 		} else {
 			active, dirty = last.f, l.opts.Durability == SyncInterval

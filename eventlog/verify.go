@@ -27,8 +27,8 @@ type VerifyReport struct {
 // checked before it.
 //
 // Verify judges a damaged end of the log as Open would: when the log is not
-// open elsewhere it reads how far the stream index reached, and damage to
-// records the index has seen is corruption, not a torn write. When another
+// open elsewhere it reads how far the stream index knows the log was
+// fsynced, and damage to those records is corruption, not a torn write. When another
 // process has the log open, an incomplete last write may simply be in
 // progress and is reported as TornTail.
 func Verify(ctx context.Context, dir string) (VerifyReport, error) {
@@ -37,7 +37,7 @@ func Verify(ctx context.Context, dir string) (VerifyReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("eventlog: list segments: %w", err)
 	}
-	indexed, err := indexedWhenClosed(dir)
+	synced, err := syncedWhenClosed(dir)
 	if err != nil {
 		return rep, err
 	}
@@ -53,7 +53,7 @@ func Verify(ctx context.Context, dir string) (VerifyReport, error) {
 		if err != nil {
 			return rep, err
 		}
-		rep, next, err = verifySegment(s, i == len(bases)-1, next, indexed, rep)
+		rep, next, err = verifySegment(s, i == len(bases)-1, next, synced, rep)
 		s.r.Close()
 		if err != nil {
 			return rep, err
@@ -68,7 +68,7 @@ func Verify(ctx context.Context, dir string) (VerifyReport, error) {
 	return rep, nil
 }
 
-func verifySegment(s *segment, isLast bool, next, indexed uint64, rep VerifyReport) (VerifyReport, uint64, error) {
+func verifySegment(s *segment, isLast bool, next, synced uint64, rep VerifyReport) (VerifyReport, uint64, error) {
 	sc, err := checkSegment(s)
 	if err != nil {
 		return rep, next, err
@@ -81,7 +81,7 @@ func verifySegment(s *segment, isLast bool, next, indexed uint64, rep VerifyRepo
 	rep.Bytes += sc.size
 	rep.Records += sc.records
 	if !sc.clean() {
-		if err := damage(s, &sc, isLast, indexed); err != nil {
+		if err := damage(s, &sc, isLast, synced); err != nil {
 			return rep, next, err
 		}
 		rep.TornTail = true
@@ -89,33 +89,40 @@ func verifySegment(s *segment, isLast bool, next, indexed uint64, rep VerifyRepo
 	return rep, sc.commitNext, nil
 }
 
-// indexedWhenClosed returns the last position the stream index covers, or 0
-// when the log is open in another process (or has no index).
-func indexedWhenClosed(dir string) (uint64, error) {
+// syncedWhenClosed returns the last position the stream index knows was
+// fsynced (indexMeta.synced), or 0 when the log is open in another process
+// (or has no index).
+func syncedWhenClosed(dir string) (uint64, error) {
+	m, err := closedIndexMeta(dir)
+	return m.synced, err
+}
+
+// closedIndexMeta reads the index meta of a log no process has open, read-only;
+// the zero meta when it is open or has no index.
+func closedIndexMeta(dir string) (indexMeta, error) {
 	lf, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR, 0)
 	if err != nil {
-		return 0, nil // never opened by Strata, or read-only media: judge by the segments alone
+		return indexMeta{}, nil // never opened by Strata, or read-only media: judge by the segments alone
 	}
 	defer lf.Close()
 	if lockFile(lf) != nil {
-		return 0, nil
+		return indexMeta{}, nil
 	}
 	if _, err := os.Stat(filepath.Join(dir, "index")); err != nil {
-		return 0, nil
+		return indexMeta{}, nil
 	}
 	db, err := pebble.Open(filepath.Join(dir, "index"), &pebble.Options{ReadOnly: true, Logger: discardPebbleLogger{}})
 	if err != nil {
-		return 0, fmt.Errorf("eventlog: open stream index read-only: %w", err)
+		return indexMeta{}, fmt.Errorf("eventlog: open stream index read-only: %w", err)
 	}
 	defer db.Close()
 	val, closer, err := db.Get(metaKey)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
+		return indexMeta{}, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("eventlog: read index meta: %w", err)
+		return indexMeta{}, fmt.Errorf("eventlog: read index meta: %w", err)
 	}
 	defer closer.Close()
-	m, err := decodeIndexMeta(val)
-	return m.indexed, err
+	return decodeIndexMeta(val)
 }
