@@ -34,7 +34,7 @@ var rows = []struct {
 	{1, []string{"store"}},
 	{2, []string{"store/storetest"}},
 	{3, []string{"eventlog", "pgstore"}},
-	{4, []string{"aggregate"}},
+	{4, []string{"aggregate/..."}},
 	{5, []string{"projection"}},
 	{6, []string{"stream/..."}},
 	{7, []string{"rules"}},
