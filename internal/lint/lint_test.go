@@ -25,7 +25,8 @@ import (
 // another, the row is split here in the order the design implies: client
 // decodes api's wire types; the composition root (internal/app) wires
 // internal/server; internal/cli runs the app; everything reads
-// internal/config.
+// internal/config. examples/... (the runnable examples the CLI registers)
+// sits below everything an example may show and above the commands.
 var rows = []struct {
 	rank  int
 	paths []string
@@ -40,12 +41,13 @@ var rows = []struct {
 	{7, []string{"rules"}},
 	{8, []string{"api"}},
 	{9, []string{"client"}},
-	{10, []string{"internal/config"}},
-	{11, []string{"internal/server"}},
-	{12, []string{"internal/app"}},
-	{13, []string{"internal/cli"}},
-	{14, []string{"web"}},
-	{15, []string{"cmd/strata", "bench/..."}},
+	{10, []string{"examples/..."}},
+	{11, []string{"internal/config"}},
+	{12, []string{"internal/server"}},
+	{13, []string{"internal/app"}},
+	{14, []string{"internal/cli"}},
+	{15, []string{"web"}},
+	{16, []string{"cmd/strata", "bench/..."}},
 }
 
 const (
