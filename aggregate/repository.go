@@ -2,8 +2,11 @@ package aggregate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/store"
@@ -15,15 +18,29 @@ type Options struct {
 	// version conflict (another writer appended to the stream between load
 	// and append). Default 3; negative means never retry.
 	MaxRetries int
+	// Snapshots, when set, is where states are saved and loaded from.
+	// Default: none; every load replays the stream.
+	Snapshots SnapshotStore
+	// SnapshotEvery takes a snapshot whenever a command carries a stream's
+	// version across a multiple of it. 0 (the default) takes snapshots only
+	// on demand (Repository.Snapshot).
+	SnapshotEvery uint64
+	// Logger receives snapshot failures, which never fail a command.
+	// Default: discard.
+	Logger *slog.Logger
 }
 
 // Repository runs commands against the aggregates of one Decider, stored in
 // a store.Store, with events encoded and decoded (upcast) by a Registry.
 type Repository[S, C, E any] struct {
-	store    store.Store
-	registry *event.Registry
-	decider  Decider[S, C, E]
-	retries  int
+	store       store.Store
+	registry    *event.Registry
+	decider     Decider[S, C, E]
+	retries     int
+	snapshots   SnapshotStore
+	every       uint64
+	logger      *slog.Logger
+	fingerprint string
 }
 
 // NewRepository checks the decider and returns a repository.
@@ -50,7 +67,15 @@ func NewRepository[S, C, E any](s store.Store, reg *event.Registry, d Decider[S,
 	} else if retries < 0 {
 		retries = 0
 	}
-	return &Repository[S, C, E]{store: s, registry: reg, decider: d, retries: retries}, nil
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Repository[S, C, E]{
+		store: s, registry: reg, decider: d, retries: retries,
+		snapshots: opts.Snapshots, every: opts.SnapshotEvery, logger: logger,
+		fingerprint: fingerprint(&d),
+	}, nil
 }
 
 // Result is what a handled command did.
@@ -67,27 +92,128 @@ type Result[E any] struct {
 // Load returns the current state of aggregate id and the stream version it
 // reflects (0 for an aggregate with no events).
 func (r *Repository[S, C, E]) Load(ctx context.Context, id string) (S, uint64, error) {
-	return r.loadStream(ctx, r.decider.Stream(id))
+	l, err := r.load(ctx, r.decider.Stream(id))
+	if err == nil && l.staleSnapshot && l.version > 0 {
+		r.saveSnapshot(ctx, r.decider.Stream(id), l)
+	}
+	return l.state, l.version, err
 }
 
-func (r *Repository[S, C, E]) loadStream(ctx context.Context, stream string) (S, uint64, error) {
-	state := r.decider.Start()
-	var version uint64
-	for rec, err := range r.store.ReadStream(ctx, stream, store.ReadStreamOptions{}) {
+// loaded is a state and where in its stream it stands.
+type loaded[S any] struct {
+	state    S
+	version  uint64 // stream version the state reflects
+	position uint64 // global position of that version's event
+	// staleSnapshot: a snapshot exists but was written by other code (or
+	// no longer matches the log) and was ignored; it should be replaced.
+	staleSnapshot bool
+	fromSnapshot  bool
+}
+
+// load folds the stream, starting from its snapshot when there is a usable one.
+func (r *Repository[S, C, E]) load(ctx context.Context, stream string) (loaded[S], error) {
+	l := loaded[S]{state: r.decider.Start()}
+	from := uint64(0)
+	if r.snapshots != nil {
+		snap, ok, err := r.snapshots.LoadSnapshot(ctx, stream)
+		if err != nil {
+			return l, err
+		}
+		if ok && snap.Fingerprint == r.fingerprint {
+			var state S
+			if err := json.Unmarshal(snap.State, &state); err == nil {
+				l.state, l.version, l.position, l.fromSnapshot = state, snap.Version, snap.Position, true
+				from = snap.Version // read the snapshot's own event again to check it
+			} else {
+				l.staleSnapshot = true
+			}
+		} else if ok {
+			l.staleSnapshot = true
+		}
+	}
+	// With a snapshot, the first event read is the snapshot's own: it must
+	// be at the position the snapshot recorded, or the snapshot describes
+	// another log (one rebuilt since, say) and is never misread.
+	checked := !l.fromSnapshot
+	for rec, err := range r.store.ReadStream(ctx, stream, store.ReadStreamOptions{From: from}) {
 		if errors.Is(err, store.ErrStreamNotFound) {
-			return state, 0, nil
+			break
 		}
 		if err != nil {
-			return state, 0, fmt.Errorf("aggregate: load %s: %w", stream, err)
+			return l, fmt.Errorf("aggregate: load %s: %w", stream, err)
+		}
+		if !checked {
+			if rec.Version != from || rec.Position != l.position {
+				break
+			}
+			checked = true
+			continue
 		}
 		e, err := r.decode(&rec)
 		if err != nil {
-			return state, 0, err
+			return l, err
 		}
-		state = r.decider.Evolve(state, e)
-		version = rec.Version
+		l.state = r.decider.Evolve(l.state, e)
+		l.version, l.position = rec.Version, rec.Position
 	}
-	return state, version, nil
+	if !checked {
+		return r.replayAll(ctx, stream, loaded[S]{state: r.decider.Start(), staleSnapshot: true})
+	}
+	return l, nil
+}
+
+// replayAll folds the whole stream into l (which holds the initial state).
+func (r *Repository[S, C, E]) replayAll(ctx context.Context, stream string, l loaded[S]) (loaded[S], error) {
+	for rec, err := range r.store.ReadStream(ctx, stream, store.ReadStreamOptions{}) {
+		if errors.Is(err, store.ErrStreamNotFound) {
+			return l, nil
+		}
+		if err != nil {
+			return l, fmt.Errorf("aggregate: load %s: %w", stream, err)
+		}
+		e, err := r.decode(&rec)
+		if err != nil {
+			return l, err
+		}
+		l.state = r.decider.Evolve(l.state, e)
+		l.version, l.position = rec.Version, rec.Position
+	}
+	return l, nil
+}
+
+// Snapshot saves the current state of aggregate id as its snapshot, on
+// demand, and returns it.
+func (r *Repository[S, C, E]) Snapshot(ctx context.Context, id string) (Snapshot, error) {
+	if r.snapshots == nil {
+		return Snapshot{}, errors.New("aggregate: the repository has no snapshot store")
+	}
+	stream := r.decider.Stream(id)
+	l, err := r.load(ctx, stream)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if l.version == 0 {
+		return Snapshot{}, fmt.Errorf("aggregate: %s: %w", stream, store.ErrStreamNotFound)
+	}
+	return r.newSnapshot(stream, l)
+}
+
+func (r *Repository[S, C, E]) newSnapshot(stream string, l loaded[S]) (Snapshot, error) {
+	state, err := json.Marshal(l.state)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("aggregate: encode state of %s: %w", stream, err)
+	}
+	s := Snapshot{Stream: stream, Version: l.version, Position: l.position, Time: time.Now().UTC(),
+		Fingerprint: r.fingerprint, State: state}
+	return s, r.snapshots.SaveSnapshot(context.Background(), s)
+}
+
+// saveSnapshot saves a policy snapshot; failures are logged, not returned:
+// the command it follows has succeeded.
+func (r *Repository[S, C, E]) saveSnapshot(ctx context.Context, stream string, l loaded[S]) {
+	if _, err := r.newSnapshot(stream, l); err != nil {
+		r.logger.Warn("aggregate: snapshot failed", "stream", stream, "version", l.version, "err", err)
+	}
 }
 
 func (r *Repository[S, C, E]) decode(rec *event.Record) (E, error) {
@@ -112,16 +238,16 @@ func (r *Repository[S, C, E]) decode(rec *event.Record) (E, error) {
 func (r *Repository[S, C, E]) Handle(ctx context.Context, id string, cmd C) (Result[E], error) {
 	stream := r.decider.Stream(id)
 	for attempt := 0; ; attempt++ {
-		state, version, err := r.loadStream(ctx, stream)
+		l, err := r.load(ctx, stream)
 		if err != nil {
 			return Result[E]{}, err
 		}
-		events, err := r.decider.Decide(state, cmd)
+		events, err := r.decider.Decide(l.state, cmd)
 		if err != nil {
 			return Result[E]{}, err
 		}
 		if len(events) == 0 {
-			return Result[E]{Version: version}, nil
+			return Result[E]{Version: l.version}, nil
 		}
 		encoded := make([]event.Event, len(events))
 		for i, e := range events {
@@ -129,12 +255,16 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id string, cmd C) (Res
 				return Result[E]{}, fmt.Errorf("aggregate: %s: %w", stream, err)
 			}
 		}
-		res, err := r.store.Append(ctx, stream, store.Exactly(version), encoded...)
+		res, err := r.store.Append(ctx, stream, store.Exactly(l.version), encoded...)
 		if errors.Is(err, store.ErrWrongExpectedVersion) && attempt < r.retries {
 			continue
 		}
 		if err != nil {
 			return Result[E]{}, fmt.Errorf("aggregate: %s: %w", stream, err)
+		}
+		if r.snapshots != nil && (l.staleSnapshot || r.every > 0 && l.version/r.every != res.Version/r.every) {
+			after := loaded[S]{state: r.decider.Fold(l.state, events...), version: res.Version, position: res.LastPosition}
+			r.saveSnapshot(ctx, stream, after)
 		}
 		return Result[E]{Events: events, Version: res.Version, Position: res.LastPosition}, nil
 	}
