@@ -20,6 +20,7 @@ import (
 const (
 	formatJSON  = "json"
 	formatTable = "table"
+	formatCSV   = "csv" // history only
 )
 
 // addOutputFlag registers -o with the default that suits the command: json

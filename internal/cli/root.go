@@ -203,6 +203,10 @@ is not given, or ./strata-data when neither is.`,
 		newStatsCmd(a),
 		newVerifyCmd(a),
 		newBenchCmd(a),
+		newBankCmd(a),
+		newStateCmd(a),
+		newHistoryCmd(a),
+		newSnapshotCmd(a),
 	)
 	return root
 }

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// The reference account from a shell's point of view: $0, +$500, -$200,
+// +$947.53 is $1,247.53; an overdraft is refused; the state at version 2
+// (between the deposits) is $500; history has one row per change.
+func TestE2EBankReferenceAccount(t *testing.T) {
+	dir := t.TempDir() + "/log"
+	ctx := context.Background()
+	run := func(wantCode int, args ...string) result {
+		t.Helper()
+		r := execRoot(t, ctx, "", append(args, "--data", dir)...)
+		if r.code != wantCode {
+			t.Fatalf("%v: exit %d (want %d): %s%s", args, r.code, wantCode, r.stdout, r.stderr)
+		}
+		return r
+	}
+	run(ExitOK, "bank", "open", "ref")
+	run(ExitOK, "bank", "deposit", "ref", "500")
+	run(ExitOK, "bank", "withdraw", "ref", "200")
+	r := run(ExitOK, "bank", "deposit", "ref", "947.53")
+	if !strings.Contains(r.stdout, `"balance":"1247.53"`) {
+		t.Fatalf("deposit output %s", r.stdout)
+	}
+	if r := run(ExitFailure, "bank", "withdraw", "ref", "1247.54"); !strings.Contains(r.stderr, "insufficient funds") {
+		t.Fatalf("overdraft stderr %q", r.stderr)
+	}
+	run(ExitUsage, "bank", "deposit", "ref", "lots")
+
+	var st struct {
+		Version uint64
+		State   struct{ Balance string }
+	}
+	json.Unmarshal([]byte(run(ExitOK, "state", "account-ref").stdout), &st)
+	if st.Version != 4 || st.State.Balance != "1247.53" {
+		t.Fatalf("state now = %+v", st)
+	}
+	json.Unmarshal([]byte(run(ExitOK, "state", "account-ref", "--version", "2").stdout), &st)
+	if st.Version != 2 || st.State.Balance != "500" {
+		t.Fatalf("state at version 2 = %+v", st)
+	}
+	r = run(ExitOK, "history", "account-ref", "--from", "2000-01-01", "--to", "2100-01-01", "--changes", "-o", "csv")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 5 || lines[0] != "valid_from,valid_to,version,balance,open" || !strings.HasSuffix(lines[4], ",,4,1247.53,true") {
+		t.Fatalf("history --changes:\n%s", r.stdout)
+	}
+	if r := run(ExitOK, "snapshot", "account-ref"); !strings.Contains(r.stdout, `"version":4`) {
+		t.Fatalf("snapshot output %s", r.stdout)
+	}
+	run(ExitFailure, "state", "nope-1")
+	run(ExitUsage, "history", "account-ref", "--from", "2000-01-01", "--to", "2100-01-01")
+}
