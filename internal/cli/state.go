@@ -140,7 +140,9 @@ func (h *historyWriter) row(fixed [][2]string, state any) error {
 	if h.format != formatCSV {
 		obj := map[string]any{"state": state}
 		for _, f := range fixed {
-			if f[1] != "" {
+			if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				obj[f[0]] = n // versions are numbers in JSON
+			} else if f[1] != "" {
 				obj[f[0]] = f[1]
 			}
 		}
