@@ -4,6 +4,7 @@
 package examples
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/stratadb/strata/aggregate"
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/examples/bank"
+	"github.com/stratadb/strata/examples/orders"
 	"github.com/stratadb/strata/store"
 )
 
@@ -21,13 +23,14 @@ const SnapshotEvery = 1000
 type Catalog struct {
 	Registry   *event.Registry
 	Bank       *aggregate.Repository[bank.Account, bank.Command, bank.Event]
+	Orders     *aggregate.Repository[orders.Order, orders.Command, orders.Event]
 	inspectors map[string]aggregate.Inspector
 }
 
 // New builds the catalog over s; snaps may be nil (no snapshots).
 func New(s store.Store, snaps aggregate.SnapshotStore) (*Catalog, error) {
 	reg := event.NewRegistry()
-	if err := bank.Register(reg); err != nil {
+	if err := errors.Join(bank.Register(reg), orders.Register(reg)); err != nil {
 		return nil, err
 	}
 	opts := aggregate.Options{SnapshotEvery: SnapshotEvery}
@@ -38,8 +41,12 @@ func New(s store.Store, snaps aggregate.SnapshotStore) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Catalog{Registry: reg, Bank: bankRepo, inspectors: map[string]aggregate.Inspector{}}
-	for _, in := range []aggregate.Inspector{bankRepo.Inspect()} {
+	orderRepo, err := aggregate.NewRepository(s, reg, orders.Decider, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Catalog{Registry: reg, Bank: bankRepo, Orders: orderRepo, inspectors: map[string]aggregate.Inspector{}}
+	for _, in := range []aggregate.Inspector{bankRepo.Inspect(), orderRepo.Inspect()} {
 		c.inspectors[in.Category()] = in
 	}
 	return c, nil

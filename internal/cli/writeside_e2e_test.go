@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The reference account from a shell's point of view: $0, +$500, -$200,
@@ -23,6 +24,9 @@ func TestE2EBankReferenceAccount(t *testing.T) {
 	}
 	run(ExitOK, "bank", "open", "ref")
 	run(ExitOK, "bank", "deposit", "ref", "500")
+	// A moment after the first deposit was recorded and before the next
+	// command's event is.
+	between := time.Now().UTC().Format(time.RFC3339Nano)
 	run(ExitOK, "bank", "withdraw", "ref", "200")
 	r := run(ExitOK, "bank", "deposit", "ref", "947.53")
 	if !strings.Contains(r.stdout, `"balance":"1247.53"`) {
@@ -44,6 +48,10 @@ func TestE2EBankReferenceAccount(t *testing.T) {
 	json.Unmarshal([]byte(run(ExitOK, "state", "account-ref", "--version", "2").stdout), &st)
 	if st.Version != 2 || st.State.Balance != "500" {
 		t.Fatalf("state at version 2 = %+v", st)
+	}
+	json.Unmarshal([]byte(run(ExitOK, "state", "account-ref", "--at", between).stdout), &st)
+	if st.Version != 2 || st.State.Balance != "500" {
+		t.Fatalf("state at %s (between the deposits) = %+v", between, st)
 	}
 	r = run(ExitOK, "history", "account-ref", "--from", "2000-01-01", "--to", "2100-01-01", "--changes", "-o", "csv")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")

@@ -1,0 +1,162 @@
+// Package orders is the order example, and the example of schema evolution:
+// OrderCreated went through three versions (v1 had no tax, v2 added
+// tax_amount, v3 shipping_cost). Old events are never rewritten; upcasters
+// bring them to v3 on read, so the code only ever sees v3.
+package orders
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/stratadb/strata/aggregate"
+	"github.com/stratadb/strata/event"
+)
+
+// Domain errors.
+var (
+	ErrExists     = errors.New("orders: order already exists")
+	ErrNoOrder    = errors.New("orders: no such order")
+	ErrShipped    = errors.New("orders: order already shipped")
+	ErrEmpty      = errors.New("orders: cannot ship an order without items")
+	ErrBadItem    = errors.New("orders: item needs a sku, a positive quantity and a price of at least 0")
+	ErrBadAmounts = errors.New("orders: tax and shipping cannot be negative")
+)
+
+// Events.
+type (
+	Event interface{ isOrderEvent() }
+
+	// OrderCreated is version 3 of the event.
+	OrderCreated struct {
+		Customer     string          `json:"customer"`
+		TaxAmount    decimal.Decimal `json:"tax_amount"`
+		ShippingCost decimal.Decimal `json:"shipping_cost"`
+	}
+	ItemAdded struct {
+		SKU      string          `json:"sku"`
+		Quantity int64           `json:"quantity"`
+		Price    decimal.Decimal `json:"price"`
+	}
+	OrderShipped struct{}
+)
+
+func (OrderCreated) isOrderEvent() {}
+func (ItemAdded) isOrderEvent()    {}
+func (OrderShipped) isOrderEvent() {}
+
+// Commands.
+type (
+	Command interface{ isOrderCommand() }
+
+	Create struct {
+		Customer               string
+		TaxAmount, ShippingCst decimal.Decimal
+	}
+	AddItem struct {
+		SKU      string
+		Quantity int64
+		Price    decimal.Decimal
+	}
+	Ship struct{}
+)
+
+func (Create) isOrderCommand()  {}
+func (AddItem) isOrderCommand() {}
+func (Ship) isOrderCommand()    {}
+
+// Order is the state.
+type Order struct {
+	Exists       bool            `json:"exists"`
+	Customer     string          `json:"customer,omitempty"`
+	Items        int64           `json:"item_count"`
+	Subtotal     decimal.Decimal `json:"subtotal"`
+	TaxAmount    decimal.Decimal `json:"tax_amount"`
+	ShippingCost decimal.Decimal `json:"shipping_cost"`
+	Total        decimal.Decimal `json:"total"`
+	Shipped      bool            `json:"shipped"`
+}
+
+// Decider folds and decides orders: streams "order-<id>".
+var Decider = aggregate.Decider[Order, Command, Event]{
+	Category: "order",
+	Version:  1,
+	Evolve:   evolve,
+	Decide:   decide,
+}
+
+func evolve(o Order, e Event) Order {
+	switch e := e.(type) {
+	case OrderCreated:
+		o.Exists, o.Customer, o.TaxAmount, o.ShippingCost = true, e.Customer, e.TaxAmount, e.ShippingCost
+	case ItemAdded:
+		o.Items += e.Quantity
+		o.Subtotal = o.Subtotal.Add(e.Price.Mul(decimal.NewFromInt(e.Quantity)))
+	case OrderShipped:
+		o.Shipped = true
+	}
+	o.Total = o.Subtotal.Add(o.TaxAmount).Add(o.ShippingCost)
+	return o
+}
+
+func decide(o Order, c Command) ([]Event, error) {
+	switch c := c.(type) {
+	case Create:
+		if o.Exists {
+			return nil, ErrExists
+		}
+		if c.TaxAmount.IsNegative() || c.ShippingCst.IsNegative() {
+			return nil, ErrBadAmounts
+		}
+		return []Event{OrderCreated{Customer: c.Customer, TaxAmount: c.TaxAmount, ShippingCost: c.ShippingCst}}, nil
+	case AddItem:
+		switch {
+		case !o.Exists:
+			return nil, ErrNoOrder
+		case o.Shipped:
+			return nil, ErrShipped
+		case c.SKU == "" || c.Quantity <= 0 || c.Price.IsNegative():
+			return nil, fmt.Errorf("%w: %+v", ErrBadItem, c)
+		}
+		return []Event{ItemAdded{SKU: c.SKU, Quantity: c.Quantity, Price: c.Price}}, nil
+	case Ship:
+		switch {
+		case !o.Exists:
+			return nil, ErrNoOrder
+		case o.Shipped:
+			return nil, ErrShipped
+		case o.Items == 0:
+			return nil, ErrEmpty
+		}
+		return []Event{OrderShipped{}}, nil
+	}
+	return nil, fmt.Errorf("orders: unknown command %T", c)
+}
+
+// withDefault returns an upcaster that adds a field with value "0" when it
+// is missing: v1 had no tax, v2 no shipping.
+func withDefault(field string) event.Upcaster {
+	return func(data []byte) ([]byte, error) {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, err
+		}
+		if _, ok := m[field]; !ok {
+			m[field] = json.RawMessage(`"0"`)
+		}
+		return json.Marshal(m)
+	}
+}
+
+// Register registers the order events; OrderCreated is version 3.
+func Register(r *event.Registry) error {
+	return errors.Join(
+		event.Register[OrderCreated](r, "order.created", event.Version(3),
+			event.Upcast(1, withDefault("tax_amount")),
+			event.Upcast(2, withDefault("shipping_cost"))),
+		event.Register[ItemAdded](r, "order.item_added"),
+		event.Register[OrderShipped](r, "order.shipped"),
+	)
+}

@@ -1,0 +1,89 @@
+package orders_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/stratadb/strata/aggregate"
+	"github.com/stratadb/strata/aggregate/aggregatetest"
+	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/eventlog"
+	"github.com/stratadb/strata/examples/orders"
+	"github.com/stratadb/strata/store"
+)
+
+func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+
+// A log holding OrderCreated v1, v2 and v3 events is read as v3: missing
+// tax and shipping are 0.
+func TestOldOrderCreatedVersionsReadAsV3(t *testing.T) {
+	l, err := eventlog.Open(t.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	reg := event.NewRegistry()
+	if err := orders.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	item := event.Event{Type: "order.item_added", Schema: 1, Data: []byte(`{"sku":"A1","quantity":2,"price":"10.00"}`)}
+	written := map[string][]event.Event{
+		"order-v1": {{Type: "order.created", Schema: 1, Data: []byte(`{"customer":"c1"}`)}, item},
+		"order-v2": {{Type: "order.created", Schema: 2, Data: []byte(`{"customer":"c2","tax_amount":"1.90"}`)}, item},
+		"order-v3": {{Type: "order.created", Schema: 3, Data: []byte(`{"customer":"c3","tax_amount":"1.90","shipping_cost":"4.95"}`)}, item},
+	}
+	for stream, evs := range written {
+		if _, err := l.Append(ctx, stream, store.NoStream, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo, err := aggregate.NewRepository(l, reg, orders.Decider, aggregate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct{ tax, shipping, total string }{
+		"v1": {"0", "0", "20"},
+		"v2": {"1.90", "0", "21.90"},
+		"v3": {"1.90", "4.95", "26.85"},
+	}
+	for id, w := range want {
+		o, _, err := repo.Load(ctx, id)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if !o.TaxAmount.Equal(d(w.tax)) || !o.ShippingCost.Equal(d(w.shipping)) || !o.Total.Equal(d(w.total)) {
+			t.Errorf("order %s: tax %s shipping %s total %s; want %s %s %s", id, o.TaxAmount, o.ShippingCost, o.Total, w.tax, w.shipping, w.total)
+		}
+	}
+	// Every reader sees v3: decoding the v1 event gives the v3 struct.
+	for rec, err := range l.ReadStream(ctx, "order-v1", store.ReadStreamOptions{Limit: 1}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := reg.Decode(&rec.Event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if oc := v.(orders.OrderCreated); oc.Customer != "c1" || !oc.TaxAmount.IsZero() || !oc.ShippingCost.IsZero() {
+			t.Fatalf("v1 decoded as %+v", oc)
+		}
+	}
+}
+
+func TestDecide(t *testing.T) {
+	created := orders.OrderCreated{Customer: "c", TaxAmount: decimal.Zero, ShippingCost: decimal.Zero}
+	o := func() *aggregatetest.Scenario[orders.Order, orders.Command, orders.Event] {
+		return aggregatetest.For(orders.Decider)
+	}
+	o().When(orders.Create{Customer: "c"}).Then(t, created)
+	o().Given(created).When(orders.Create{Customer: "c"}).ThenError(t, orders.ErrExists)
+	o().When(orders.Ship{}).ThenError(t, orders.ErrNoOrder)
+	o().Given(created).When(orders.Ship{}).ThenError(t, orders.ErrEmpty)
+	o().Given(created).When(orders.AddItem{SKU: "A", Quantity: 0, Price: d("1")}).ThenError(t, orders.ErrBadItem)
+	o().Given(created, orders.ItemAdded{SKU: "A", Quantity: 1, Price: d("1")}).When(orders.Ship{}).Then(t, orders.OrderShipped{})
+	o().Given(created, orders.ItemAdded{SKU: "A", Quantity: 1, Price: d("1")}, orders.OrderShipped{}).
+		When(orders.AddItem{SKU: "B", Quantity: 1, Price: d("1")}).ThenError(t, orders.ErrShipped)
+}
