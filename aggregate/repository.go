@@ -131,54 +131,47 @@ func (r *Repository[S, C, E]) load(ctx context.Context, stream string) (loaded[S
 			l.staleSnapshot = true
 		}
 	}
-	// With a snapshot, the first event read is the snapshot's own: it must
-	// be at the position the snapshot recorded, or the snapshot describes
-	// another log (one rebuilt since, say) and is never misread.
+	l, ok, err := r.foldFrom(ctx, stream, l, from, nil)
+	if err == nil && !ok {
+		// The snapshot describes another log (one rebuilt since, say):
+		// never misread it; replay from the start.
+		l, _, err = r.foldFrom(ctx, stream, loaded[S]{state: r.decider.Start()}, 0, nil)
+		l.staleSnapshot = true
+	}
+	return l, err
+}
+
+// foldFrom folds the stream's events from version from on into l, until
+// stop (when not nil) says an event is past the point wanted. When l comes
+// from a snapshot, the first event read is the snapshot's own and must be
+// at the position the snapshot recorded: ok is false when it is not.
+func (r *Repository[S, C, E]) foldFrom(ctx context.Context, stream string, l loaded[S], from uint64, stop func(*event.Record) bool) (_ loaded[S], ok bool, err error) {
 	checked := !l.fromSnapshot
 	for rec, err := range r.store.ReadStream(ctx, stream, store.ReadStreamOptions{From: from}) {
 		if errors.Is(err, store.ErrStreamNotFound) {
 			break
 		}
 		if err != nil {
-			return l, fmt.Errorf("aggregate: load %s: %w", stream, err)
+			return l, false, fmt.Errorf("aggregate: load %s: %w", stream, err)
 		}
 		if !checked {
 			if rec.Version != from || rec.Position != l.position {
-				break
+				return l, false, nil
 			}
 			checked = true
 			continue
 		}
+		if stop != nil && stop(&rec) {
+			break
+		}
 		e, err := r.decode(&rec)
 		if err != nil {
-			return l, err
+			return l, false, err
 		}
 		l.state = r.decider.Evolve(l.state, e)
 		l.version, l.position = rec.Version, rec.Position
 	}
-	if !checked {
-		return r.replayAll(ctx, stream, loaded[S]{state: r.decider.Start(), staleSnapshot: true})
-	}
-	return l, nil
-}
-
-// replayAll folds the whole stream into l (which holds the initial state).
-func (r *Repository[S, C, E]) replayAll(ctx context.Context, stream string, l loaded[S]) (loaded[S], error) {
-	for rec, err := range r.store.ReadStream(ctx, stream, store.ReadStreamOptions{}) {
-		if errors.Is(err, store.ErrStreamNotFound) {
-			return l, nil
-		}
-		if err != nil {
-			return l, fmt.Errorf("aggregate: load %s: %w", stream, err)
-		}
-		e, err := r.decode(&rec)
-		if err != nil {
-			return l, err
-		}
-		l.state = r.decider.Evolve(l.state, e)
-		l.version, l.position = rec.Version, rec.Position
-	}
-	return l, nil
+	return l, checked, nil
 }
 
 // Snapshot saves the current state of aggregate id as its snapshot, on

@@ -30,24 +30,8 @@ func (r *Repository[S, C, E]) StateAt(ctx context.Context, id string, t time.Tim
 // foldUntil folds the stream from the start until stop says an event is
 // past the point wanted.
 func (r *Repository[S, C, E]) foldUntil(ctx context.Context, stream string, stop func(*event.Record) bool) (S, uint64, error) {
-	state, version := r.decider.Start(), uint64(0)
-	for rec, err := range r.store.ReadStream(ctx, stream, store.ReadStreamOptions{}) {
-		if errors.Is(err, store.ErrStreamNotFound) {
-			break
-		}
-		if err != nil {
-			return state, version, fmt.Errorf("aggregate: %s: %w", stream, err)
-		}
-		if stop(&rec) {
-			break
-		}
-		e, err := r.decode(&rec)
-		if err != nil {
-			return state, version, err
-		}
-		state, version = r.decider.Evolve(state, e), rec.Version
-	}
-	return state, version, nil
+	l, _, err := r.foldFrom(ctx, stream, loaded[S]{state: r.decider.Start()}, 0, stop)
+	return l.state, l.version, err
 }
 
 // Change is one state of an aggregate and the time it held: from the
