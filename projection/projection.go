@@ -1,0 +1,21 @@
+package projection
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/stratadb/strata/event"
+)
+
+// Projection is a read model written in Go.
+type Projection interface {
+	// Name identifies the projection and its checkpoint.
+	Name() string
+	// Setup creates the projection's tables; it runs at every start, so it
+	// must be idempotent (CREATE TABLE IF NOT EXISTS …).
+	Setup(ctx context.Context, tx *sql.Tx) error
+	// Apply writes the effects of a batch of events (in position order,
+	// already upcast) in tx. The runner commits tx with the checkpoint; Apply
+	// must not commit or roll back. An error fails the whole batch.
+	Apply(ctx context.Context, tx *sql.Tx, batch []event.Record) error
+}

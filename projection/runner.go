@@ -1,0 +1,475 @@
+package projection
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/store"
+)
+
+// Options configure a Runner. The zero value is valid.
+type Options struct {
+	// BatchSize caps the events applied in one transaction. Default 1000.
+	BatchSize int
+	// MaxDelay is how long a batch that is not full waits for more events
+	// before it is applied. Default 0: apply what has arrived at once, for
+	// the lowest lag; a busy log fills batches anyway.
+	MaxDelay time.Duration
+	// Retries is how many times a failing batch is retried (with Backoff,
+	// doubling) before the projection stops in the failed state. Default 5.
+	Retries int
+	// Backoff is the first retry's delay. Default 50ms.
+	Backoff time.Duration
+	// Registry upcasts events before the projection sees them. Event types
+	// it does not know pass as stored. Default: none.
+	Registry *event.Registry
+	// Logger receives retries and failures. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock for checkpoint times and lag. Default time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) ensureDefaults() {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	if o.Retries == 0 {
+		o.Retries = 5
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 50 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// State is what a runner is doing.
+type State string
+
+const (
+	StateStarting State = "starting"
+	StateRunning  State = "running"
+	StatePaused   State = "paused"
+	StateFailed   State = "failed"
+	StateStopped  State = "stopped"
+)
+
+// Failure is why a projection stopped: the event it could not apply.
+type Failure struct {
+	Position uint64       `json:"position"`
+	Event    event.Record `json:"-"`
+	Type     string       `json:"type"`
+	Stream   string       `json:"stream"`
+	Err      string       `json:"error"`
+	At       time.Time    `json:"at"`
+}
+
+// ErrNotFailed: Skip was asked of a projection that is not failed.
+var ErrNotFailed = errors.New("projection: not in the failed state")
+
+// Runner feeds one projection from the log. Run it in its own goroutine;
+// Pause, Resume, Skip and Status are safe to call from others.
+type Runner struct {
+	p    Projection
+	db   *sql.DB
+	src  store.Store
+	opts Options
+
+	mu struct {
+		sync.Mutex
+		state    State
+		position uint64
+		failure  *Failure
+		changed  chan struct{} // closed and replaced when position or state moves
+	}
+	control chan controlReq
+}
+
+type controlReq struct {
+	action string // "pause", "resume", "skip"
+	reason string
+	reply  chan error
+}
+
+// NewRunner returns a runner of p, writing into db, reading src.
+func NewRunner(p Projection, db *sql.DB, src store.Store, opts Options) *Runner {
+	opts.ensureDefaults()
+	r := &Runner{p: p, db: db, src: src, opts: opts, control: make(chan controlReq)}
+	r.mu.state = StateStarting
+	r.mu.changed = make(chan struct{})
+	return r
+}
+
+// Run sets the projection's tables up and applies events until ctx is done.
+// It returns ctx's error, or an error that stops it from running at all.
+func (r *Runner) Run(ctx context.Context) error {
+	defer r.setState(StateStopped, nil)
+	if err := r.setup(ctx); err != nil {
+		return err
+	}
+	pos, err := checkpoint(ctx, r.db, r.p.Name())
+	if err != nil {
+		return fmt.Errorf("projection %s: read checkpoint: %w", r.p.Name(), err)
+	}
+	r.advance(pos)
+	r.setState(StateRunning, nil)
+	for {
+		var err error
+		switch r.State() {
+		case StateRunning:
+			err = r.runLive(ctx)
+		default: // paused or failed: wait for the operator
+			err = r.waitControl(ctx)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (r *Runner) setup(ctx context.Context) error {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("projection %s: setup: %w", r.p.Name(), err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, runtimeDDL); err != nil {
+		return fmt.Errorf("projection %s: setup: %w", r.p.Name(), err)
+	}
+	if err := r.p.Setup(ctx, tx); err != nil {
+		return fmt.Errorf("projection %s: setup: %w", r.p.Name(), err)
+	}
+	return tx.Commit()
+}
+
+// runLive subscribes after the checkpoint and applies batches until the
+// state changes or ctx ends.
+func (r *Runner) runLive(ctx context.Context) error {
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type item struct {
+		rec event.Record
+		err error
+	}
+	ch := make(chan item, r.opts.BatchSize)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for rec, err := range r.src.Subscribe(subCtx, store.SubscribeOptions{After: r.Position()}) {
+			select {
+			case ch <- item{rec, err}:
+			case <-subCtx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
+	batch := make([]event.Record, 0, r.opts.BatchSize)
+	for {
+		batch = batch[:0]
+		var first item
+		select {
+		case first = <-ch:
+		case req := <-r.control:
+			if r.handleControl(req) {
+				return nil
+			}
+			continue
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if first.err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("projection %s: subscription: %w", r.p.Name(), first.err)
+		}
+		batch = append(batch, first.rec)
+		var deadline <-chan time.Time
+		var timer *time.Timer
+		if r.opts.MaxDelay > 0 {
+			timer = time.NewTimer(r.opts.MaxDelay)
+			deadline = timer.C
+		}
+	gather:
+		for len(batch) < r.opts.BatchSize {
+			select {
+			case it := <-ch:
+				if it.err != nil {
+					// Apply what was gathered; the error comes back next time.
+					break gather
+				}
+				batch = append(batch, it.rec)
+			case <-deadline:
+				break gather
+			default:
+				if deadline == nil {
+					break gather
+				}
+				select {
+				case it := <-ch:
+					if it.err != nil {
+						break gather
+					}
+					batch = append(batch, it.rec)
+				case <-deadline:
+					break gather
+				}
+			}
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if !r.applyBatch(ctx, batch) {
+			return ctx.Err() // failed (waitControl takes over) or ctx ended
+		}
+	}
+}
+
+// applyBatch applies batch with retries; on exhaustion it applies the
+// events one at a time to commit those before the failing one and stops in
+// the failed state at it. It reports whether the runner keeps running.
+func (r *Runner) applyBatch(ctx context.Context, batch []event.Record) bool {
+	delay := r.opts.Backoff
+	var err error
+	for attempt := 0; attempt <= r.opts.Retries; attempt++ {
+		if attempt > 0 {
+			r.opts.Logger.Warn("projection: batch failed, retrying", "projection", r.p.Name(), "attempt", attempt, "err", err)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return false
+			}
+			delay *= 2
+		}
+		if err = r.commit(ctx, batch); err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+	for i := range batch {
+		if err := r.commit(ctx, batch[i:i+1]); err != nil {
+			f := &Failure{Position: batch[i].Position, Event: batch[i], Type: batch[i].Type, Stream: batch[i].Stream, Err: err.Error(), At: r.opts.Now()}
+			r.opts.Logger.Error("projection: stopped at a failing event", "projection", r.p.Name(), "position", f.Position, "err", err)
+			r.setState(StateFailed, f)
+			return false
+		}
+	}
+	return true // the batch failed as a whole but not one by one
+}
+
+// commit applies events and saves the checkpoint in one transaction.
+func (r *Runner) commit(ctx context.Context, events []event.Record) error {
+	events, err := r.upcast(events)
+	if err != nil {
+		return err
+	}
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := r.p.Apply(ctx, tx, events); err != nil {
+		return err
+	}
+	last := events[len(events)-1].Position
+	if err := saveCheckpoint(ctx, tx, r.p.Name(), last, r.opts.Now()); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	r.advance(last)
+	return nil
+}
+
+// upcast brings events of registered types to their current schema.
+func (r *Runner) upcast(events []event.Record) ([]event.Record, error) {
+	if r.opts.Registry == nil {
+		return events, nil
+	}
+	out := make([]event.Record, len(events))
+	for i, e := range events {
+		data, version, err := r.opts.Registry.Upcast(&e.Event)
+		switch {
+		case errors.Is(err, event.ErrUnknownType):
+		case err != nil:
+			return nil, err
+		default:
+			e.Data, e.Schema = data, version
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// waitControl waits, paused or failed, for the operator.
+func (r *Runner) waitControl(ctx context.Context) error {
+	select {
+	case req := <-r.control:
+		r.handleControl(req)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handleControl carries out an operator's request; it reports whether the
+// state changed (the live loop must restart).
+func (r *Runner) handleControl(req controlReq) bool {
+	state := r.State()
+	var err error
+	changed := false
+	switch req.action {
+	case "pause":
+		if state == StateRunning {
+			r.setState(StatePaused, nil)
+			changed = true
+		}
+	case "resume":
+		if state == StatePaused || state == StateFailed {
+			r.setState(StateRunning, nil)
+			changed = true
+		}
+	case "skip":
+		err = r.skip(req.reason)
+		changed = err == nil
+	}
+	req.reply <- err
+	return changed
+}
+
+// skip moves a failed projection past its failing event, recording it.
+func (r *Runner) skip(reason string) error {
+	f := r.Status().Failure
+	if r.State() != StateFailed || f == nil {
+		return ErrNotFailed
+	}
+	ctx := context.Background()
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	detail := fmt.Sprintf("skipped %s event of %s (%s): %s", f.Type, f.Stream, f.Err, reason)
+	if err := logAction(ctx, tx, r.p.Name(), "skip", f.Position, detail, r.opts.Now()); err != nil {
+		return err
+	}
+	if err := saveCheckpoint(ctx, tx, r.p.Name(), f.Position, r.opts.Now()); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	r.advance(f.Position)
+	r.setState(StateRunning, nil)
+	return nil
+}
+
+func (r *Runner) request(ctx context.Context, action, reason string) error {
+	req := controlReq{action: action, reason: reason, reply: make(chan error, 1)}
+	select {
+	case r.control <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-req.reply
+}
+
+// Pause stops applying events until Resume.
+func (r *Runner) Pause(ctx context.Context) error { return r.request(ctx, "pause", "") }
+
+// Resume restarts a paused projection, or retries a failed one from its
+// failing event.
+func (r *Runner) Resume(ctx context.Context) error { return r.request(ctx, "resume", "") }
+
+// Skip moves a failed projection past the event it failed on, recording
+// the skip (and reason) in strata_projection_log, and resumes it.
+func (r *Runner) Skip(ctx context.Context, reason string) error {
+	return r.request(ctx, "skip", reason)
+}
+
+func (r *Runner) setState(s State, f *Failure) {
+	r.mu.Lock()
+	r.mu.state, r.mu.failure = s, f
+	r.notifyLocked()
+	r.mu.Unlock()
+}
+
+func (r *Runner) advance(pos uint64) {
+	r.mu.Lock()
+	r.mu.position = pos
+	r.notifyLocked()
+	r.mu.Unlock()
+}
+
+func (r *Runner) notifyLocked() {
+	close(r.mu.changed)
+	r.mu.changed = make(chan struct{})
+}
+
+// State returns what the runner is doing.
+func (r *Runner) State() State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mu.state
+}
+
+// Position returns the checkpoint: the last position applied.
+func (r *Runner) Position() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mu.position
+}
+
+// Status is a projection's state and progress.
+type Status struct {
+	Name     string   `json:"name"`
+	State    State    `json:"state"`
+	Position uint64   `json:"position"`
+	Failure  *Failure `json:"failure,omitempty"`
+}
+
+// Status returns the runner's state, checkpoint and failure.
+func (r *Runner) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Status{Name: r.p.Name(), State: r.mu.state, Position: r.mu.position, Failure: r.mu.failure}
+}
+
+// WaitFor blocks until the projection has applied position pos (for
+// read-your-writes), ctx ends, or the projection fails.
+func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
+	for {
+		r.mu.Lock()
+		reached, state, ch := r.mu.position >= pos, r.mu.state, r.mu.changed
+		r.mu.Unlock()
+		if reached {
+			return nil
+		}
+		if state == StateFailed {
+			return fmt.Errorf("projection %s failed before position %d", r.p.Name(), pos)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
