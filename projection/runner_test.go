@@ -100,7 +100,11 @@ func waitFor(t *testing.T, r *Runner, pos uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.WaitFor(ctx, pos); err != nil {
-		t.Fatalf("waiting for position %d: %v (status %+v)", pos, err, r.Status())
+		st := r.Status()
+		if st.Failure != nil {
+			t.Fatalf("waiting for position %d: %v (failure %+v)", pos, err, *st.Failure)
+		}
+		t.Fatalf("waiting for position %d: %v (status %+v)", pos, err, st)
 	}
 }
 

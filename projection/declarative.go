@@ -1,0 +1,300 @@
+package projection
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/stratadb/strata/event"
+)
+
+// Spec is a declarative projection, for users who write no Go: the tables'
+// DDL, and one SQL statement per event type whose parameters are bound from
+// the event. In YAML:
+//
+//	name: account_balances
+//	tables:
+//	  - CREATE TABLE IF NOT EXISTS account_balances (account TEXT PRIMARY KEY, balance TEXT NOT NULL)
+//	on:
+//	  bank.deposited: |
+//	    INSERT INTO account_balances (account, balance) VALUES (:stream_id, :data.amount)
+//	    ON CONFLICT(account) DO UPDATE SET balance = dec_add(balance, excluded.balance)
+//
+// Parameters are :name tokens outside string literals:
+//
+//	:data.a.b      a field of the event's JSON data (nested with dots); JSON
+//	               numbers are bound as their exact text, strings as text,
+//	               true/false as 1/0, objects and arrays as JSON text, a
+//	               missing field as NULL
+//	:metadata.a.b  the same from the metadata
+//	:stream :stream_id (the stream name after its first "-") :type
+//	:position :version :time (RFC 3339, UTC) :event_id
+type Spec struct {
+	Name   string            `yaml:"name"`
+	Tables []string          `yaml:"tables"`
+	On     map[string]string `yaml:"on"`
+}
+
+// ParseSpec reads a YAML spec and compiles it into a Projection. Every
+// problem is reported at once, naming the event type and parameter.
+func ParseSpec(b []byte) (*Declarative, error) {
+	var s Spec
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("projection spec: %w", err)
+	}
+	return s.Compile()
+}
+
+// Declarative is a compiled Spec; it implements Projection.
+type Declarative struct {
+	spec  Spec
+	stmts map[string]*statement
+}
+
+type statement struct {
+	sql    string  // with ? placeholders
+	params []param // in placeholder order
+}
+
+type param struct {
+	name string
+	get  func(r *event.Record, data, meta map[string]any) (any, error)
+}
+
+// Compile checks and compiles s.
+func (s Spec) Compile() (*Declarative, error) {
+	var errs []error
+	if err := event.ValidateType(s.Name); err != nil || strings.ContainsAny(s.Name, " \"'") {
+		errs = append(errs, fmt.Errorf("projection spec: name %q must be a plain identifier", s.Name))
+	}
+	if len(s.Tables) == 0 {
+		errs = append(errs, fmt.Errorf("projection spec %q: no tables", s.Name))
+	}
+	if len(s.On) == 0 {
+		errs = append(errs, fmt.Errorf("projection spec %q: no event handlers (on:)", s.Name))
+	}
+	d := &Declarative{spec: s, stmts: map[string]*statement{}}
+	types := make([]string, 0, len(s.On))
+	for t := range s.On {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		st, err := compileStatement(s.On[t])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("projection spec %q, on %s: %w", s.Name, t, err))
+			continue
+		}
+		d.stmts[t] = st
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// compileStatement replaces :params outside string literals and quoted
+// identifiers with ? and records how to bind each.
+func compileStatement(src string) (*statement, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, errors.New("empty statement")
+	}
+	var out strings.Builder
+	st := &statement{}
+	for i := 0; i < len(src); {
+		c := src[i]
+		switch {
+		case c == '\'' || c == '"':
+			j := i + 1
+			for j < len(src) && src[j] != c {
+				j++
+			}
+			if j >= len(src) {
+				return nil, fmt.Errorf("unterminated %c quote", c)
+			}
+			out.WriteString(src[i : j+1])
+			i = j + 1
+		case c == ':' && i+1 < len(src) && isIdentStart(src[i+1]) && (i == 0 || src[i-1] != ':'):
+			j := i + 1
+			for j < len(src) && (isIdentPart(src[j]) || src[j] == '.' && j+1 < len(src) && isIdentStart(src[j+1])) {
+				j++
+			}
+			p, err := newParam(src[i+1 : j])
+			if err != nil {
+				return nil, err
+			}
+			st.params = append(st.params, p)
+			out.WriteByte('?')
+			i = j
+		default:
+			out.WriteByte(c)
+			i++
+		}
+	}
+	st.sql = out.String()
+	return st, nil
+}
+
+func isIdentStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isIdentPart(c byte) bool  { return isIdentStart(c) || c >= '0' && c <= '9' }
+
+func newParam(name string) (param, error) {
+	p := param{name: name}
+	root, path, _ := strings.Cut(name, ".")
+	switch root {
+	case "data", "metadata":
+		if path == "" {
+			return p, fmt.Errorf("parameter :%s names no field (use :%s.field)", name, root)
+		}
+		fields := strings.Split(path, ".")
+		isData := root == "data"
+		p.get = func(_ *event.Record, data, meta map[string]any) (any, error) {
+			m := meta
+			if isData {
+				m = data
+			}
+			return bindValue(lookup(m, fields))
+		}
+	case "stream", "stream_id", "type", "position", "version", "time", "event_id":
+		if path != "" {
+			return p, fmt.Errorf("parameter :%s: %s has no fields", name, root)
+		}
+		p.get = func(r *event.Record, _, _ map[string]any) (any, error) {
+			switch root {
+			case "stream":
+				return r.Stream, nil
+			case "stream_id":
+				_, id, _ := strings.Cut(r.Stream, "-")
+				return id, nil
+			case "type":
+				return r.Type, nil
+			case "position":
+				return int64(r.Position), nil
+			case "version":
+				return int64(r.Version), nil
+			case "time":
+				return r.Time.UTC().Format(time.RFC3339Nano), nil
+			default:
+				return r.ID.String(), nil
+			}
+		}
+	default:
+		return p, fmt.Errorf("unknown parameter :%s (want :data.…, :metadata.…, :stream, :stream_id, :type, :position, :version, :time or :event_id)", name)
+	}
+	return p, nil
+}
+
+func lookup(m map[string]any, fields []string) any {
+	var v any = m
+	for _, f := range fields {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = obj[f]
+	}
+	return v
+}
+
+// bindValue turns a decoded JSON value into an SQL argument, keeping
+// numbers exact (as text).
+func bindValue(v any) (any, error) {
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case json.Number:
+		return v.String(), nil
+	case string:
+		return v, nil
+	case bool:
+		if v {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	default:
+		b, err := json.Marshal(v)
+		return string(b), err
+	}
+}
+
+func decodeObject(b []byte) (map[string]any, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Name implements Projection.
+func (d *Declarative) Name() string { return d.spec.Name }
+
+// Setup implements Projection: runs the tables' DDL.
+func (d *Declarative) Setup(ctx context.Context, tx *sql.Tx) error {
+	for _, ddl := range d.spec.Tables {
+		if _, err := tx.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("projection %s: %w", d.spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// Apply implements Projection: one statement per event whose type has one.
+func (d *Declarative) Apply(ctx context.Context, tx *sql.Tx, batch []event.Record) error {
+	prepared := map[string]*sql.Stmt{}
+	defer func() {
+		for _, s := range prepared {
+			s.Close()
+		}
+	}()
+	args := make([]any, 0, 8)
+	for i := range batch {
+		r := &batch[i]
+		st, ok := d.stmts[r.Type]
+		if !ok {
+			continue
+		}
+		ps, ok := prepared[r.Type]
+		if !ok {
+			var err error
+			if ps, err = tx.PrepareContext(ctx, st.sql); err != nil {
+				return fmt.Errorf("projection %s, on %s: %w", d.spec.Name, r.Type, err)
+			}
+			prepared[r.Type] = ps
+		}
+		data, err := decodeObject(r.Data)
+		if err != nil {
+			return fmt.Errorf("projection %s: event %d (%s) data: %w", d.spec.Name, r.Position, r.Type, err)
+		}
+		meta, err := decodeObject(r.Metadata)
+		if err != nil {
+			return fmt.Errorf("projection %s: event %d (%s) metadata: %w", d.spec.Name, r.Position, r.Type, err)
+		}
+		args = args[:0]
+		for _, p := range st.params {
+			v, err := p.get(r, data, meta)
+			if err != nil {
+				return fmt.Errorf("projection %s: event %d, parameter :%s: %w", d.spec.Name, r.Position, p.name, err)
+			}
+			args = append(args, v)
+		}
+		if _, err := ps.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("projection %s: event %d (%s): %w", d.spec.Name, r.Position, r.Type, err)
+		}
+	}
+	return nil
+}
