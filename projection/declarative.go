@@ -62,13 +62,19 @@ type Declarative struct {
 }
 
 type statement struct {
-	sql    string  // with ? placeholders
-	params []param // in placeholder order
+	sql        string  // with ? placeholders
+	params     []param // in placeholder order
+	data, meta bool    // some parameter reads the data / the metadata
 }
+
+// fields is a JSON object decoded one level deep: values stay raw until a
+// parameter asks for them.
+type fields map[string]json.RawMessage
 
 type param struct {
 	name string
-	get  func(r *event.Record, data, meta map[string]any) (any, error)
+	root string
+	get  func(r *event.Record, data, meta fields) (any, error)
 }
 
 // Compile checks and compiles s.
@@ -134,6 +140,8 @@ func compileStatement(src string) (*statement, error) {
 				return nil, err
 			}
 			st.params = append(st.params, p)
+			st.data = st.data || p.root == "data"
+			st.meta = st.meta || p.root == "metadata"
 			out.WriteByte('?')
 			i = j
 		default:
@@ -149,27 +157,27 @@ func isIdentStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >=
 func isIdentPart(c byte) bool  { return isIdentStart(c) || c >= '0' && c <= '9' }
 
 func newParam(name string) (param, error) {
-	p := param{name: name}
 	root, path, _ := strings.Cut(name, ".")
+	p := param{name: name, root: root}
 	switch root {
 	case "data", "metadata":
 		if path == "" {
 			return p, fmt.Errorf("parameter :%s names no field (use :%s.field)", name, root)
 		}
-		fields := strings.Split(path, ".")
+		names := strings.Split(path, ".")
 		isData := root == "data"
-		p.get = func(_ *event.Record, data, meta map[string]any) (any, error) {
+		p.get = func(_ *event.Record, data, meta fields) (any, error) {
 			m := meta
 			if isData {
 				m = data
 			}
-			return bindValue(lookup(m, fields))
+			return bindRaw(lookup(m, names))
 		}
 	case "stream", "stream_id", "type", "position", "version", "time", "event_id":
 		if path != "" {
 			return p, fmt.Errorf("parameter :%s: %s has no fields", name, root)
 		}
-		p.get = func(r *event.Record, _, _ map[string]any) (any, error) {
+		p.get = func(r *event.Record, _, _ fields) (any, error) {
 			switch root {
 			case "stream":
 				return r.Stream, nil
@@ -194,47 +202,54 @@ func newParam(name string) (param, error) {
 	return p, nil
 }
 
-func lookup(m map[string]any, fields []string) any {
-	var v any = m
-	for _, f := range fields {
-		obj, ok := v.(map[string]any)
+// lookup follows names through nested objects; nil when a step is missing.
+func lookup(m fields, names []string) json.RawMessage {
+	for i, n := range names {
+		v, ok := m[n]
 		if !ok {
 			return nil
 		}
-		v = obj[f]
-	}
-	return v
-}
-
-// bindValue turns a decoded JSON value into an SQL argument, keeping
-// numbers exact (as text).
-func bindValue(v any) (any, error) {
-	switch v := v.(type) {
-	case nil:
-		return nil, nil
-	case json.Number:
-		return v.String(), nil
-	case string:
-		return v, nil
-	case bool:
-		if v {
-			return int64(1), nil
+		if i == len(names)-1 {
+			return v
 		}
-		return int64(0), nil
-	default:
-		b, err := json.Marshal(v)
-		return string(b), err
+		var next fields
+		if json.Unmarshal(v, &next) != nil {
+			return nil
+		}
+		m = next
 	}
+	return nil
 }
 
-func decodeObject(b []byte) (map[string]any, error) {
+// bindRaw turns a raw JSON value into an SQL argument, keeping numbers
+// exact (as their text): strings as text, true/false as 1/0, null or
+// missing as NULL, objects and arrays as their JSON text.
+func bindRaw(v json.RawMessage) (any, error) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return nil, nil
+	}
+	switch v[0] {
+	case '"':
+		var s string
+		err := json.Unmarshal(v, &s)
+		return s, err
+	case 'n':
+		return nil, nil
+	case 't':
+		return int64(1), nil
+	case 'f':
+		return int64(0), nil
+	}
+	return string(v), nil
+}
+
+func decodeObject(b []byte) (fields, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
+	var m fields
+	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -276,13 +291,17 @@ func (d *Declarative) Apply(ctx context.Context, tx *sql.Tx, batch []event.Recor
 			}
 			prepared[r.Type] = ps
 		}
-		data, err := decodeObject(r.Data)
-		if err != nil {
-			return fmt.Errorf("projection %s: event %d (%s) data: %w", d.spec.Name, r.Position, r.Type, err)
+		var data, meta fields
+		var err error
+		if st.data {
+			if data, err = decodeObject(r.Data); err != nil {
+				return fmt.Errorf("projection %s: event %d (%s) data: %w", d.spec.Name, r.Position, r.Type, err)
+			}
 		}
-		meta, err := decodeObject(r.Metadata)
-		if err != nil {
-			return fmt.Errorf("projection %s: event %d (%s) metadata: %w", d.spec.Name, r.Position, r.Type, err)
+		if st.meta {
+			if meta, err = decodeObject(r.Metadata); err != nil {
+				return fmt.Errorf("projection %s: event %d (%s) metadata: %w", d.spec.Name, r.Position, r.Type, err)
+			}
 		}
 		args = args[:0]
 		for _, p := range st.params {

@@ -280,6 +280,11 @@ func (r *Runner) commit(ctx context.Context, events []event.Record) error {
 	if err != nil {
 		return err
 	}
+	// The transaction runs to its end whatever happens to ctx: a batch is
+	// short, and mattn/go-sqlite3 watches a cancellable context with a
+	// goroutine per statement, which cost the projection about a third of
+	// its speed.
+	ctx = context.WithoutCancel(ctx)
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

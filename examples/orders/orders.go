@@ -5,6 +5,7 @@
 package orders
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,17 +137,27 @@ func decide(o Order, c Command) ([]Event, error) {
 }
 
 // withDefault returns an upcaster that adds a field with value "0" when it
-// is missing: v1 had no tax, v2 no shipping.
+// is missing: v1 had no tax, v2 no shipping. It edits the JSON text rather
+// than re-encoding it: upcasters run on every read of an old event.
 func withDefault(field string) event.Upcaster {
 	return func(data []byte) ([]byte, error) {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(data, &m); err != nil {
 			return nil, err
 		}
-		if _, ok := m[field]; !ok {
-			m[field] = json.RawMessage(`"0"`)
+		if _, ok := m[field]; ok {
+			return data, nil
 		}
-		return json.Marshal(m)
+		end := bytes.LastIndexByte(data, '}')
+		out := make([]byte, 0, len(data)+len(field)+8)
+		out = append(out, data[:end]...)
+		if len(m) > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, field...)
+		out = append(out, `":"0"}`...)
+		return out, nil
 	}
 }
 

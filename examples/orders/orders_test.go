@@ -87,3 +87,23 @@ func TestDecide(t *testing.T) {
 	o().Given(created, orders.ItemAdded{SKU: "A", Quantity: 1, Price: d("1")}, orders.OrderShipped{}).
 		When(orders.AddItem{SKU: "B", Quantity: 1, Price: d("1")}).ThenError(t, orders.ErrShipped)
 }
+
+func TestWithDefaultUpcaster(t *testing.T) {
+	up := orders.WithDefaultForTest("tax_amount")
+	cases := map[string]string{
+		`{"customer":"c1"}`:                     `{"customer":"c1","tax_amount":"0"}`,
+		`{}`:                                    `{"tax_amount":"0"}`,
+		` { "customer" : "c1" } `:               ` { "customer" : "c1" ,"tax_amount":"0"}`,
+		`{"customer":"c1","tax_amount":"1.90"}`: `{"customer":"c1","tax_amount":"1.90"}`,
+		`{"note":"}","customer":"x"}`:           `{"note":"}","customer":"x","tax_amount":"0"}`,
+	}
+	for in, want := range cases {
+		got, err := up([]byte(in))
+		if err != nil || string(got) != want {
+			t.Errorf("%s → %s, %v; want %s", in, got, err, want)
+		}
+	}
+	if _, err := up([]byte(`not json`)); err == nil {
+		t.Error("bad JSON accepted")
+	}
+}
