@@ -193,43 +193,37 @@ func (r *Runner) runLive(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if first.err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("projection %s: subscription: %w", r.p.Name(), first.err)
+			return r.subscriptionEnded(ctx, first.err)
 		}
 		batch = append(batch, first.rec)
-		var deadline <-chan time.Time
+		var deadline <-chan time.Time // nil: take only what has arrived
 		var timer *time.Timer
 		if r.opts.MaxDelay > 0 {
 			timer = time.NewTimer(r.opts.MaxDelay)
 			deadline = timer.C
 		}
+		var ended error // the subscription's error, dealt with after the batch
 	gather:
 		for len(batch) < r.opts.BatchSize {
-			select {
-			case it := <-ch:
-				if it.err != nil {
-					// Apply what was gathered; the error comes back next time.
-					break gather
-				}
-				batch = append(batch, it.rec)
-			case <-deadline:
-				break gather
-			default:
-				if deadline == nil {
-					break gather
-				}
+			var it item
+			if deadline == nil {
 				select {
-				case it := <-ch:
-					if it.err != nil {
-						break gather
-					}
-					batch = append(batch, it.rec)
+				case it = <-ch:
+				default:
+					break gather
+				}
+			} else {
+				select {
+				case it = <-ch:
 				case <-deadline:
 					break gather
 				}
 			}
+			if it.err != nil {
+				ended = it.err
+				break gather
+			}
+			batch = append(batch, it.rec)
 		}
 		if timer != nil {
 			timer.Stop()
@@ -237,7 +231,18 @@ func (r *Runner) runLive(ctx context.Context) error {
 		if !r.applyBatch(ctx, batch) {
 			return ctx.Err() // failed (waitControl takes over) or ctx ended
 		}
+		if ended != nil {
+			return r.subscriptionEnded(ctx, ended)
+		}
 	}
+}
+
+// subscriptionEnded turns the error that ended the subscription into Run's.
+func (r *Runner) subscriptionEnded(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("projection %s: subscription: %w", r.p.Name(), err)
 }
 
 // applyBatch applies batch with retries; on exhaustion it applies the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -263,5 +264,49 @@ func TestEventsAreUpcastBeforeTheProjection(t *testing.T) {
 	waitFor(t, r, last.LastPosition)
 	if got := sumsTable(t, f.db)["s"]; got != [2]int{42, 2} {
 		t.Fatalf("sums = %v", got)
+	}
+}
+
+// endingStore's subscriptions yield the log's first n records, then fail.
+type endingStore struct {
+	store.Store
+	n int
+}
+
+var errSubscriptionBroke = errors.New("subscription broke")
+
+func (e endingStore) Subscribe(ctx context.Context, opts store.SubscribeOptions) iter.Seq2[event.Record, error] {
+	return func(yield func(event.Record, error) bool) {
+		i := 0
+		for r, err := range e.Store.ReadAll(ctx, store.ReadAllOptions{After: opts.After}) {
+			if err != nil || i == e.n || !yield(r, nil) {
+				break
+			}
+			i++
+		}
+		yield(event.Record{}, errSubscriptionBroke)
+	}
+}
+
+// A subscription that ends while a batch is being gathered still gets the
+// gathered events applied, and Run reports why it ended instead of waiting.
+func TestSubscriptionEndDuringGatherAppliesTheBatch(t *testing.T) {
+	f := newFixture(t)
+	for i := range 5 {
+		f.append(t, "s", "t", i+1)
+	}
+	r := NewRunner(sums{}, f.db, endingStore{Store: f.log, n: 3}, Options{BatchSize: 1000, MaxDelay: time.Hour})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errSubscriptionBroke) {
+			t.Fatalf("Run = %v, want the subscription's error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run waited for its batch deadline instead of ending with the subscription")
+	}
+	if got := sumsTable(t, f.db)["s"]; got != [2]int{6, 3} || r.Position() != 3 {
+		t.Fatalf("sums %v at %d: the gathered batch was not applied", got, r.Position())
 	}
 }
