@@ -33,6 +33,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for checkpoint times and lag. Default time.Now.
 	Now func() time.Time
+	// PollInterval is how often the runner reads its stored state, which
+	// tools in other processes change (pause, resume, skip). Default 500ms.
+	PollInterval time.Duration
 }
 
 func (o *Options) ensureDefaults() {
@@ -50,6 +53,9 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 500 * time.Millisecond
 	}
 }
 
@@ -122,7 +128,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("projection %s: read checkpoint: %w", r.p.Name(), err)
 	}
 	r.advance(pos)
-	r.setState(StateRunning, nil)
+	start := StateRunning
+	if stored, err := readStored(ctx, r.db, r.p.Name()); err == nil && stored.State == StatePaused {
+		start = StatePaused // paused from outside while no runner ran
+	}
+	r.setState(start, nil)
 	for {
 		var err error
 		switch r.State() {
@@ -178,6 +188,8 @@ func (r *Runner) runLive(ctx context.Context) error {
 	}()
 	defer func() { cancel(); <-done }()
 
+	tick := time.NewTicker(r.opts.PollInterval)
+	defer tick.Stop()
 	batch := make([]event.Record, 0, r.opts.BatchSize)
 	for {
 		batch = batch[:0]
@@ -186,6 +198,11 @@ func (r *Runner) runLive(ctx context.Context) error {
 		case first = <-ch:
 		case req := <-r.control:
 			if r.handleControl(req) {
+				return nil
+			}
+			continue
+		case <-tick.C:
+			if r.poll(ctx) {
 				return nil
 			}
 			continue
@@ -331,12 +348,20 @@ func (r *Runner) upcast(events []event.Record) ([]event.Record, error) {
 
 // waitControl waits, paused or failed, for the operator.
 func (r *Runner) waitControl(ctx context.Context) error {
-	select {
-	case req := <-r.control:
-		r.handleControl(req)
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	tick := time.NewTicker(r.opts.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case req := <-r.control:
+			r.handleControl(req)
+			return nil
+		case <-tick.C:
+			if r.poll(ctx) {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -371,20 +396,7 @@ func (r *Runner) skip(reason string) error {
 	if r.State() != StateFailed || f == nil {
 		return ErrNotFailed
 	}
-	ctx := context.Background()
-	tx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	detail := fmt.Sprintf("skipped %s event of %s (%s): %s", f.Type, f.Stream, f.Err, reason)
-	if err := logAction(ctx, tx, r.p.Name(), "skip", f.Position, detail, r.opts.Now()); err != nil {
-		return err
-	}
-	if err := saveCheckpoint(ctx, tx, r.p.Name(), f.Position, r.opts.Now()); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
+	if err := skipFailed(context.Background(), r.db, r.p.Name(), f, reason, r.opts.Now()); err != nil {
 		return err
 	}
 	r.advance(f.Position)
@@ -420,6 +432,33 @@ func (r *Runner) setState(s State, f *Failure) {
 	r.mu.state, r.mu.failure = s, f
 	r.notifyLocked()
 	r.mu.Unlock()
+	if s == StateRunning || s == StatePaused || s == StateFailed {
+		if err := saveState(context.Background(), r.db, r.p.Name(), s, f); err != nil {
+			r.opts.Logger.Error("projection: cannot store state", "projection", r.p.Name(), "err", err)
+		}
+	}
+}
+
+// poll follows the stored state, which tools in other processes change,
+// and beats the heartbeat. It reports whether the runner's state changed.
+func (r *Runner) poll(ctx context.Context) bool {
+	_ = heartbeat(ctx, r.db, r.p.Name(), r.opts.Now())
+	stored, err := readStored(ctx, r.db, r.p.Name())
+	if err != nil {
+		return false
+	}
+	cur := r.State()
+	switch {
+	case stored.State == StatePaused && cur == StateRunning:
+		r.setState(StatePaused, nil)
+		return true
+	case stored.State == StateRunning && (cur == StatePaused || cur == StateFailed):
+		// Resumed, or skipped (the checkpoint may have moved on).
+		r.advance(stored.Position)
+		r.setState(StateRunning, nil)
+		return true
+	}
+	return false
 }
 
 func (r *Runner) advance(pos uint64) {
@@ -432,6 +471,14 @@ func (r *Runner) advance(pos uint64) {
 func (r *Runner) notifyLocked() {
 	close(r.mu.changed)
 	r.mu.changed = make(chan struct{})
+}
+
+// Changed returns a channel that is closed at the runner's next change of
+// state or position.
+func (r *Runner) Changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mu.changed
 }
 
 // State returns what the runner is doing.

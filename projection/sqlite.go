@@ -101,7 +101,7 @@ CREATE TABLE IF NOT EXISTS strata_projection_log (
 	position   INTEGER NOT NULL,
 	detail     TEXT NOT NULL,
 	at         TEXT NOT NULL
-);`
+);` + stateDDL
 
 // checkpoint reads the projection's position (0 when it has none).
 func checkpoint(ctx context.Context, q interface {
