@@ -87,6 +87,23 @@ func OpenSQLite(path string) (*sql.DB, error) {
 	return db, nil
 }
 
+// OpenSQLiteQuery opens the read-model database for queries only: any
+// statement that would change it fails (PRAGMA query_only), whatever it is.
+func OpenSQLiteQuery(path string) (*sql.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("projection: no read models at %s: %w", path, err)
+	}
+	db, err := sql.Open(driverName, "file:"+path+"?_query_only=true&_busy_timeout=5000")
+	if err != nil {
+		return nil, fmt.Errorf("projection: open %s: %w", path, err)
+	}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("projection: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
 // The runtime's own tables, in the read-model database.
 const runtimeDDL = `
 CREATE TABLE IF NOT EXISTS strata_checkpoints (

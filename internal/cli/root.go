@@ -208,6 +208,8 @@ is not given, or ./strata-data when neither is.`,
 		newStateCmd(a),
 		newHistoryCmd(a),
 		newSnapshotCmd(a),
+		newProjectionCmd(a),
+		newQueryCmd(a),
 	)
 	return root
 }
