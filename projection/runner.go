@@ -374,11 +374,13 @@ func (r *Runner) handleControl(req controlReq) bool {
 	switch req.action {
 	case "pause":
 		if state == StateRunning {
+			r.record("pause", "")
 			r.setState(StatePaused, nil)
 			changed = true
 		}
 	case "resume":
 		if state == StatePaused || state == StateFailed {
+			r.record("resume", "was "+string(state))
 			r.setState(StateRunning, nil)
 			changed = true
 		}
@@ -388,6 +390,21 @@ func (r *Runner) handleControl(req controlReq) bool {
 	}
 	req.reply <- err
 	return changed
+}
+
+// record writes an operator action to strata_projection_log.
+func (r *Runner) record(action, detail string) {
+	ctx := context.Background()
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err == nil {
+		defer tx.Rollback()
+		if err = logAction(ctx, tx, r.p.Name(), action, r.Position(), detail, r.opts.Now()); err == nil {
+			err = tx.Commit()
+		}
+	}
+	if err != nil {
+		r.opts.Logger.Error("projection: cannot record an operator action", "projection", r.p.Name(), "action", action, "err", err)
+	}
 }
 
 // skip moves a failed projection past its failing event, recording it.

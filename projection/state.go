@@ -132,19 +132,31 @@ func ListStored(ctx context.Context, db *sql.DB) ([]Stored, error) {
 	return out, nil
 }
 
-// SetPaused pauses (or resumes) projection name from outside its runner: a
-// running runner follows within its poll interval, a runner started later
-// starts paused. Resuming a failed projection retries its failing event.
+// SetPaused pauses (or resumes) projection name from outside its runner,
+// recording the action in strata_projection_log: a running runner follows
+// within its poll interval, a runner started later starts paused. Resuming
+// a failed projection retries its failing event.
 func SetPaused(ctx context.Context, db *sql.DB, name string, paused bool) error {
 	s, err := readStored(ctx, db, name)
 	if err != nil {
 		return err
 	}
-	want := StateRunning
+	want, action := StateRunning, "resume"
 	if paused {
-		want = StatePaused
+		want, action = StatePaused, "pause"
 	}
-	return saveState(ctx, db, name, want, s.Failure)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := logAction(ctx, tx, name, action, s.Position, "from outside the runner (was "+string(s.State)+")", time.Now()); err != nil {
+		return err
+	}
+	if err := saveState(ctx, tx, name, want, s.Failure); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // SkipFailed moves failed projection name past the event it failed on,

@@ -72,9 +72,16 @@ func TestStoredStateIsFollowedByTheRunner(t *testing.T) {
 	if got := sumsTable(t, f.db)["a"]; got != [2]int{6, 3} {
 		t.Fatalf("sums = %v", got)
 	}
-	var detail string
-	f.db.QueryRow(`SELECT detail FROM strata_projection_log`).Scan(&detail)
-	if !strings.Contains(detail, "from the CLI") {
-		t.Fatalf("skip not recorded: %q", detail)
+	var actions []string
+	rows, _ := f.db.Query(`SELECT action || ': ' || detail FROM strata_projection_log ORDER BY id`)
+	for rows.Next() {
+		var a string
+		rows.Scan(&a)
+		actions = append(actions, a)
+	}
+	rows.Close()
+	if len(actions) != 3 || !strings.HasPrefix(actions[0], "skip") || !strings.Contains(actions[0], "from the CLI") ||
+		!strings.HasPrefix(actions[1], "pause") || !strings.HasPrefix(actions[2], "resume") {
+		t.Fatalf("recorded actions = %q", actions)
 	}
 }
