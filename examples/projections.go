@@ -10,4 +10,10 @@ var (
 	OrderSummaryYAML []byte
 	//go:embed account_balances.yaml
 	AccountBalancesYAML []byte
+	//go:embed order_search.yaml
+	OrderSearchYAML []byte
 )
+
+// SearchOrders is the query behind `strata orders search`: orders whose
+// customer or products match an FTS4 query ("ada", "A1 OR B2", "cust*").
+const SearchOrders = `SELECT order_id, customer, products FROM order_search WHERE order_search MATCH ? ORDER BY order_id`

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stratadb/strata/examples"
 	"github.com/stratadb/strata/examples/orders"
+	"github.com/stratadb/strata/projection"
 )
 
 type orderResultJSON struct {
@@ -91,7 +92,30 @@ versions; events of every version are read as the current one.`,
 			})
 		}),
 	}
-	cmd.AddCommand(create, addItem, ship, show)
+	var output string
+	search := &cobra.Command{
+		Use:   "search QUERY",
+		Short: "Full-text search of orders by customer or product (needs the order_search projection)",
+		Long: `Search the order_search read model (apply examples/order_search.yaml first).
+QUERY is an SQLite FTS4 query: words, "a OR b", prefixes like "punch*", and
+column filters like "customer:ada" or "products:engine".`,
+		Example: `  strata projection apply examples/order_search.yaml
+  strata orders search "ada engine"`,
+		Args: cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(output); err != nil {
+				return err
+			}
+			db, err := projection.OpenSQLiteQuery(a.readModelsPath())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			return runQueryArgs(cmd.Context(), db, examples.SearchOrders, []any{args[0]}, output, cmd.OutOrStdout())
+		}),
+	}
+	addOutputFlag(search, &output, formatTable)
+	cmd.AddCommand(create, addItem, ship, show, search)
 	return cmd
 }
 

@@ -65,3 +65,28 @@ func TestE2EProjectionsAndQueries(t *testing.T) {
 }
 
 func itoa(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestE2EOrderSearch(t *testing.T) {
+	dir := t.TempDir() + "/log"
+	bg := context.Background()
+	run := func(wantCode int, args ...string) result {
+		t.Helper()
+		r := execRoot(t, bg, "", append(args, "--data", dir)...)
+		if r.code != wantCode {
+			t.Fatalf("%v: exit %d (want %d): %s%s", args, r.code, wantCode, r.stdout, r.stderr)
+		}
+		return r
+	}
+	run(ExitOK, "orders", "create", "o-1", "--customer", "Ada Lovelace")
+	run(ExitOK, "orders", "add-item", "o-1", "engine", "1", "100")
+	run(ExitOK, "orders", "create", "o-2", "--customer", "Charles Babbage")
+	run(ExitFailure, "orders", "search", "ada") // nothing applied yet: no read models
+	run(ExitOK, "projection", "apply", "../../examples/order_search.yaml")
+	r := run(ExitOK, "orders", "search", "ada OR engine", "-o", "json")
+	if strings.TrimSpace(r.stdout) != `{"customer":"Ada Lovelace","order_id":"o-1","products":"engine"}` {
+		t.Fatalf("search: %q", r.stdout)
+	}
+	if r := run(ExitOK, "orders", "search", "customer:babbage"); !strings.Contains(r.stdout, "o-2") || strings.Contains(r.stdout, "o-1") {
+		t.Fatalf("column search: %q", r.stdout)
+	}
+}

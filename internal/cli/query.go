@@ -91,7 +91,11 @@ func waitAtLeast(ctx context.Context, db *sql.DB, pos uint64, timeout time.Durat
 }
 
 func runQuery(ctx context.Context, db *sql.DB, q, output string, w io.Writer) error {
-	rows, err := db.QueryContext(ctx, q)
+	return runQueryArgs(ctx, db, q, nil, output, w)
+}
+
+func runQueryArgs(ctx context.Context, db *sql.DB, q string, args []any, output string, w io.Writer) error {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		if strings.Contains(err.Error(), "readonly") || strings.Contains(err.Error(), "query_only") {
 			return fmt.Errorf("refused: queries may only read (%v)", err)
