@@ -10,62 +10,18 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3" // chosen by measurement: docs/benchmarks.md
-	"github.com/shopspring/decimal"
 )
 
-// driverName is mattn/go-sqlite3 with Strata's functions registered on
-// every connection: exact decimal arithmetic on TEXT money columns, which
-// SQLite's own + and * would do in floating point.
+// driverName is mattn/go-sqlite3, under a name of our own; every
+// connection also has Strata's exact decimal functions, for TEXT money
+// columns, which SQLite's own + and * would compute in floating point:
 //
 //	dec_add(a, b), dec_sub(a, b), dec_mul(a, b)   → TEXT
 //
-// NULL arguments count as 0.
+// (registered in C for all connections: decimal_c.go). NULL counts as 0.
 const driverName = "strata_sqlite3"
 
-func init() {
-	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-		for name, op := range map[string]func(a, b decimal.Decimal) decimal.Decimal{
-			"dec_add": decimal.Decimal.Add,
-			"dec_sub": decimal.Decimal.Sub,
-			"dec_mul": decimal.Decimal.Mul,
-		} {
-			fn := func(a, b any) (string, error) {
-				x, err := toDecimal(a)
-				if err != nil {
-					return "", err
-				}
-				y, err := toDecimal(b)
-				if err != nil {
-					return "", err
-				}
-				return op(x, y).String(), nil
-			}
-			if err := c.RegisterFunc(name, fn, true); err != nil {
-				return err
-			}
-		}
-		return nil
-	}})
-}
-
-func toDecimal(v any) (decimal.Decimal, error) {
-	switch v := v.(type) {
-	case nil:
-		return decimal.Zero, nil
-	case int64:
-		return decimal.NewFromInt(v), nil
-	case float64:
-		return decimal.NewFromFloat(v), nil
-	case string:
-		return decimal.NewFromString(v)
-	case []byte:
-		if v == nil { // how the driver passes SQL NULL to an any argument
-			return decimal.Zero, nil
-		}
-		return decimal.NewFromString(string(v))
-	}
-	return decimal.Decimal{}, fmt.Errorf("not a number: %v", v)
-}
+func init() { sql.Register(driverName, &sqlite3.SQLiteDriver{}) }
 
 // OpenSQLite opens (creating if needed) the SQLite read-model database at
 // path: WAL journal, synchronous=NORMAL (a power cut may lose the last
