@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -212,8 +213,8 @@ func lookup(m fields, names []string) json.RawMessage {
 		if i == len(names)-1 {
 			return v
 		}
-		var next fields
-		if json.Unmarshal(v, &next) != nil {
+		next, err := scanObject(v)
+		if err != nil {
 			return nil
 		}
 		m = next
@@ -231,6 +232,9 @@ func bindRaw(v json.RawMessage) (any, error) {
 	}
 	switch v[0] {
 	case '"':
+		if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) { // plain: the text between the quotes
+			return string(v[1 : len(v)-1]), nil
+		}
 		var s string
 		err := json.Unmarshal(v, &s)
 		return s, err
@@ -245,14 +249,10 @@ func bindRaw(v json.RawMessage) (any, error) {
 }
 
 func decodeObject(b []byte) (fields, error) {
-	if len(b) == 0 {
+	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, nil
 	}
-	var m fields
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return scanObject(b)
 }
 
 // Name implements Projection.

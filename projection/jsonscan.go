@@ -1,0 +1,150 @@
+package projection
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"unicode/utf8"
+)
+
+// scanObject splits a JSON object into its top-level members, values left
+// raw, without building anything it does not need: declarative projections
+// read a few fields of every event, and encoding/json into a map cost them
+// more than the SQL. It accepts what encoding/json accepts for an object
+// (whitespace anywhere, escapes in strings, any nesting); keys with escapes
+// are decoded. Duplicate keys: the last wins, as in encoding/json.
+func scanObject(b []byte) (fields, error) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, errNotObject
+	}
+	m := make(fields, 8)
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return m, trailing(b, i+1)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, errBadJSON
+		}
+		kEnd, escaped, err := stringEnd(b, i)
+		if err != nil {
+			return nil, err
+		}
+		var key string
+		if escaped || !utf8.Valid(b[i+1:kEnd-1]) { // as encoding/json decodes them
+			if err := json.Unmarshal(b[i:kEnd], &key); err != nil {
+				return nil, err
+			}
+		} else {
+			key = string(b[i+1 : kEnd-1])
+		}
+		i = skipWS(b, kEnd)
+		if i >= len(b) || b[i] != ':' {
+			return nil, errBadJSON
+		}
+		i = skipWS(b, i+1)
+		vEnd, err := valueEnd(b, i)
+		if err != nil {
+			return nil, err
+		}
+		m[key] = json.RawMessage(b[i:vEnd])
+		i = skipWS(b, vEnd)
+		if i >= len(b) {
+			return nil, errBadJSON
+		}
+		if b[i] == '}' {
+			return m, trailing(b, i+1)
+		}
+		if b[i] != ',' {
+			return nil, errBadJSON
+		}
+		i = skipWS(b, i+1)
+	}
+}
+
+var (
+	errNotObject = errors.New("event data is not a JSON object")
+	errBadJSON   = errors.New("malformed JSON")
+)
+
+func trailing(b []byte, i int) error {
+	if skipWS(b, i) != len(b) {
+		return errBadJSON
+	}
+	return nil
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string starting at b[i] == '"'.
+func stringEnd(b []byte, i int) (end int, escaped bool, err error) {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j + 1, escaped, nil
+		default:
+			if b[j] < 0x20 {
+				return 0, false, errBadJSON
+			}
+		}
+	}
+	return 0, false, errBadJSON
+}
+
+// valueEnd returns the index after the JSON value starting at b[i]. Nested
+// values are checked with encoding/json (they are rare in events' hot
+// fields and only need to be valid); scalars are checked here.
+func valueEnd(b []byte, i int) (int, error) {
+	if i >= len(b) {
+		return 0, errBadJSON
+	}
+	switch c := b[i]; {
+	case c == '"':
+		end, escaped, err := stringEnd(b, i)
+		if err == nil && escaped && !json.Valid(b[i:end]) {
+			return 0, errBadJSON // a bad escape
+		}
+		return end, err
+	case c == '{' || c == '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, _, err := stringEnd(b, j)
+				if err != nil {
+					return 0, err
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					if !json.Valid(b[i : j+1]) {
+						return 0, errBadJSON
+					}
+					return j + 1, nil
+				}
+			}
+		}
+		return 0, errBadJSON
+	default:
+		j := i
+		for j < len(b) && !strings.ContainsRune(" \t\n\r,}]", rune(b[j])) {
+			j++
+		}
+		if j == i || !json.Valid(b[i:j]) {
+			return 0, errBadJSON
+		}
+		return j, nil
+	}
+}

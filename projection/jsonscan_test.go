@@ -1,0 +1,94 @@
+package projection
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+// scanObject must agree with encoding/json: the same members with the same
+// raw values for what it accepts, and an error for what it rejects.
+func checkScanObject(t interface{ Fatalf(string, ...any) }, b []byte) {
+	var want map[string]json.RawMessage
+	wantErr := json.Unmarshal(b, &want)
+	if wantErr == nil && want == nil { // the JSON literal null
+		wantErr = errNotObject
+	}
+	got, err := scanObject(b)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("%q: scanObject error %v, encoding/json error %v", b, err, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%q: %d members, encoding/json %d", b, len(got), len(want))
+	}
+	for k, v := range want {
+		var a, c bytes.Buffer
+		json.Compact(&a, v)
+		json.Compact(&c, got[k])
+		if a.String() != c.String() {
+			t.Fatalf("%q: member %q = %s, encoding/json %s", b, k, got[k], v)
+		}
+	}
+}
+
+func TestScanObjectMatchesEncodingJSON(t *testing.T) {
+	value := rapid.Deferred(func() *rapid.Generator[any] { return jsonValue(3) })
+	rapid.Check(t, func(rt *rapid.T) {
+		obj := map[string]any{}
+		for range rapid.IntRange(0, 6).Draw(rt, "members") {
+			obj[rapid.StringN(0, 8, -1).Draw(rt, "key")] = value.Draw(rt, "value")
+		}
+		b, _ := json.Marshal(obj)
+		if rapid.Bool().Draw(rt, "indent") {
+			var out bytes.Buffer
+			json.Indent(&out, b, " ", "\t")
+			b = out.Bytes()
+		}
+		checkScanObject(rt, b)
+	})
+}
+
+func jsonValue(depth int) *rapid.Generator[any] {
+	leaf := rapid.OneOf(
+		rapid.Map(rapid.String(), func(s string) any { return s }),
+		rapid.Map(rapid.Float64(), func(f float64) any { return f }),
+		rapid.Map(rapid.Int64(), func(n int64) any { return n }),
+		rapid.Map(rapid.Bool(), func(v bool) any { return v }),
+		rapid.Just[any](nil),
+	)
+	if depth == 0 {
+		return leaf
+	}
+	return rapid.OneOf(leaf,
+		rapid.Map(rapid.SliceOfN(jsonValue(depth-1), 0, 3), func(s []any) any { return s }),
+		rapid.Map(rapid.MapOfN(rapid.StringN(0, 5, -1), jsonValue(depth-1), 0, 3), func(m map[string]any) any { return m }),
+	)
+}
+
+func FuzzScanObject(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1}`, ` {"a" : "x\"y", "b":[1,{"c":null}], "d":true} `, `{"a":1,}`, `{"a"}`, `[1]`, `null`, `{"a":"\u00e9"}`, `{"a":01}`, `{"a":"x"} x`, `{"\u0061":2,"a":3}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkScanObject(t, b) })
+}
+
+func TestBindRawStringsMatchEncodingJSON(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		s := rapid.String().Draw(rt, "s")
+		raw, _ := json.Marshal(s)
+		if rapid.Bool().Draw(rt, "unescaped") && json.Valid(raw) {
+			raw = bytes.ReplaceAll(raw, []byte(`\u003c`), []byte("<"))
+		}
+		var want string
+		json.Unmarshal(raw, &want)
+		got, err := bindRaw(raw)
+		if err != nil || got != want {
+			rt.Fatalf("bindRaw(%s) = %q, %v; want %q", raw, got, err, want)
+		}
+	})
+}
