@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,7 +19,10 @@ import (
 	"github.com/stratadb/strata/store"
 )
 
-const shippedCrashEnv = "STRATA_SHIPPED_CRASH_DIR"
+const (
+	shippedCrashEnv = "STRATA_SHIPPED_CRASH_DIR"
+	dyingMarker     = "dying while applying OrderShipped"
+)
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(shippedCrashEnv); dir != "" {
@@ -31,14 +35,16 @@ func TestMain(m *testing.M) {
 // dyingSummary is order_summary that dies (SIGKILL, no cleanup) in the
 // middle of applying a batch holding an OrderShipped event, after writing
 // that batch's rows but before the runner commits them with the checkpoint.
+// (The runner calls ApplyPrepared: Summary prepares its events.)
 type dyingSummary struct{ orders.Summary }
 
-func (d dyingSummary) Apply(ctx context.Context, tx *sql.Tx, batch []event.Record) error {
-	if err := d.Summary.Apply(ctx, tx, batch); err != nil {
+func (d dyingSummary) ApplyPrepared(ctx context.Context, tx *sql.Tx, batch []event.Record, prepared []any) error {
+	if err := d.Summary.ApplyPrepared(ctx, tx, batch, prepared); err != nil {
 		return err
 	}
 	for _, r := range batch {
 		if r.Type == "order.shipped" {
+			os.Stdout.WriteString(dyingMarker + "\n")
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			// SIGKILL to ourselves lands at once; wait for it here,
 			// bounded, so that a failed kill cannot hang the test.
@@ -81,10 +87,14 @@ func TestCrashWhileHandlingOrderShipped(t *testing.T) {
 	head, _ := l.Head(ctx)
 	l.Close()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	// A child that fails to die is killed after a minute, and then lacks
+	// the marker: the test fails instead of hanging.
+	cctx, ccancel := context.WithTimeout(ctx, time.Minute)
+	defer ccancel()
+	cmd := exec.CommandContext(cctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), shippedCrashEnv+"="+dir)
 	out, _ := cmd.CombinedOutput()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || !strings.Contains(string(out), dyingMarker) {
 		t.Fatalf("the child did not die while shipping: %s", out)
 	}
 

@@ -19,3 +19,15 @@ type Projection interface {
 	// must not commit or roll back. An error fails the whole batch.
 	Apply(ctx context.Context, tx *sql.Tx, batch []event.Record) error
 }
+
+// PreparingProjection is a Projection with per-event work to do before
+// Apply (decoding, typically). The runner calls Prepare on its reading
+// goroutine, as events arrive, so that this work overlaps with applying the
+// previous batch instead of adding to it; then ApplyPrepared with the
+// results, index for index. An error from Prepare fails that event like an
+// error from Apply.
+type PreparingProjection interface {
+	Projection
+	Prepare(r *event.Record) (any, error)
+	ApplyPrepared(ctx context.Context, tx *sql.Tx, batch []event.Record, prepared []any) error
+}

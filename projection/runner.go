@@ -168,16 +168,20 @@ func (r *Runner) runLive(ctx context.Context) error {
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type item struct {
-		rec event.Record
-		err error
+		entry
+		err error // the subscription's
 	}
 	ch := make(chan item, r.opts.BatchSize)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for rec, err := range r.src.Subscribe(subCtx, store.SubscribeOptions{After: r.Position()}) {
+			it := item{err: err}
+			if err == nil {
+				it.entry = r.prepare(rec)
+			}
 			select {
-			case ch <- item{rec, err}:
+			case ch <- it:
 			case <-subCtx.Done():
 				return
 			}
@@ -190,7 +194,7 @@ func (r *Runner) runLive(ctx context.Context) error {
 
 	tick := time.NewTicker(r.opts.PollInterval)
 	defer tick.Stop()
-	batch := make([]event.Record, 0, r.opts.BatchSize)
+	batch := make([]entry, 0, r.opts.BatchSize)
 	for {
 		batch = batch[:0]
 		var first item
@@ -212,7 +216,7 @@ func (r *Runner) runLive(ctx context.Context) error {
 		if first.err != nil {
 			return r.subscriptionEnded(ctx, first.err)
 		}
-		batch = append(batch, first.rec)
+		batch = append(batch, first.entry)
 		var deadline <-chan time.Time // nil: take only what has arrived
 		var timer *time.Timer
 		if r.opts.MaxDelay > 0 {
@@ -240,7 +244,7 @@ func (r *Runner) runLive(ctx context.Context) error {
 				ended = it.err
 				break gather
 			}
-			batch = append(batch, it.rec)
+			batch = append(batch, it.entry)
 		}
 		if timer != nil {
 			timer.Stop()
@@ -265,7 +269,7 @@ func (r *Runner) subscriptionEnded(ctx context.Context, err error) error {
 // applyBatch applies batch with retries; on exhaustion it applies the
 // events one at a time to commit those before the failing one and stops in
 // the failed state at it. It reports whether the runner keeps running.
-func (r *Runner) applyBatch(ctx context.Context, batch []event.Record) bool {
+func (r *Runner) applyBatch(ctx context.Context, batch []entry) bool {
 	delay := r.opts.Backoff
 	var err error
 	for attempt := 0; attempt <= r.opts.Retries; attempt++ {
@@ -287,7 +291,8 @@ func (r *Runner) applyBatch(ctx context.Context, batch []event.Record) bool {
 	}
 	for i := range batch {
 		if err := r.commit(ctx, batch[i:i+1]); err != nil {
-			f := &Failure{Position: batch[i].Position, Event: batch[i], Type: batch[i].Type, Stream: batch[i].Stream, Err: err.Error(), At: r.opts.Now()}
+			e := batch[i].rec
+			f := &Failure{Position: e.Position, Event: e, Type: e.Type, Stream: e.Stream, Err: err.Error(), At: r.opts.Now()}
 			r.opts.Logger.Error("projection: stopped at a failing event", "projection", r.p.Name(), "position", f.Position, "err", err)
 			r.setState(StateFailed, f)
 			return false
@@ -296,11 +301,43 @@ func (r *Runner) applyBatch(ctx context.Context, batch []event.Record) bool {
 	return true // the batch failed as a whole but not one by one
 }
 
-// commit applies events and saves the checkpoint in one transaction.
-func (r *Runner) commit(ctx context.Context, events []event.Record) error {
-	events, err := r.upcast(events)
-	if err != nil {
-		return err
+// entry is an event on its way to the projection: upcast, and prepared
+// when the projection prepares events; err when either failed.
+type entry struct {
+	rec  event.Record
+	prep any
+	err  error
+}
+
+// prepare upcasts rec and, for a PreparingProjection, prepares it. It runs
+// on the reading goroutine.
+func (r *Runner) prepare(rec event.Record) entry {
+	e := entry{rec: rec}
+	if r.opts.Registry != nil {
+		data, version, err := r.opts.Registry.Upcast(&rec.Event)
+		switch {
+		case errors.Is(err, event.ErrUnknownType):
+		case err != nil:
+			e.err = err
+			return e
+		default:
+			e.rec.Data, e.rec.Schema = data, version
+		}
+	}
+	if pp, ok := r.p.(PreparingProjection); ok {
+		e.prep, e.err = pp.Prepare(&e.rec)
+	}
+	return e
+}
+
+// commit applies entries and saves the checkpoint in one transaction.
+func (r *Runner) commit(ctx context.Context, entries []entry) error {
+	recs := make([]event.Record, len(entries))
+	for i := range entries {
+		if entries[i].err != nil {
+			return entries[i].err
+		}
+		recs[i] = entries[i].rec
 	}
 	// The transaction runs to its end whatever happens to ctx: a batch is
 	// short, and mattn/go-sqlite3 watches a cancellable context with a
@@ -312,10 +349,19 @@ func (r *Runner) commit(ctx context.Context, events []event.Record) error {
 		return err
 	}
 	defer tx.Rollback()
-	if err := r.p.Apply(ctx, tx, events); err != nil {
+	if pp, ok := r.p.(PreparingProjection); ok {
+		prepared := make([]any, len(entries))
+		for i := range entries {
+			prepared[i] = entries[i].prep
+		}
+		err = pp.ApplyPrepared(ctx, tx, recs, prepared)
+	} else {
+		err = r.p.Apply(ctx, tx, recs)
+	}
+	if err != nil {
 		return err
 	}
-	last := events[len(events)-1].Position
+	last := recs[len(recs)-1].Position
 	if err := saveCheckpoint(ctx, tx, r.p.Name(), last, r.opts.Now()); err != nil {
 		return err
 	}
@@ -324,26 +370,6 @@ func (r *Runner) commit(ctx context.Context, events []event.Record) error {
 	}
 	r.advance(last)
 	return nil
-}
-
-// upcast brings events of registered types to their current schema.
-func (r *Runner) upcast(events []event.Record) ([]event.Record, error) {
-	if r.opts.Registry == nil {
-		return events, nil
-	}
-	out := make([]event.Record, len(events))
-	for i, e := range events {
-		data, version, err := r.opts.Registry.Upcast(&e.Event)
-		switch {
-		case errors.Is(err, event.ErrUnknownType):
-		case err != nil:
-			return nil, err
-		default:
-			e.Data, e.Schema = data, version
-		}
-		out[i] = e
-	}
-	return out, nil
 }
 
 // waitControl waits, paused or failed, for the operator.

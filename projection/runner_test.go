@@ -310,3 +310,43 @@ func TestSubscriptionEndDuringGatherAppliesTheBatch(t *testing.T) {
 		t.Fatalf("sums %v at %d: the gathered batch was not applied", got, r.Position())
 	}
 }
+
+// preparedSums prepares each event's number on the reading goroutine.
+type preparedSums struct{ sums }
+
+func (preparedSums) Prepare(r *event.Record) (any, error) {
+	if r.Type == "unpreparable" {
+		return nil, errors.New("cannot prepare")
+	}
+	var v struct{ N int }
+	err := json.Unmarshal(r.Data, &v)
+	return v.N, err
+}
+
+func (preparedSums) ApplyPrepared(ctx context.Context, tx *sql.Tx, batch []event.Record, prepared []any) error {
+	for i, r := range batch {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sums (stream, total, events, last_position) VALUES (?, ?, 1, ?)
+ON CONFLICT(stream) DO UPDATE SET total = total + excluded.total, events = events + 1, last_position = excluded.last_position`, r.Stream, prepared[i].(int), r.Position); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestPreparingProjection(t *testing.T) {
+	f := newFixture(t)
+	for i := range 10 {
+		f.append(t, "s", "t", i)
+	}
+	bad := f.append(t, "s", "unpreparable", 100)
+	r := NewRunner(preparedSums{}, f.db, f.log, Options{Retries: 1, Backoff: time.Millisecond})
+	start(t, r)
+	waitState(t, r, StateFailed)
+	st := r.Status()
+	if st.Failure.Position != bad.LastPosition || !strings.Contains(st.Failure.Err, "cannot prepare") {
+		t.Fatalf("failure = %+v", st.Failure)
+	}
+	if got := sumsTable(t, f.db)["s"]; got != [2]int{45, 10} {
+		t.Fatalf("sums = %v (prepared values applied once each?)", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/shopspring/decimal"
 
@@ -46,8 +47,33 @@ type summaryRow struct {
 	position                uint64
 }
 
+// Prepare decodes an order event (nil for others); the runner calls it
+// ahead of Apply, on another goroutine.
+func (s Summary) Prepare(rec *event.Record) (any, error) {
+	if !strings.HasPrefix(rec.Stream, "order-") {
+		return nil, nil
+	}
+	v, err := s.Registry.Decode(&rec.Event)
+	if errors.Is(err, event.ErrUnknownType) {
+		return nil, nil
+	}
+	return v, err
+}
+
 // Apply implements projection.Projection.
 func (s Summary) Apply(ctx context.Context, tx *sql.Tx, batch []event.Record) error {
+	prepared := make([]any, len(batch))
+	for i := range batch {
+		var err error
+		if prepared[i], err = s.Prepare(&batch[i]); err != nil {
+			return err
+		}
+	}
+	return s.ApplyPrepared(ctx, tx, batch, prepared)
+}
+
+// ApplyPrepared implements projection.PreparingProjection.
+func (s Summary) ApplyPrepared(ctx context.Context, tx *sql.Tx, batch []event.Record, prepared []any) error {
 	rows := map[string]*summaryRow{}
 	var order []string
 	load := func(id string) (*summaryRow, error) {
@@ -78,18 +104,11 @@ func (s Summary) Apply(ctx context.Context, tx *sql.Tx, batch []event.Record) er
 	}
 	for i := range batch {
 		rec := &batch[i]
-		if len(rec.Stream) < len("order-") || rec.Stream[:len("order-")] != "order-" {
-			continue
+		if prepared[i] == nil {
+			continue // not an order event
 		}
 		id := rec.Stream[len("order-"):]
-		v, err := s.Registry.Decode(&rec.Event)
-		if errors.Is(err, event.ErrUnknownType) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		switch e := v.(type) {
+		switch e := prepared[i].(type) {
 		case OrderCreated:
 			if _, ok := rows[id]; !ok {
 				order = append(order, id)
