@@ -63,9 +63,10 @@ type Declarative struct {
 }
 
 type statement struct {
-	sql        string  // with ? placeholders
-	params     []param // in placeholder order
-	data, meta bool    // some parameter reads the data / the metadata
+	sql      string   // with ? placeholders
+	params   []param  // in placeholder order
+	dataKeys []string // top-level data fields the parameters read
+	metaKeys []string // top-level metadata fields the parameters read
 }
 
 // fields is a JSON object decoded one level deep: values stay raw until a
@@ -75,7 +76,12 @@ type fields map[string]json.RawMessage
 type param struct {
 	name string
 	root string
-	get  func(r *event.Record, data, meta fields) (any, error)
+	key  string   // the first field of a :data / :metadata path
+	rest []string // the fields below it
+	idx  int      // key's index in the statement's dataKeys or metaKeys
+	// get binds the parameter for event r; it takes the param itself since
+	// idx is set after the param is made (compileStatement).
+	get func(p *param, r *event.Record, data, meta []json.RawMessage) (any, error)
 }
 
 // Compile checks and compiles s.
@@ -140,9 +146,13 @@ func compileStatement(src string) (*statement, error) {
 			if err != nil {
 				return nil, err
 			}
+			switch p.root {
+			case "data":
+				p.idx, st.dataKeys = keyIndex(st.dataKeys, p.key)
+			case "metadata":
+				p.idx, st.metaKeys = keyIndex(st.metaKeys, p.key)
+			}
 			st.params = append(st.params, p)
-			st.data = st.data || p.root == "data"
-			st.meta = st.meta || p.root == "metadata"
 			out.WriteByte('?')
 			i = j
 		default:
@@ -152,6 +162,16 @@ func compileStatement(src string) (*statement, error) {
 	}
 	st.sql = out.String()
 	return st, nil
+}
+
+// keyIndex returns k's index in keys, adding it when missing.
+func keyIndex(keys []string, k string) (int, []string) {
+	for i, have := range keys {
+		if have == k {
+			return i, keys
+		}
+	}
+	return len(keys), append(keys, k)
 }
 
 func isIdentStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
@@ -166,19 +186,28 @@ func newParam(name string) (param, error) {
 			return p, fmt.Errorf("parameter :%s names no field (use :%s.field)", name, root)
 		}
 		names := strings.Split(path, ".")
+		p.key, p.rest = names[0], names[1:]
 		isData := root == "data"
-		p.get = func(_ *event.Record, data, meta fields) (any, error) {
-			m := meta
+		p.get = func(p *param, _ *event.Record, data, meta []json.RawMessage) (any, error) {
+			vals := meta
 			if isData {
-				m = data
+				vals = data
 			}
-			return bindRaw(lookup(m, names))
+			v := vals[p.idx]
+			if len(p.rest) > 0 && v != nil {
+				m, err := scanObject(v)
+				if err != nil {
+					return nil, nil // not an object: the nested field is missing
+				}
+				v = lookup(m, p.rest)
+			}
+			return bindRaw(v)
 		}
 	case "stream", "stream_id", "type", "position", "version", "time", "event_id":
 		if path != "" {
 			return p, fmt.Errorf("parameter :%s: %s has no fields", name, root)
 		}
-		p.get = func(r *event.Record, _, _ fields) (any, error) {
+		p.get = func(_ *param, r *event.Record, _, _ []json.RawMessage) (any, error) {
 			switch root {
 			case "stream":
 				return r.Stream, nil
@@ -248,11 +277,20 @@ func bindRaw(v json.RawMessage) (any, error) {
 	return string(v), nil
 }
 
-func decodeObject(b []byte) (fields, error) {
+// scanFieldsOf is scanFields where empty data counts as no fields.
+func scanFieldsOf(b []byte, keys []string, dst []json.RawMessage) error {
 	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, nil
+		clear(dst)
+		return nil
 	}
-	return scanObject(b)
+	return scanFields(b, keys, dst)
+}
+
+func grow(s []json.RawMessage, n int) []json.RawMessage {
+	if cap(s) < n {
+		return make([]json.RawMessage, n)
+	}
+	return s[:n]
 }
 
 // Name implements Projection.
@@ -277,6 +315,7 @@ func (d *Declarative) Apply(ctx context.Context, tx *sql.Tx, batch []event.Recor
 		}
 	}()
 	args := make([]any, 0, 8)
+	var data, meta []json.RawMessage
 	for i := range batch {
 		r := &batch[i]
 		st, ok := d.stmts[r.Type]
@@ -291,21 +330,21 @@ func (d *Declarative) Apply(ctx context.Context, tx *sql.Tx, batch []event.Recor
 			}
 			prepared[r.Type] = ps
 		}
-		var data, meta fields
-		var err error
-		if st.data {
-			if data, err = decodeObject(r.Data); err != nil {
+		data, meta = grow(data, len(st.dataKeys)), grow(meta, len(st.metaKeys))
+		if len(st.dataKeys) > 0 {
+			if err := scanFieldsOf(r.Data, st.dataKeys, data); err != nil {
 				return fmt.Errorf("projection %s: event %d (%s) data: %w", d.spec.Name, r.Position, r.Type, err)
 			}
 		}
-		if st.meta {
-			if meta, err = decodeObject(r.Metadata); err != nil {
+		if len(st.metaKeys) > 0 {
+			if err := scanFieldsOf(r.Metadata, st.metaKeys, meta); err != nil {
 				return fmt.Errorf("projection %s: event %d (%s) metadata: %w", d.spec.Name, r.Position, r.Type, err)
 			}
 		}
 		args = args[:0]
-		for _, p := range st.params {
-			v, err := p.get(r, data, meta)
+		for j := range st.params {
+			p := &st.params[j]
+			v, err := p.get(p, r, data, meta)
 			if err != nil {
 				return fmt.Errorf("projection %s: event %d, parameter :%s: %w", d.spec.Name, r.Position, p.name, err)
 			}

@@ -12,11 +12,11 @@ import (
 const balancesYAML = `
 name: balances
 tables:
-  - CREATE TABLE IF NOT EXISTS balances (account TEXT PRIMARY KEY, owner TEXT, balance TEXT NOT NULL, channel TEXT, updated_position INTEGER, note TEXT)
+  - CREATE TABLE IF NOT EXISTS balances (account TEXT PRIMARY KEY, owner TEXT, currency TEXT, balance TEXT NOT NULL, channel TEXT, updated_position INTEGER, note TEXT)
 on:
   acct.opened: |
-    INSERT INTO balances (account, owner, balance, updated_position, note)
-    VALUES (:stream_id, :data.owner.name, '0', :position, 'it''s :not_a_param')
+    INSERT INTO balances (account, owner, currency, balance, updated_position, note)
+    VALUES (:stream_id, :data.owner.name, :data.currency, '0', :position, 'it''s :not_a_param')
   acct.deposited: |
     UPDATE balances SET balance = dec_add(balance, :data.amount), channel = :metadata.channel, updated_position = :position
     WHERE account = :stream_id
@@ -29,7 +29,7 @@ func TestDeclarativeProjectionBindsEventFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	f.log.Append(ctx, "acct-1", store.Any, event.Event{Type: "acct.opened", Data: []byte(`{"owner":{"name":"Ada"}}`)})
+	f.log.Append(ctx, "acct-1", store.Any, event.Event{Type: "acct.opened", Data: []byte(`{"currency":"EUR","owner":{"name":"Ada"}}`)})
 	f.log.Append(ctx, "acct-1", store.Any,
 		event.Event{Type: "acct.deposited", Data: []byte(`{"amount":0.1}`), Metadata: []byte(`{"channel":"atm"}`)},
 		event.Event{Type: "acct.deposited", Data: []byte(`{"amount":"0.2"}`)},
@@ -39,11 +39,14 @@ func TestDeclarativeProjectionBindsEventFields(t *testing.T) {
 	r := NewRunner(p, f.db, f.log, Options{})
 	start(t, r)
 	waitFor(t, r, last.LastPosition)
-	var owner, balance, note string
+	var owner, currency, balance, note string
 	var channel *string
 	var pos int64
-	if err := f.db.QueryRow(`SELECT owner, balance, channel, updated_position, note FROM balances WHERE account = '1'`).Scan(&owner, &balance, &channel, &pos, &note); err != nil {
+	if err := f.db.QueryRow(`SELECT owner, currency, balance, channel, updated_position, note FROM balances WHERE account = '1'`).Scan(&owner, &currency, &balance, &channel, &pos, &note); err != nil {
 		t.Fatal(err)
+	}
+	if currency != "EUR" {
+		t.Fatalf("currency = %q: parameters of one statement read the wrong fields", currency)
 	}
 	// 0.1 + 0.2 is exactly 0.3: the JSON number is bound as its text and
 	// dec_add adds decimals, not floats.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // scanObject splits a JSON object into its top-level members, values left
@@ -14,50 +15,76 @@ import (
 // (whitespace anywhere, escapes in strings, any nesting); keys with escapes
 // are decoded. Duplicate keys: the last wins, as in encoding/json.
 func scanObject(b []byte) (fields, error) {
+	m := make(fields, 8)
+	err := scanMembers(b, func(key string, val []byte) {
+		m[strings.Clone(key)] = json.RawMessage(val)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// scanFields is scanObject for a known set of keys, without a map: it
+// fills dst (len(keys) long) with their raw values, nil where missing.
+func scanFields(b []byte, keys []string, dst []json.RawMessage) error {
+	clear(dst)
+	return scanMembers(b, func(key string, val []byte) {
+		for i, k := range keys {
+			if k == key {
+				dst[i] = val
+			}
+		}
+	})
+}
+
+// scanMembers calls member for each top-level member of the JSON object b,
+// in order. key aliases b unless it had to be decoded (escapes, invalid
+// UTF-8); member must not keep it.
+func scanMembers(b []byte, member func(key string, val []byte)) error {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return nil, errNotObject
+		return errNotObject
 	}
-	m := make(fields, 8)
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return m, trailing(b, i+1)
+		return trailing(b, i+1)
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return nil, errBadJSON
+			return errBadJSON
 		}
 		kEnd, escaped, err := stringEnd(b, i)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var key string
 		if escaped || !utf8.Valid(b[i+1:kEnd-1]) { // as encoding/json decodes them
 			if err := json.Unmarshal(b[i:kEnd], &key); err != nil {
-				return nil, err
+				return err
 			}
 		} else {
-			key = string(b[i+1 : kEnd-1])
+			key = unsafe.String(unsafe.SliceData(b[i+1:kEnd-1]), kEnd-1-(i+1))
 		}
 		i = skipWS(b, kEnd)
 		if i >= len(b) || b[i] != ':' {
-			return nil, errBadJSON
+			return errBadJSON
 		}
 		i = skipWS(b, i+1)
 		vEnd, err := valueEnd(b, i)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		m[key] = json.RawMessage(b[i:vEnd])
+		member(key, b[i:vEnd])
 		i = skipWS(b, vEnd)
 		if i >= len(b) {
-			return nil, errBadJSON
+			return errBadJSON
 		}
 		if b[i] == '}' {
-			return m, trailing(b, i+1)
+			return trailing(b, i+1)
 		}
 		if b[i] != ',' {
-			return nil, errBadJSON
+			return errBadJSON
 		}
 		i = skipWS(b, i+1)
 	}
