@@ -92,3 +92,29 @@ func TestBindRawStringsMatchEncodingJSON(t *testing.T) {
 		}
 	})
 }
+
+func TestScanFieldsMatchesScanObject(t *testing.T) {
+	value := rapid.Deferred(func() *rapid.Generator[any] { return jsonValue(2) })
+	rapid.Check(t, func(rt *rapid.T) {
+		keyGen := rapid.SampledFrom([]string{"a", "b", "amount", "é", ""})
+		obj := map[string]any{}
+		for range rapid.IntRange(0, 5).Draw(rt, "members") {
+			obj[keyGen.Draw(rt, "key")] = value.Draw(rt, "value")
+		}
+		b, _ := json.Marshal(obj)
+		keys := rapid.SliceOfNDistinct(keyGen, 0, 4, func(s string) string { return s }).Draw(rt, "keys")
+		all, err := scanObject(b)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		got := make([]json.RawMessage, len(keys))
+		if err := scanFields(b, keys, got); err != nil {
+			rt.Fatal(err)
+		}
+		for i, k := range keys {
+			if !bytes.Equal(got[i], all[k]) {
+				rt.Fatalf("%s: field %q = %s, scanObject says %s", b, k, got[i], all[k])
+			}
+		}
+	})
+}
