@@ -140,18 +140,29 @@ func decide(o Order, c Command) ([]Event, error) {
 // is missing: v1 had no tax, v2 no shipping. It edits the JSON text rather
 // than re-encoding it: upcasters run on every read of an old event.
 func withDefault(field string) event.Upcaster {
+	quoted := []byte(`"` + field + `"`)
 	return func(data []byte) ([]byte, error) {
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(data, &m); err != nil {
-			return nil, err
+		obj := bytes.TrimSpace(data)
+		if len(obj) < 2 || obj[0] != '{' || obj[len(obj)-1] != '}' {
+			return nil, errors.New("orders: event data is not a JSON object")
 		}
-		if _, ok := m[field]; ok {
-			return data, nil
+		// Data without the quoted name cannot have the field, so most old
+		// events need no parse; with it, parse to be sure it is a key.
+		empty := len(bytes.TrimSpace(obj[1:len(obj)-1])) == 0
+		if bytes.Contains(obj, quoted) {
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(obj, &m); err != nil {
+				return nil, err
+			}
+			if _, ok := m[field]; ok {
+				return data, nil
+			}
+		} else if !json.Valid(obj) {
+			return nil, errors.New("orders: event data is not valid JSON")
 		}
-		end := bytes.LastIndexByte(data, '}')
-		out := make([]byte, 0, len(data)+len(field)+8)
-		out = append(out, data[:end]...)
-		if len(m) > 0 {
+		out := make([]byte, 0, len(obj)+len(field)+8)
+		out = append(out, obj[:len(obj)-1]...)
+		if !empty {
 			out = append(out, ',')
 		}
 		out = append(out, '"')

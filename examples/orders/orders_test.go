@@ -93,7 +93,8 @@ func TestWithDefaultUpcaster(t *testing.T) {
 	cases := map[string]string{
 		`{"customer":"c1"}`:                     `{"customer":"c1","tax_amount":"0"}`,
 		`{}`:                                    `{"tax_amount":"0"}`,
-		` { "customer" : "c1" } `:               ` { "customer" : "c1" ,"tax_amount":"0"}`,
+		` { "customer" : "c1" } `:               `{ "customer" : "c1" ,"tax_amount":"0"}`,
+		`{"note":"has \"tax_amount\" in it"}`:   `{"note":"has \"tax_amount\" in it","tax_amount":"0"}`,
 		`{"customer":"c1","tax_amount":"1.90"}`: `{"customer":"c1","tax_amount":"1.90"}`,
 		`{"note":"}","customer":"x"}`:           `{"note":"}","customer":"x","tax_amount":"0"}`,
 	}
@@ -103,7 +104,9 @@ func TestWithDefaultUpcaster(t *testing.T) {
 			t.Errorf("%s → %s, %v; want %s", in, got, err, want)
 		}
 	}
-	if _, err := up([]byte(`not json`)); err == nil {
-		t.Error("bad JSON accepted")
+	for _, bad := range []string{`not json`, `"}"`, `[1]`, `{"a":}`} {
+		if _, err := up([]byte(bad)); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
 	}
 }
