@@ -250,7 +250,9 @@ func (r *Runner) runLive(ctx context.Context) error {
 			timer.Stop()
 		}
 		if !r.applyBatch(ctx, batch) {
-			return ctx.Err() // failed (waitControl takes over) or ctx ended
+			// Failed (waitControl takes over), ctx ended, or the checkpoint
+			// moved under us (the live loop restarts from it).
+			return ctx.Err()
 		}
 		if ended != nil {
 			return r.subscriptionEnded(ctx, ended)
@@ -272,6 +274,15 @@ func (r *Runner) subscriptionEnded(ctx context.Context, err error) error {
 func (r *Runner) applyBatch(ctx context.Context, batch []entry) bool {
 	delay := r.opts.Backoff
 	var err error
+	defer func() {
+		if errors.Is(err, errCheckpointMoved) {
+			// Nothing was applied; follow the stored checkpoint.
+			r.opts.Logger.Warn("projection: checkpoint moved under this runner; following it", "projection", r.p.Name())
+			if pos, cerr := checkpoint(context.Background(), r.db, r.p.Name()); cerr == nil {
+				r.advance(pos)
+			}
+		}
+	}()
 	for attempt := 0; attempt <= r.opts.Retries; attempt++ {
 		if attempt > 0 {
 			r.opts.Logger.Warn("projection: batch failed, retrying", "projection", r.p.Name(), "attempt", attempt, "err", err)
@@ -285,12 +296,14 @@ func (r *Runner) applyBatch(ctx context.Context, batch []entry) bool {
 		if err = r.commit(ctx, batch); err == nil {
 			return true
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, errCheckpointMoved) {
 			return false
 		}
 	}
 	for i := range batch {
-		if err := r.commit(ctx, batch[i:i+1]); err != nil {
+		if err = r.commit(ctx, batch[i:i+1]); errors.Is(err, errCheckpointMoved) {
+			return false
+		} else if err != nil {
 			e := batch[i].rec
 			f := &Failure{Position: e.Position, Event: e, Type: e.Type, Stream: e.Stream, Err: err.Error(), At: r.opts.Now()}
 			r.opts.Logger.Error("projection: stopped at a failing event", "projection", r.p.Name(), "position", f.Position, "err", err)
@@ -362,7 +375,7 @@ func (r *Runner) commit(ctx context.Context, entries []entry) error {
 		return err
 	}
 	last := recs[len(recs)-1].Position
-	if err := saveCheckpoint(ctx, tx, r.p.Name(), last, r.opts.Now()); err != nil {
+	if err := advanceCheckpoint(ctx, tx, r.p.Name(), recs[0].Position-1, last, r.opts.Now()); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

@@ -350,3 +350,28 @@ func TestPreparingProjection(t *testing.T) {
 		t.Fatalf("sums = %v (prepared values applied once each?)", got)
 	}
 }
+
+// Two runners of one projection (two `strata projection run` by mistake)
+// never apply an event twice: a commit only moves the checkpoint from where
+// its runner found it, and the loser follows the winner.
+func TestTwoRunnersOfOneProjectionApplyEachEventOnce(t *testing.T) {
+	f := newFixture(t)
+	for i := range 300 {
+		f.append(t, fmt.Sprintf("s-%d", i%5), "t", i)
+	}
+	a := NewRunner(sums{}, f.db, f.log, Options{BatchSize: 7})
+	b := NewRunner(sums{}, f.db, f.log, Options{BatchSize: 11})
+	start(t, a)
+	start(t, b)
+	last := f.append(t, "s-0", "t", 1000)
+	waitFor(t, a, last.LastPosition)
+	waitFor(t, b, last.LastPosition)
+	total, n := 0, 0
+	for _, v := range sumsTable(t, f.db) {
+		total += v[0]
+		n += v[1]
+	}
+	if n != 301 || total != 299*300/2+1000 {
+		t.Fatalf("%d events summing to %d: some were applied twice or lost", n, total)
+	}
+}

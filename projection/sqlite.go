@@ -88,11 +88,38 @@ func checkpoint(ctx context.Context, q interface {
 	return pos, err
 }
 
-func saveCheckpoint(ctx context.Context, tx *sql.Tx, name string, pos uint64, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO strata_checkpoints (projection, position, updated_at) VALUES (?, ?, ?)
-ON CONFLICT(projection) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
-		name, pos, now.UTC().Format(time.RFC3339Nano))
-	return err
+// errCheckpointMoved: the stored checkpoint is not where this runner left
+// it: another runner of the same projection (another process, say) applied
+// events meanwhile. Committing would apply them twice.
+var errCheckpointMoved = errors.New("projection: checkpoint moved: another runner is applying this projection")
+
+// advanceCheckpoint moves the checkpoint from one position to another in
+// tx, only if it is still at from.
+func advanceCheckpoint(ctx context.Context, tx *sql.Tx, name string, from, to uint64, now time.Time) error {
+	at := now.UTC().Format(time.RFC3339Nano)
+	res, err := tx.ExecContext(ctx, `UPDATE strata_checkpoints SET position = ?, updated_at = ? WHERE projection = ? AND position = ?`, to, at, name, from)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	if from != 0 {
+		return errCheckpointMoved
+	}
+	// No row yet: the first commit creates it, unless another runner's did.
+	res, err = tx.ExecContext(ctx, `INSERT INTO strata_checkpoints (projection, position, updated_at) VALUES (?, ?, ?)
+ON CONFLICT(projection) DO NOTHING`, name, to, at)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		if err == nil {
+			err = errCheckpointMoved
+		}
+		return err
+	}
+	return nil
 }
 
 func logAction(ctx context.Context, tx *sql.Tx, name, action string, pos uint64, detail string, now time.Time) error {

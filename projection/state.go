@@ -182,7 +182,7 @@ func skipFailed(ctx context.Context, db *sql.DB, name string, f *Failure, reason
 	if err := logAction(ctx, tx, name, "skip", f.Position, detail, now); err != nil {
 		return err
 	}
-	if err := saveCheckpoint(ctx, tx, name, f.Position, now); err != nil {
+	if err := advanceCheckpoint(ctx, tx, name, f.Position-1, f.Position, now); err != nil {
 		return err
 	}
 	if err := saveState(ctx, tx, name, StateRunning, nil); err != nil {
