@@ -34,6 +34,19 @@ func execRoot(t *testing.T, ctx context.Context, stdin string, args ...string) r
 	return result{code: code, stdout: out.String(), stderr: errOut.String()}
 }
 
+// cli returns a function running strata with --data dir that fails the
+// test unless the exit code is wantCode.
+func cli(t *testing.T, dir string) func(wantCode int, args ...string) result {
+	return func(wantCode int, args ...string) result {
+		t.Helper()
+		r := execRoot(t, context.Background(), "", append(args, "--data", dir)...)
+		if r.code != wantCode {
+			t.Fatalf("%v: exit %d (want %d): %s%s", args, r.code, wantCode, r.stdout, r.stderr)
+		}
+		return r
+	}
+}
+
 func TestE2EAppendReadStatsVerify(t *testing.T) {
 	dir := t.TempDir() + "/log"
 	ctx := context.Background()

@@ -1,13 +1,13 @@
 package cli
 
 import (
+	"database/sql"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stratadb/strata/examples"
 	"github.com/stratadb/strata/examples/orders"
-	"github.com/stratadb/strata/projection"
 )
 
 type orderResultJSON struct {
@@ -106,12 +106,9 @@ column filters like "customer:ada" or "products:engine".`,
 			if err := checkFormat(output); err != nil {
 				return err
 			}
-			db, err := projection.OpenSQLiteQuery(a.readModelsPath())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			return runQueryArgs(cmd.Context(), db, examples.SearchOrders, []any{args[0]}, output, cmd.OutOrStdout())
+			return a.withQueryDB(func(db *sql.DB) error {
+				return runQueryArgs(cmd.Context(), db, examples.SearchOrders, []any{args[0]}, output, cmd.OutOrStdout())
+			})
 		}),
 	}
 	addOutputFlag(search, &output, formatTable)

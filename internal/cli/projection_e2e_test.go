@@ -14,14 +14,7 @@ import (
 func TestE2EProjectionsAndQueries(t *testing.T) {
 	dir := t.TempDir() + "/log"
 	bg := context.Background()
-	run := func(wantCode int, args ...string) result {
-		t.Helper()
-		r := execRoot(t, bg, "", append(args, "--data", dir)...)
-		if r.code != wantCode {
-			t.Fatalf("%v: exit %d (want %d): %s%s", args, r.code, wantCode, r.stdout, r.stderr)
-		}
-		return r
-	}
+	run := cli(t, dir)
 	run(ExitOK, "bank", "open", "ada")
 	run(ExitOK, "bank", "deposit", "ada", "500")
 	run(ExitOK, "projection", "apply", "../../examples/account_balances.yaml")
@@ -68,15 +61,7 @@ func itoa(n uint64) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestE2EOrderSearch(t *testing.T) {
 	dir := t.TempDir() + "/log"
-	bg := context.Background()
-	run := func(wantCode int, args ...string) result {
-		t.Helper()
-		r := execRoot(t, bg, "", append(args, "--data", dir)...)
-		if r.code != wantCode {
-			t.Fatalf("%v: exit %d (want %d): %s%s", args, r.code, wantCode, r.stdout, r.stderr)
-		}
-		return r
-	}
+	run := cli(t, dir)
 	run(ExitOK, "orders", "create", "o-1", "--customer", "Ada Lovelace")
 	run(ExitOK, "orders", "add-item", "o-1", "engine", "1", "100")
 	run(ExitOK, "orders", "create", "o-2", "--customer", "Charles Babbage")

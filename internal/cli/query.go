@@ -35,26 +35,33 @@ way to read your own writes.`,
 			if err := checkFormat(output); err != nil {
 				return err
 			}
-			db, err := projection.OpenSQLiteQuery(a.readModelsPath())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			reflects, err := waitAtLeast(cmd.Context(), db, atLeast, timeout)
-			if err != nil {
-				return err
-			}
-			if err := runQuery(cmd.Context(), db, args[0], output, cmd.OutOrStdout()); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "reflects log position %d\n", reflects)
-			return nil
+			return a.withQueryDB(func(db *sql.DB) error {
+				reflects, err := waitAtLeast(cmd.Context(), db, atLeast, timeout)
+				if err != nil {
+					return err
+				}
+				if err := runQuery(cmd.Context(), db, args[0], output, cmd.OutOrStdout()); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "reflects log position %d\n", reflects)
+				return nil
+			})
 		}),
 	}
 	cmd.Flags().Uint64Var(&atLeast, "at-least", 0, "wait until the read models have applied this log position")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "how long --at-least waits")
 	addOutputFlag(cmd, &output, formatTable)
 	return cmd
+}
+
+// withQueryDB opens the read models for queries only.
+func (a *app) withQueryDB(fn func(db *sql.DB) error) error {
+	db, err := projection.OpenSQLiteQuery(a.readModelsPath())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(db)
 }
 
 // waitAtLeast returns the lowest checkpoint of the projections once it is

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -13,15 +12,7 @@ import (
 // (between the deposits) is $500; history has one row per change.
 func TestE2EBankReferenceAccount(t *testing.T) {
 	dir := t.TempDir() + "/log"
-	ctx := context.Background()
-	run := func(wantCode int, args ...string) result {
-		t.Helper()
-		r := execRoot(t, ctx, "", append(args, "--data", dir)...)
-		if r.code != wantCode {
-			t.Fatalf("%v: exit %d (want %d): %s%s", args, r.code, wantCode, r.stdout, r.stderr)
-		}
-		return r
-	}
+	run := cli(t, dir)
 	run(ExitOK, "bank", "open", "ref")
 	run(ExitOK, "bank", "deposit", "ref", "500")
 	// A moment after the first deposit was recorded and before the next
