@@ -107,8 +107,13 @@ func newProjectionApplyCmd(a *app) *cobra.Command {
 			if err := writeFileAtomic(path, src); err != nil {
 				return err
 			}
-			return a.runProjections(cmd.Context(), []projection.Projection{p}, true, func(st []projection.Stored, head uint64) error {
-				return printProjectionStatus(cmd, st, head)
+			return a.runProjections(cmd.Context(), []projection.Projection{p}, true, func(s store.Store, stored []projection.Stored, head uint64) error {
+				for _, st := range stored {
+					if err := writeJSON(cmd.OutOrStdout(), projectionStatus(cmd.Context(), s, st, head)); err != nil {
+						return err
+					}
+				}
+				return nil
 			})
 		}),
 	}
@@ -125,7 +130,7 @@ func writeFileAtomic(path string, b []byte) error {
 // runProjections runs ps over the log (followed read-only, so writers can
 // keep the log open) until ctx ends, or, with untilHead, until each has
 // reached the head as it was at the start.
-func (a *app) runProjections(ctx context.Context, ps []projection.Projection, untilHead bool, done func([]projection.Stored, uint64) error) error {
+func (a *app) runProjections(ctx context.Context, ps []projection.Projection, untilHead bool, done func(store.Store, []projection.Stored, uint64) error) error {
 	return a.withFollower(func(s store.Store) error {
 		return a.withReadModels(func(db *sql.DB) error {
 			cat, err := examples.New(s, nil) // for upcasting the examples' events
@@ -169,7 +174,7 @@ func (a *app) runProjections(ctx context.Context, ps []projection.Projection, un
 				}
 			}
 			if done != nil {
-				if err := done(stored, head); err != nil {
+				if err := done(s, stored, head); err != nil {
 					return err
 				}
 			}
@@ -192,18 +197,20 @@ type projectionStatusJSON struct {
 	Failure    *projection.Failure `json:"failure,omitempty"`
 }
 
-func printProjectionStatus(cmd *cobra.Command, stored []projection.Stored, head uint64) error {
-	for _, st := range stored {
-		lag := uint64(0)
-		if head > st.Position {
-			lag = head - st.Position
-		}
-		if err := writeJSON(cmd.OutOrStdout(), projectionStatusJSON{Name: st.Name, State: st.State, Active: st.Active(time.Now()),
-			Position: st.Position, Head: head, LagEvents: lag, Failure: st.Failure}); err != nil {
-			return err
+// projectionStatus is a projection's stored state with its lag behind
+// head, in events and in seconds (how long the oldest unapplied event has
+// waited).
+func projectionStatus(ctx context.Context, s store.Store, st projection.Stored, head uint64) projectionStatusJSON {
+	out := projectionStatusJSON{Name: st.Name, State: st.State, Active: st.Active(time.Now()), Position: st.Position, Head: head, Failure: st.Failure}
+	if head > st.Position {
+		out.LagEvents = head - st.Position
+		for r, err := range s.ReadAll(ctx, store.ReadAllOptions{After: st.Position, Limit: 1}) {
+			if err == nil {
+				out.LagSeconds = time.Since(r.Time).Seconds()
+			}
 		}
 	}
-	return nil
+	return out
 }
 
 func newProjectionListCmd(a *app) *cobra.Command {
@@ -246,17 +253,7 @@ func newProjectionStatusCmd(a *app) *cobra.Command {
 					if err != nil {
 						return err
 					}
-					out := projectionStatusJSON{Name: st.Name, State: st.State, Active: st.Active(time.Now()), Position: st.Position, Head: head, Failure: st.Failure}
-					if head > st.Position {
-						out.LagEvents = head - st.Position
-						// Lag in time: how long the oldest unapplied event has waited.
-						for r, err := range s.ReadAll(cmd.Context(), store.ReadAllOptions{After: st.Position, Limit: 1}) {
-							if err == nil {
-								out.LagSeconds = time.Since(r.Time).Seconds()
-							}
-						}
-					}
-					return writeJSON(cmd.OutOrStdout(), out)
+					return writeJSON(cmd.OutOrStdout(), projectionStatus(cmd.Context(), s, st, head))
 				})
 			})
 		}),
