@@ -77,9 +77,7 @@ CREATE TABLE IF NOT EXISTS strata_projection_log (
 );` + stateDDL
 
 // checkpoint reads the projection's position (0 when it has none).
-func checkpoint(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, name string) (uint64, error) {
+func checkpoint(ctx context.Context, q queryer, name string) (uint64, error) {
 	var pos uint64
 	err := q.QueryRowContext(ctx, `SELECT position FROM strata_checkpoints WHERE projection = ?`, name).Scan(&pos)
 	if errors.Is(err, sql.ErrNoRows) {
