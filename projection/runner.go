@@ -483,16 +483,18 @@ func (r *Runner) Skip(ctx context.Context, reason string) error {
 	return r.request(ctx, "skip", reason)
 }
 
+// setState stores the state first and only then announces it, so that
+// whoever sees the runner's state change finds it in the database too.
 func (r *Runner) setState(s State, f *Failure) {
-	r.mu.Lock()
-	r.mu.state, r.mu.failure = s, f
-	r.notifyLocked()
-	r.mu.Unlock()
 	if s == StateRunning || s == StatePaused || s == StateFailed {
 		if err := saveState(context.Background(), r.db, r.p.Name(), s, f); err != nil {
 			r.opts.Logger.Error("projection: cannot store state", "projection", r.p.Name(), "err", err)
 		}
 	}
+	r.mu.Lock()
+	r.mu.state, r.mu.failure = s, f
+	r.notifyLocked()
+	r.mu.Unlock()
 }
 
 // poll follows the stored state, which tools in other processes change,
