@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // Sentinel errors of the registry; errors name the type and version.
@@ -154,7 +156,10 @@ func (r *Registry) Decode(e *Event) (any, error) {
 		return nil, err
 	}
 	p := reflect.New(t.goType)
-	if err := json.Unmarshal(data, p.Interface()); err != nil {
+	// goccy/go-json decodes as encoding/json does (Unmarshaler methods,
+	// tags, unknown fields ignored) about four times faster, and decoding is
+	// most of what a replay costs.
+	if err := gojson.Unmarshal(data, p.Interface()); err != nil {
 		return nil, fmt.Errorf("event: decode %q version %d: %w", t.name, t.current, err)
 	}
 	return p.Elem().Interface(), nil
