@@ -29,11 +29,14 @@ func fillOrders(t testing.TB, l *eventlog.Log, n int) uint64 {
 		var created event.Event
 		switch i % 3 {
 		case 0:
-			created = event.Event{Type: "order.created", Schema: 1, Data: []byte(fmt.Sprintf(`{"customer":"c%d"}`, i%50))}
+			created = event.Event{Type: "order.created", Schema: 1, Data: []byte(fmt.Sprintf(`{"customer":"c%d"}`, i%50))} // no amount: 0
+			if i%2 == 0 {
+				created.Data = []byte(fmt.Sprintf(`{"customer":"c%d","amount":"%d.25"}`, i%50, i%90))
+			}
 		case 1:
 			created = event.Event{Type: "order.created", Schema: 2, Data: []byte(fmt.Sprintf(`{"customer":"c%d","tax_amount":"1.90"}`, i%50))}
 		default:
-			created = event.Event{Type: "order.created", Schema: 3, Data: []byte(fmt.Sprintf(`{"customer":"c%d","tax_amount":"0.10","shipping_cost":"4.95"}`, i%50))}
+			created = event.Event{Type: "order.created", Schema: 3, Data: []byte(fmt.Sprintf(`{"customer":"c%d","amount":"%d.5","tax_amount":"0.10","shipping_cost":"4.95"}`, i%50, i%70))}
 		}
 		evs := []event.Event{created}
 		for j := range i % 4 {
@@ -128,12 +131,12 @@ func TestOrderSummaryYAMLAndGoAgree(t *testing.T) {
 	for _, r := range fromGo {
 		byID[r[0]] = r
 	}
-	o3 := byID["o3"] // v1: no tax, no shipping; items 1×0.21, 2×3.21, 3×6.21
+	o3 := byID["o3"] // v1 without an amount: no tax, no shipping; items 1×0.21, 2×3.21, 3×6.21
 	wantSub := decimal.RequireFromString("0.21").Add(decimal.RequireFromString("6.42")).Add(decimal.RequireFromString("18.63"))
 	if o3[2] != "6" || o3[3] != wantSub.String() || o3[4] != "0" || o3[5] != "0" || o3[6] != wantSub.String() || o3[7] != "created" {
 		t.Fatalf("o3 = %v", o3)
 	}
-	if o5 := byID["o5"]; o5[7] != "shipped" || o5[3] != "0.35" || o5[6] != "5.4" { // v3: 0.35 + 0.10 tax + 4.95 shipping
+	if o5 := byID["o5"]; o5[7] != "shipped" || o5[3] != "5.85" || o5[6] != "10.9" { // v3: amount 5.5 + item 0.35 + 0.10 tax + 4.95 shipping
 		t.Fatalf("o5 = %v", o5)
 	}
 }

@@ -23,16 +23,18 @@ var (
 	ErrShipped    = errors.New("orders: order already shipped")
 	ErrEmpty      = errors.New("orders: cannot ship an order without items")
 	ErrBadItem    = errors.New("orders: item needs a sku, a positive quantity and a price of at least 0")
-	ErrBadAmounts = errors.New("orders: tax and shipping cannot be negative")
+	ErrBadAmounts = errors.New("orders: amount, tax and shipping cannot be negative")
 )
 
 // Events.
 type (
 	Event interface{ isOrderEvent() }
 
-	// OrderCreated is version 3 of the event.
+	// OrderCreated is version 3 of the event. Amount, the goods' price at
+	// checkout, was there from v1; items added later come on top of it.
 	OrderCreated struct {
 		Customer     string          `json:"customer"`
+		Amount       decimal.Decimal `json:"amount"`
 		TaxAmount    decimal.Decimal `json:"tax_amount"`
 		ShippingCost decimal.Decimal `json:"shipping_cost"`
 	}
@@ -53,8 +55,8 @@ type (
 	Command interface{ isOrderCommand() }
 
 	Create struct {
-		Customer               string
-		TaxAmount, ShippingCst decimal.Decimal
+		Customer                       string
+		Amount, TaxAmount, ShippingCst decimal.Decimal
 	}
 	AddItem struct {
 		SKU      string
@@ -83,7 +85,7 @@ type Order struct {
 // Decider folds and decides orders: streams "order-<id>".
 var Decider = aggregate.Decider[Order, Command, Event]{
 	Category: "order",
-	Version:  1,
+	Version:  2, // 2: the subtotal starts at OrderCreated's amount
 	Evolve:   evolve,
 	Decide:   decide,
 }
@@ -92,6 +94,7 @@ func evolve(o Order, e Event) Order {
 	switch e := e.(type) {
 	case OrderCreated:
 		o.Exists, o.Customer, o.TaxAmount, o.ShippingCost = true, e.Customer, e.TaxAmount, e.ShippingCost
+		o.Subtotal = e.Amount
 	case ItemAdded:
 		o.Items += e.Quantity
 		o.Subtotal = o.Subtotal.Add(e.Price.Mul(decimal.NewFromInt(e.Quantity)))
@@ -108,10 +111,10 @@ func decide(o Order, c Command) ([]Event, error) {
 		if o.Exists {
 			return nil, ErrExists
 		}
-		if c.TaxAmount.IsNegative() || c.ShippingCst.IsNegative() {
+		if c.Amount.IsNegative() || c.TaxAmount.IsNegative() || c.ShippingCst.IsNegative() {
 			return nil, ErrBadAmounts
 		}
-		return []Event{OrderCreated{Customer: c.Customer, TaxAmount: c.TaxAmount, ShippingCost: c.ShippingCst}}, nil
+		return []Event{OrderCreated{Customer: c.Customer, Amount: c.Amount, TaxAmount: c.TaxAmount, ShippingCost: c.ShippingCst}}, nil
 	case AddItem:
 		switch {
 		case !o.Exists:

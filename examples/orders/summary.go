@@ -113,7 +113,7 @@ func (s Summary) ApplyPrepared(ctx context.Context, tx *sql.Tx, batch []event.Re
 			if _, ok := rows[id]; !ok {
 				order = append(order, id)
 			}
-			rows[id] = &summaryRow{customer: e.Customer, tax: e.TaxAmount, shipping: e.ShippingCost, status: "created", position: rec.Position}
+			rows[id] = &summaryRow{customer: e.Customer, subtotal: e.Amount, tax: e.TaxAmount, shipping: e.ShippingCost, status: "created", position: rec.Position}
 		case ItemAdded:
 			r, err := load(id)
 			if err != nil || r == nil {

@@ -27,13 +27,17 @@ versions; events of every version are read as the current one.`,
   strata orders add-item o-1 A1 2 10.00
   strata orders ship o-1`,
 	}
-	var customer, tax, shipping string
+	var customer, amount, tax, shipping string
 	create := &cobra.Command{
 		Use:     "create ORDER",
 		Short:   "Create an order",
 		Example: "  strata orders create o-1 --customer c-7 --tax 1.90 --shipping 4.95",
 		Args:    cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			am, err := parseAmount(amount)
+			if err != nil {
+				return err
+			}
 			t, err := parseAmount(tax)
 			if err != nil {
 				return err
@@ -42,10 +46,11 @@ versions; events of every version are read as the current one.`,
 			if err != nil {
 				return err
 			}
-			return a.orderCommand(cmd, args[0], orders.Create{Customer: customer, TaxAmount: t, ShippingCst: s})
+			return a.orderCommand(cmd, args[0], orders.Create{Customer: customer, Amount: am, TaxAmount: t, ShippingCst: s})
 		}),
 	}
 	create.Flags().StringVar(&customer, "customer", "", "the customer id")
+	create.Flags().StringVar(&amount, "amount", "0", "the goods' amount at checkout (items added later come on top)")
 	create.Flags().StringVar(&tax, "tax", "0", "tax amount")
 	create.Flags().StringVar(&shipping, "shipping", "0", "shipping cost")
 	addItem := &cobra.Command{
