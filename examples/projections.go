@@ -12,6 +12,8 @@ var (
 	AccountBalancesYAML []byte
 	//go:embed order_search.yaml
 	OrderSearchYAML []byte
+	//go:embed lifetime_spend.yaml
+	LifetimeSpendYAML []byte
 )
 
 // SearchOrders is the query behind `strata orders search`: orders whose

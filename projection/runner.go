@@ -120,8 +120,14 @@ func NewRunner(p Projection, db *sql.DB, src store.Store, opts Options) *Runner 
 // It returns ctx's error, or an error that stops it from running at all.
 func (r *Runner) Run(ctx context.Context) error {
 	defer r.setState(StateStopped, nil)
-	if err := r.setup(ctx); err != nil {
+	if err := setupTables(ctx, r.db, r.p, replayDDL); err != nil {
 		return err
+	}
+	if parts, _, err := loadPartitions(ctx, r.db, r.p.Name()); err != nil || parts != nil {
+		if err == nil {
+			err = errReplayUnfinished
+		}
+		return fmt.Errorf("projection %s: %w", r.p.Name(), err)
 	}
 	pos, err := checkpoint(ctx, r.db, r.p.Name())
 	if err != nil {
@@ -147,21 +153,6 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Runner) setup(ctx context.Context) error {
-	tx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("projection %s: setup: %w", r.p.Name(), err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, runtimeDDL); err != nil {
-		return fmt.Errorf("projection %s: setup: %w", r.p.Name(), err)
-	}
-	if err := r.p.Setup(ctx, tx); err != nil {
-		return fmt.Errorf("projection %s: setup: %w", r.p.Name(), err)
-	}
-	return tx.Commit()
-}
-
 // runLive subscribes after the checkpoint and applies batches until the
 // state changes or ctx ends.
 func (r *Runner) runLive(ctx context.Context) error {
@@ -178,7 +169,7 @@ func (r *Runner) runLive(ctx context.Context) error {
 		for rec, err := range r.src.Subscribe(subCtx, store.SubscribeOptions{After: r.Position()}) {
 			it := item{err: err}
 			if err == nil {
-				it.entry = r.prepare(rec)
+				it.entry = prepareEntry(r.p, r.opts.Registry, rec)
 			}
 			select {
 			case ch <- it:
@@ -322,12 +313,12 @@ type entry struct {
 	err  error
 }
 
-// prepare upcasts rec and, for a PreparingProjection, prepares it. It runs
-// on the reading goroutine.
-func (r *Runner) prepare(rec event.Record) entry {
+// prepareEntry upcasts rec and, for a PreparingProjection, prepares it. It
+// runs on a reading goroutine, ahead of Apply.
+func prepareEntry(p Projection, reg *event.Registry, rec event.Record) entry {
 	e := entry{rec: rec}
-	if r.opts.Registry != nil {
-		data, version, err := r.opts.Registry.Upcast(&rec.Event)
+	if reg != nil {
+		data, version, err := reg.Upcast(&rec.Event)
 		switch {
 		case errors.Is(err, event.ErrUnknownType):
 		case err != nil:
@@ -337,7 +328,7 @@ func (r *Runner) prepare(rec event.Record) entry {
 			e.rec.Data, e.rec.Schema = data, version
 		}
 	}
-	if pp, ok := r.p.(PreparingProjection); ok {
+	if pp, ok := p.(PreparingProjection); ok {
 		e.prep, e.err = pp.Prepare(&e.rec)
 	}
 	return e
@@ -345,13 +336,6 @@ func (r *Runner) prepare(rec event.Record) entry {
 
 // commit applies entries and saves the checkpoint in one transaction.
 func (r *Runner) commit(ctx context.Context, entries []entry) error {
-	recs := make([]event.Record, len(entries))
-	for i := range entries {
-		if entries[i].err != nil {
-			return entries[i].err
-		}
-		recs[i] = entries[i].rec
-	}
 	// The transaction runs to its end whatever happens to ctx: a batch is
 	// short, and mattn/go-sqlite3 watches a cancellable context with a
 	// goroutine per statement, which cost the projection about a third of
@@ -362,20 +346,11 @@ func (r *Runner) commit(ctx context.Context, entries []entry) error {
 		return err
 	}
 	defer tx.Rollback()
-	if pp, ok := r.p.(PreparingProjection); ok {
-		prepared := make([]any, len(entries))
-		for i := range entries {
-			prepared[i] = entries[i].prep
-		}
-		err = pp.ApplyPrepared(ctx, tx, recs, prepared)
-	} else {
-		err = r.p.Apply(ctx, tx, recs)
-	}
-	if err != nil {
+	if err := applyEntries(ctx, tx, r.p, entries); err != nil {
 		return err
 	}
-	last := recs[len(recs)-1].Position
-	if err := advanceCheckpoint(ctx, tx, r.p.Name(), recs[0].Position-1, last, r.opts.Now()); err != nil {
+	first, last := entries[0].rec.Position, entries[len(entries)-1].rec.Position
+	if err := advanceCheckpoint(ctx, tx, r.p.Name(), first-1, last, r.opts.Now()); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
