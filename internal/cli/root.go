@@ -210,6 +210,7 @@ is not given, or ./strata-data when neither is.`,
 		newSnapshotCmd(a),
 		newProjectionCmd(a),
 		newQueryCmd(a),
+		newGenCmd(a),
 	)
 	return root
 }
