@@ -115,3 +115,34 @@ ON CONFLICT(order_id) DO UPDATE SET customer = excluded.customer, item_count = e
 	}
 	return nil
 }
+
+// BenchmarkLifetimeSpendReplay rebuilds lifetime_spend from an existing log
+// of about 1,000,000 order events with projection.Replay, per worker count.
+func BenchmarkLifetimeSpendReplay(b *testing.B) {
+	l, err := eventlog.Open(b.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	head := fillOrders(b, l, 380_000)
+	cat, _ := examples.New(l, nil)
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("go/workers=%d", workers), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				db, err := projection.OpenSQLite(filepath.Join(b.TempDir(), "rm.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if _, err := projection.Replay(context.Background(), orders.LifetimeSpend{}, db, l,
+					projection.ReplayOptions{Workers: workers, Registry: cat.Registry}); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				db.Close()
+			}
+			b.ReportMetric(float64(head)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}

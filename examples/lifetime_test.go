@@ -102,7 +102,7 @@ func TestLifetimeSpendYAMLGoAndReplayAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goProj := orders.LifetimeSpend{Registry: cat.Registry}
+	goProj := orders.LifetimeSpend{}
 	for _, p := range []projection.Projection{yamlProj, goProj} {
 		if got := spendTable(t, buildSummary(t, l, p, cat.Registry, head)); !reflect.DeepEqual(got, want) {
 			t.Fatalf("%T built\n%v\nwant\n%v", p, got, want)

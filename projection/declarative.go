@@ -81,7 +81,7 @@ type param struct {
 	idx  int      // key's index in the statement's dataKeys or metaKeys
 	// get binds the parameter for event r; it takes the param itself since
 	// idx is set after the param is made (compileStatement).
-	get func(p *param, r *event.Record, data, meta []json.RawMessage) (any, error)
+	get func(p *param, r *event.Record, data, meta [][]byte) (any, error)
 }
 
 // Compile checks and compiles s.
@@ -188,7 +188,7 @@ func newParam(name string) (param, error) {
 		names := strings.Split(path, ".")
 		p.key, p.rest = names[0], names[1:]
 		isData := root == "data"
-		p.get = func(p *param, _ *event.Record, data, meta []json.RawMessage) (any, error) {
+		p.get = func(p *param, _ *event.Record, data, meta [][]byte) (any, error) {
 			vals := meta
 			if isData {
 				vals = data
@@ -207,7 +207,7 @@ func newParam(name string) (param, error) {
 		if path != "" {
 			return p, fmt.Errorf("parameter :%s: %s has no fields", name, root)
 		}
-		p.get = func(_ *param, r *event.Record, _, _ []json.RawMessage) (any, error) {
+		p.get = func(_ *param, r *event.Record, _, _ [][]byte) (any, error) {
 			switch root {
 			case "stream":
 				return r.Stream, nil
@@ -277,24 +277,34 @@ func bindRaw(v json.RawMessage) (any, error) {
 	return string(v), nil
 }
 
-// scanFieldsOf is scanFields where empty data counts as no fields.
-func scanFieldsOf(b []byte, keys []string, dst []json.RawMessage) error {
+// scanFieldsOf is ScanFields where empty data counts as no fields.
+func scanFieldsOf(b []byte, keys []string, dst [][]byte) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		clear(dst)
 		return nil
 	}
-	return scanFields(b, keys, dst)
+	return ScanFields(b, keys, dst)
 }
 
-func grow(s []json.RawMessage, n int) []json.RawMessage {
+func grow(s [][]byte, n int) [][]byte {
 	if cap(s) < n {
-		return make([]json.RawMessage, n)
+		return make([][]byte, n)
 	}
 	return s[:n]
 }
 
 // Name implements Projection.
 func (d *Declarative) Name() string { return d.spec.Name }
+
+// EventTypes implements Selective: the types the spec has statements for.
+func (d *Declarative) EventTypes() []string {
+	types := make([]string, 0, len(d.spec.On))
+	for t := range d.spec.On {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	return types
+}
 
 // Setup implements Projection: runs the tables' DDL.
 func (d *Declarative) Setup(ctx context.Context, tx *sql.Tx) error {
@@ -315,7 +325,7 @@ func (d *Declarative) Apply(ctx context.Context, tx *sql.Tx, batch []event.Recor
 		}
 	}()
 	args := make([]any, 0, 8)
-	var data, meta []json.RawMessage
+	var data, meta [][]byte
 	for i := range batch {
 		r := &batch[i]
 		st, ok := d.stmts[r.Type]

@@ -25,11 +25,18 @@ func scanObject(b []byte) (fields, error) {
 	return m, nil
 }
 
-// scanFields is scanObject for a known set of keys, without a map: it
-// fills dst (len(keys) long) with their raw values, nil where missing.
-func scanFields(b []byte, keys []string, dst []json.RawMessage) error {
+// ScanFields fills dst (len(keys) long) with the raw JSON values of the
+// top-level members of the object data named by keys, nil where missing,
+// without decoding anything else: for Go projections whose Prepare reads a
+// few fields of every event, where a typed decode would cost most of a
+// replay. It accepts exactly what encoding/json accepts for an object; raw
+// values alias data.
+func ScanFields(data []byte, keys []string, dst [][]byte) error {
+	if len(dst) != len(keys) {
+		return errors.New("projection: ScanFields: dst and keys differ in length")
+	}
 	clear(dst)
-	return scanMembers(b, func(key string, val []byte) {
+	return scanMembers(data, func(key string, val []byte) {
 		for i, k := range keys {
 			if k == key {
 				dst[i] = val

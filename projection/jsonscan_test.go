@@ -107,8 +107,8 @@ func TestScanFieldsMatchesScanObject(t *testing.T) {
 		if err != nil {
 			rt.Fatal(err)
 		}
-		got := make([]json.RawMessage, len(keys))
-		if err := scanFields(b, keys, got); err != nil {
+		got := make([][]byte, len(keys))
+		if err := ScanFields(b, keys, got); err != nil {
 			rt.Fatal(err)
 		}
 		for i, k := range keys {

@@ -31,3 +31,11 @@ type PreparingProjection interface {
 	Prepare(r *event.Record) (any, error)
 	ApplyPrepared(ctx context.Context, tx *sql.Tx, batch []event.Record, prepared []any) error
 }
+
+// Selective is a projection that handles only some event types. A Replay
+// reads only those: the log skips the others before anything is decoded,
+// upcast or dealt to a partition. (A Runner still reads every event, so
+// that its checkpoint keeps up with the log's head.)
+type Selective interface {
+	EventTypes() []string
+}

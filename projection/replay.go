@@ -195,9 +195,13 @@ func (rp *replay) read(ctx context.Context, src store.Store, parts []uint64, cha
 		}
 		return nil
 	}
-	last := rp.from // the last position read
+	var last uint64 // the last position read
 	count := 0
-	for rec, err := range src.ReadAll(ctx, store.ReadAllOptions{After: rp.from}) {
+	var filter store.Filter
+	if sel, ok := rp.p.(Selective); ok {
+		filter.Types = sel.EventTypes()
+	}
+	for rec, err := range src.ReadAll(ctx, store.ReadAllOptions{After: rp.from, Filter: filter}) {
 		if err != nil {
 			return fmt.Errorf("projection %s: replay: read: %w", rp.name, err)
 		}
@@ -221,10 +225,8 @@ func (rp *replay) read(ctx context.Context, src store.Store, parts []uint64, cha
 			count = 0
 		}
 	}
-	if last < rp.until && ctx.Err() == nil {
-		// ReadAll stops at the head it saw when it started; the target
-		// was read from the head, so this only happens if the log shrank.
-		return fmt.Errorf("projection %s: replay: the log ends at %d, before the replay's target %d", rp.name, last, rp.until)
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	return send(rp.until)
 }

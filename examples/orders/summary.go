@@ -39,6 +39,11 @@ func (Summary) Setup(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
+// EventTypes implements projection.Selective.
+func (Summary) EventTypes() []string {
+	return []string{"order.created", "order.item_added", "order.shipped"}
+}
+
 type summaryRow struct {
 	customer                string
 	items                   int64
