@@ -296,6 +296,20 @@ func grow(s [][]byte, n int) [][]byte {
 // Name implements Projection.
 func (d *Declarative) Name() string { return d.spec.Name }
 
+// Definition implements Definer: the spec as canonical JSON (map keys
+// sorted), so that reformatting the YAML does not start a rebuild but any
+// change to a table or statement does.
+func (d *Declarative) Definition() string {
+	b, err := json.Marshal(d.spec)
+	if err != nil { // a Spec is strings only
+		panic(err)
+	}
+	return string(b)
+}
+
+// Spec returns the spec d was compiled from.
+func (d *Declarative) Spec() Spec { return d.spec }
+
 // EventTypes implements Selective: the types the spec has statements for.
 func (d *Declarative) EventTypes() []string {
 	types := make([]string, 0, len(d.spec.On))

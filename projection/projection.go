@@ -39,3 +39,29 @@ type PreparingProjection interface {
 type Selective interface {
 	EventTypes() []string
 }
+
+// SideEffecter is a projection with effects beyond its tables: a webhook
+// or an e-mail per event, say. A Runner calls Effect for each event of a
+// batch after the batch commits (so at most once per event: a crash between
+// the commit and the effect loses the effect), unless it runs Quiet. A
+// Replay never calls it, nor does a Manager's version while it builds: a
+// rebuild never re-sends old notifications.
+type SideEffecter interface {
+	Effect(ctx context.Context, r event.Record) error
+}
+
+// Definer is a projection whose definition can change. A Manager that finds
+// the serving version built from another Definition builds a new version
+// beside it and switches to it. Declarative projections define themselves
+// by their spec; a Go projection can return a version string it bumps when
+// its meaning changes.
+type Definer interface {
+	Definition() string
+}
+
+func definitionOf(p Projection) string {
+	if d, ok := p.(Definer); ok {
+		return d.Definition()
+	}
+	return ""
+}

@@ -36,6 +36,14 @@ type Options struct {
 	// PollInterval is how often the runner reads its stored state, which
 	// tools in other processes change (pause, resume, skip). Default 500ms.
 	PollInterval time.Duration
+	// Until, when not 0, is the last position to apply: Run returns nil
+	// once the checkpoint reaches it. For bringing a version to an exact
+	// position (a hand-off, a shadow comparison).
+	Until uint64
+	// Quiet suppresses a SideEffecter's effects: for a version that is not
+	// the one serving (it is catching up on events whose effects the
+	// serving version already had).
+	Quiet bool
 }
 
 func (o *Options) ensureDefaults() {
@@ -134,6 +142,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("projection %s: read checkpoint: %w", r.p.Name(), err)
 	}
 	r.advance(pos)
+	if r.opts.Until != 0 && pos >= r.opts.Until {
+		return nil
+	}
 	start := StateRunning
 	if stored, err := readStored(ctx, r.db, r.p.Name()); err == nil && stored.State == StatePaused {
 		start = StatePaused // paused from outside while no runner ran
@@ -147,11 +158,17 @@ func (r *Runner) Run(ctx context.Context) error {
 		default: // paused or failed: wait for the operator
 			err = r.waitControl(ctx)
 		}
+		if errors.Is(err, errReachedUntil) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 	}
 }
+
+// errReachedUntil ends a runner that has applied Options.Until.
+var errReachedUntil = errors.New("projection: reached the position to stop at")
 
 // runLive subscribes after the checkpoint and applies batches until the
 // state changes or ctx ends.
@@ -167,6 +184,9 @@ func (r *Runner) runLive(ctx context.Context) error {
 	go func() {
 		defer close(done)
 		for rec, err := range r.src.Subscribe(subCtx, store.SubscribeOptions{After: r.Position()}) {
+			if err == nil && r.opts.Until != 0 && rec.Position > r.opts.Until {
+				err = errReachedUntil
+			}
 			it := item{err: err}
 			if err == nil {
 				it.entry = prepareEntry(r.p, r.opts.Registry, rec)
@@ -177,6 +197,14 @@ func (r *Runner) runLive(ctx context.Context) error {
 				return
 			}
 			if err != nil {
+				return
+			}
+			if r.opts.Until != 0 && rec.Position == r.opts.Until {
+				// Say so now rather than when (if ever) the next event comes.
+				select {
+				case ch <- item{err: errReachedUntil}:
+				case <-subCtx.Done():
+				}
 				return
 			}
 		}
@@ -255,6 +283,9 @@ func (r *Runner) runLive(ctx context.Context) error {
 func (r *Runner) subscriptionEnded(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if errors.Is(err, errReachedUntil) {
+		return err
 	}
 	return fmt.Errorf("projection %s: subscription: %w", r.p.Name(), err)
 }
@@ -357,6 +388,13 @@ func (r *Runner) commit(ctx context.Context, entries []entry) error {
 		return err
 	}
 	r.advance(last)
+	if se, ok := r.p.(SideEffecter); ok && !r.opts.Quiet {
+		for i := range entries {
+			if err := se.Effect(ctx, entries[i].rec); err != nil {
+				r.opts.Logger.Error("projection: side effect failed", "projection", r.p.Name(), "position", entries[i].rec.Position, "err", err)
+			}
+		}
+	}
 	return nil
 }
 
