@@ -23,7 +23,7 @@ const benchEventType = "bench.event"
 func newBenchCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure append or read throughput of a fresh temporary log",
+		Short: "Measure append, read or rebuild throughput on a fresh temporary log",
 		Long: `Whole-program benchmarks: each run creates a fresh log in a temporary
 directory (inside --dir, to choose the filesystem) and removes it afterwards.
 --data is not used.`,
@@ -32,7 +32,7 @@ directory (inside --dir, to choose the filesystem) and removes it afterwards.
   strata bench read --events 2000000`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchAppendCmd(a), newBenchReadCmd(a))
+	cmd.AddCommand(newBenchAppendCmd(a), newBenchReadCmd(a), newBenchRebuildCmd(a))
 	return cmd
 }
 
