@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	gojson "github.com/goccy/go-json"
 )
@@ -35,9 +37,23 @@ type Upcaster func(data []byte) ([]byte, error)
 // type names, so renaming a struct never orphans stored events. A Registry
 // is safe for concurrent use; register at start-up.
 type Registry struct {
-	mu     sync.RWMutex
+	mu    sync.Mutex // serialises registrations
+	types atomic.Pointer[typeMaps]
+}
+
+// typeMaps is never changed once published: a registration publishes a new
+// copy, so that reads (one per event decoded, on every core at once during a
+// replay) take no lock and share no written cache line.
+type typeMaps struct {
 	byName map[string]*registeredType
 	byGo   map[reflect.Type]*registeredType
+}
+
+func (r *Registry) maps() *typeMaps {
+	if m := r.types.Load(); m != nil {
+		return m
+	}
+	return &typeMaps{}
 }
 
 type registeredType struct {
@@ -48,9 +64,7 @@ type registeredType struct {
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	return &Registry{byName: map[string]*registeredType{}, byGo: map[reflect.Type]*registeredType{}}
-}
+func NewRegistry() *Registry { return &Registry{} }
 
 // TypeOption configures a registration.
 type TypeOption func(*registeredType)
@@ -106,13 +120,19 @@ func Register[T any](r *Registry, name string, opts ...TypeOption) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if old, ok := r.byName[name]; ok {
+	m := r.maps()
+	if old, ok := m.byName[name]; ok {
 		return fmt.Errorf("%w: %q is already registered (as %s)", ErrRegistration, name, old.goType)
 	}
-	if old, ok := r.byGo[goType]; ok {
+	if old, ok := m.byGo[goType]; ok {
 		return fmt.Errorf("%w: %s is already registered (as %q)", ErrRegistration, goType, old.name)
 	}
-	r.byName[name], r.byGo[goType] = t, t
+	next := &typeMaps{byName: maps.Clone(m.byName), byGo: maps.Clone(m.byGo)}
+	if next.byName == nil {
+		next.byName, next.byGo = map[string]*registeredType{}, map[reflect.Type]*registeredType{}
+	}
+	next.byName[name], next.byGo[goType] = t, t
+	r.types.Store(next)
 	return nil
 }
 
@@ -129,9 +149,7 @@ func MustRegister[T any](r *Registry, name string, opts ...TypeOption) {
 // assigns one unless the caller sets it.
 func (r *Registry) Encode(v any) (Event, error) {
 	goType := reflect.TypeOf(v)
-	r.mu.RLock()
-	t, ok := r.byGo[goType]
-	r.mu.RUnlock()
+	t, ok := r.maps().byGo[goType]
 	if !ok {
 		return Event{}, fmt.Errorf("%w: Go type %v is not registered", ErrUnknownType, goType)
 	}
@@ -145,9 +163,7 @@ func (r *Registry) Encode(v any) (Event, error) {
 // Decode turns a stored event into its registered Go value, upcasting its
 // data from the event's schema version (0 counts as 1) to the current one.
 func (r *Registry) Decode(e *Event) (any, error) {
-	r.mu.RLock()
-	t, ok := r.byName[e.Type]
-	r.mu.RUnlock()
+	t, ok := r.maps().byName[e.Type]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q (schema %d)", ErrUnknownType, e.Type, e.Schema)
 	}
@@ -168,9 +184,7 @@ func (r *Registry) Decode(e *Event) (any, error) {
 // Upcast returns e's data brought to the current schema version of its type,
 // and that version: for readers that want JSON, not Go values.
 func (r *Registry) Upcast(e *Event) ([]byte, uint32, error) {
-	r.mu.RLock()
-	t, ok := r.byName[e.Type]
-	r.mu.RUnlock()
+	t, ok := r.maps().byName[e.Type]
 	if !ok {
 		return nil, 0, fmt.Errorf("%w: %q (schema %d)", ErrUnknownType, e.Type, e.Schema)
 	}
@@ -194,9 +208,7 @@ func (t *registeredType) upcast(data []byte, from uint32) ([]byte, error) {
 
 // Name returns the name v's Go type is registered under.
 func (r *Registry) Name(v any) (string, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	t, ok := r.byGo[reflect.TypeOf(v)]
+	t, ok := r.maps().byGo[reflect.TypeOf(v)]
 	if !ok {
 		return "", false
 	}
@@ -207,10 +219,9 @@ func (r *Registry) Name(v any) (string, bool) {
 // changes when a type is added or its schema version changes, which is what
 // snapshots must notice.
 func (r *Registry) Fingerprint() string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.byName))
-	for n, t := range r.byName {
+	m := r.maps()
+	names := make([]string, 0, len(m.byName))
+	for n, t := range m.byName {
 		names = append(names, fmt.Sprintf("%s@%d", n, t.current))
 	}
 	sort.Strings(names)
