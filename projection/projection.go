@@ -16,7 +16,8 @@ type Projection interface {
 	Setup(ctx context.Context, tx *sql.Tx) error
 	// Apply writes the effects of a batch of events (in position order,
 	// already upcast) in tx. The runner commits tx with the checkpoint; Apply
-	// must not commit or roll back. An error fails the whole batch.
+	// must not commit or roll back, nor keep batch after it returns (the
+	// runtime reuses it). An error fails the whole batch.
 	Apply(ctx context.Context, tx *sql.Tx, batch []event.Record) error
 }
 

@@ -134,7 +134,8 @@ func Replay(ctx context.Context, p Projection, db *sql.DB, src store.Store, opts
 		from = min(from, pos)
 	}
 
-	rp := &replay{p: p, db: db, opts: opts, name: name, from: from, until: until, done: append([]uint64(nil), parts...)}
+	rp := &replay{p: p, db: db, opts: opts, name: name, from: from, until: until, done: append([]uint64(nil), parts...),
+		free: make(chan []event.Record, 8*len(parts))}
 	g, gctx := errgroup.WithContext(ctx)
 	chans := make([]chan replayBatch, len(parts))
 	for k := range chans {
@@ -165,6 +166,11 @@ type replay struct {
 	name        string
 	from, until uint64
 
+	// free recycles the reader's per-partition buffers: allocating them
+	// afresh for every chunk made the garbage collector the replay's
+	// largest cost.
+	free chan []event.Record
+
 	mu      sync.Mutex
 	done    []uint64 // per partition: committed up to
 	applied uint64
@@ -184,6 +190,9 @@ func (rp *replay) read(ctx context.Context, src store.Store, parts []uint64, cha
 	keyer, _ := rp.p.(Partitioner)
 	n := uint64(len(parts))
 	bufs := make([][]event.Record, len(parts))
+	for k := range bufs {
+		bufs[k] = make([]event.Record, 0, 2*replayChunk/len(parts))
+	}
 	send := func(through uint64) error {
 		for k, c := range chans {
 			select {
@@ -191,7 +200,12 @@ func (rp *replay) read(ctx context.Context, src store.Store, parts []uint64, cha
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			bufs[k] = make([]event.Record, 0, 2*replayChunk/len(parts))
+			select {
+			case b := <-rp.free:
+				bufs[k] = b[:0]
+			default:
+				bufs[k] = make([]event.Record, 0, 2*replayChunk/len(parts))
+			}
 		}
 		return nil
 	}
@@ -245,41 +259,60 @@ func hashKey(s string) uint64 {
 // work prepares partition k's events as they come and applies them with the
 // partition's checkpoint every FlushEvery events, and at the end.
 func (rp *replay) work(ctx context.Context, k int, in <-chan replayBatch) error {
-	pending := make([]entry, 0, rp.opts.FlushEvery)
+	recs := make([]event.Record, 0, rp.opts.FlushEvery)
+	var preps []any
+	if _, ok := rp.p.(PreparingProjection); ok {
+		preps = make([]any, 0, rp.opts.FlushEvery)
+	}
+	flush := func(through uint64) error {
+		err := rp.commit(ctx, k, recs, preps, through)
+		clear(preps) // let the prepared values go
+		recs, preps = recs[:0], preps[:0]
+		return err
+	}
 	for b := range in {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		for _, rec := range b.recs {
-			pending = append(pending, prepareEntry(rp.p, rp.opts.Registry, rec))
-			if len(pending) == rp.opts.FlushEvery {
-				// Every event of this partition up to rec is in pending.
-				if err := rp.commit(ctx, k, pending, rec.Position); err != nil {
+			e := prepareEntry(rp.p, rp.opts.Registry, rec)
+			if e.err != nil {
+				return fmt.Errorf("projection %s: replay partition %d, event %d (%s): %w", rp.name, k, rec.Position, rec.Type, e.err)
+			}
+			recs = append(recs, e.rec)
+			if preps != nil {
+				preps = append(preps, e.prep)
+			}
+			if len(recs) == rp.opts.FlushEvery {
+				// Every event of this partition up to rec is in recs.
+				if err := flush(rec.Position); err != nil {
 					return err
 				}
-				pending = pending[:0]
 			}
 		}
+		select {
+		case rp.free <- b.recs:
+		default:
+		}
 		if b.through == rp.until {
-			if err := rp.commit(ctx, k, pending, b.through); err != nil {
+			if err := flush(b.through); err != nil {
 				return err
 			}
-			pending = pending[:0]
 		}
 	}
 	return ctx.Err()
 }
 
-func (rp *replay) commit(ctx context.Context, k int, entries []entry, through uint64) error {
+func (rp *replay) commit(ctx context.Context, k int, recs []event.Record, preps []any, through uint64) error {
 	ctx = context.WithoutCancel(ctx) // see Runner.commit
 	tx, err := rp.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if len(entries) > 0 {
-		if err := applyEntries(ctx, tx, rp.p, entries); err != nil {
-			return fmt.Errorf("projection %s: replay partition %d, events %d..%d: %w", rp.name, k, entries[0].rec.Position, entries[len(entries)-1].rec.Position, err)
+	if len(recs) > 0 {
+		if err := applyBatch(ctx, tx, rp.p, recs, preps); err != nil {
+			return fmt.Errorf("projection %s: replay partition %d, events %d..%d: %w", rp.name, k, recs[0].Position, recs[len(recs)-1].Position, err)
 		}
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE strata_replay_partitions SET position = ? WHERE projection = ? AND partition = ? AND position <= ?`, through, rp.name, k, through)
@@ -298,7 +331,7 @@ func (rp *replay) commit(ctx context.Context, k int, entries []entry, through ui
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	rp.done[k] = through
-	rp.applied += uint64(len(entries))
+	rp.applied += uint64(len(recs))
 	if rp.opts.Progress != nil {
 		pos := rp.until
 		for _, d := range rp.done {
@@ -390,18 +423,27 @@ func finishPartitions(ctx context.Context, db *sql.DB, name string, base, until 
 // applyEntries hands prepared entries to the projection, in tx.
 func applyEntries(ctx context.Context, tx *sql.Tx, p Projection, entries []entry) error {
 	recs := make([]event.Record, len(entries))
+	var preps []any
+	if _, ok := p.(PreparingProjection); ok {
+		preps = make([]any, len(entries))
+	}
 	for i := range entries {
 		if entries[i].err != nil {
 			return entries[i].err
 		}
 		recs[i] = entries[i].rec
-	}
-	if pp, ok := p.(PreparingProjection); ok {
-		prepared := make([]any, len(entries))
-		for i := range entries {
-			prepared[i] = entries[i].prep
+		if preps != nil {
+			preps[i] = entries[i].prep
 		}
-		return pp.ApplyPrepared(ctx, tx, recs, prepared)
+	}
+	return applyBatch(ctx, tx, p, recs, preps)
+}
+
+// applyBatch hands events (and for a PreparingProjection, what Prepare made
+// of them) to the projection, in tx.
+func applyBatch(ctx context.Context, tx *sql.Tx, p Projection, recs []event.Record, preps []any) error {
+	if pp, ok := p.(PreparingProjection); ok {
+		return pp.ApplyPrepared(ctx, tx, recs, preps)
 	}
 	return p.Apply(ctx, tx, recs)
 }

@@ -2,9 +2,12 @@ package orders_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/shopspring/decimal"
+	"pgregory.net/rapid"
 
 	"github.com/stratadb/strata/aggregate"
 	"github.com/stratadb/strata/aggregate/aggregatetest"
@@ -104,9 +107,38 @@ func TestWithDefaultUpcaster(t *testing.T) {
 			t.Errorf("%s → %s, %v; want %s", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{`not json`, `"}"`, `[1]`, `{"a":}`} {
+	for _, bad := range []string{`not json`, `"}"`, `[1]`} {
 		if _, err := up([]byte(bad)); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
 	}
+	// A malformed object is not checked, but stays malformed, so every
+	// reader still rejects it.
+	if got, err := up([]byte(`{"a":}`)); err == nil && json.Valid(got) {
+		t.Errorf(`{"a":} became valid: %s`, got)
+	}
+}
+
+// The upcaster's shortcut relies on this: adding the member to malformed
+// JSON never makes it well-formed.
+func TestWithDefaultKeepsMalformedDataMalformed(t *testing.T) {
+	up := orders.WithDefaultForTest("tax_amount")
+	tokens := []string{`"`, `\`, `\"`, `{`, `}`, `[`, `]`, `:`, `,`, `"a"`, `1`, `true`, ` `, `"tax_amount"`, `"x`, `e`, `-`}
+	rapid.Check(t, func(t *rapid.T) {
+		parts := rapid.SliceOfN(rapid.SampledFrom(tokens), 0, 12).Draw(t, "inner")
+		in := []byte("{" + strings.Join(parts, "") + "}")
+		out, err := up(in)
+		if err != nil {
+			return
+		}
+		if !json.Valid(in) && json.Valid(out) {
+			t.Fatalf("malformed %s became well-formed %s", in, out)
+		}
+		if json.Valid(in) {
+			var m map[string]any
+			if json.Unmarshal(out, &m) != nil || m["tax_amount"] == nil {
+				t.Fatalf("%s → %s", in, out)
+			}
+		}
+	})
 }
