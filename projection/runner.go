@@ -387,7 +387,8 @@ func (r *Runner) commit(ctx context.Context, entries []entry) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	r.advance(last)
+	// Effects before announcing the position: whoever waits for it (a
+	// read-your-writes query, a hand-off) finds them done.
 	if se, ok := r.p.(SideEffecter); ok && !r.opts.Quiet {
 		for i := range entries {
 			if err := se.Effect(ctx, entries[i].rec); err != nil {
@@ -395,6 +396,7 @@ func (r *Runner) commit(ctx context.Context, entries []entry) error {
 			}
 		}
 	}
+	r.advance(last)
 	return nil
 }
 
