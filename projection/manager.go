@@ -99,16 +99,28 @@ type liveVersion struct {
 	r      *Runner
 	cancel context.CancelFunc
 	done   chan error
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
+// stop ends the runner and closes the database; stopping twice is safe
+// (a failed hand-off stops the serving version, and Run stops it again).
 func (lv *liveVersion) stop() error {
-	lv.cancel()
-	err := <-lv.done
-	if errors.Is(err, context.Canceled) {
-		err = nil
-	}
-	return errors.Join(err, lv.db.Close())
+	lv.stopOnce.Do(func() {
+		lv.cancel()
+		err := <-lv.done
+		if errors.Is(err, context.Canceled) || errors.Is(err, errRunnerStopped) {
+			err = nil
+		}
+		lv.stopErr = errors.Join(err, lv.db.Close())
+	})
+	return lv.stopErr
 }
+
+// errRunnerStopped marks a runner whose Run result was taken by a waiter
+// other than stop.
+var errRunnerStopped = errors.New("projection: runner already stopped")
 
 // NewManager returns a manager of p's versions in cat, fed from src.
 func NewManager(p Projection, cat *Catalog, src store.Store, opts ManagerOptions) *Manager {
@@ -181,7 +193,8 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if !hasServing || serving.Definition != def || m.opts.Rebuild {
+	// An interrupted build of the current definition resumes too.
+	if !hasServing || serving.Definition != def || m.opts.Rebuild || (hasBuilding && building.Definition == def) {
 		if !hasBuilding || building.Definition != def {
 			if building, err = m.cat.Begin(ctx, name, def); err != nil {
 				return fmt.Errorf("projection %s: new version: %w", name, err)
@@ -402,26 +415,57 @@ func (m *Manager) buildVersion(ctx context.Context, v Version) error {
 	m.mu.Lock()
 	m.serving = nlv
 	m.mu.Unlock()
+	// Return once the new runner has stored its state, so that tools in
+	// other processes (pause, status) find the serving version's row.
+	for nlv.r.State() == StateStarting {
+		ch := nlv.r.Changed()
+		if nlv.r.State() != StateStarting {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	status.Phase, status.Position = PhaseSwitched, target
 	m.report(status, started)
 	return nil
 }
 
-// runTo runs version v of p until it has applied target.
+// runTo runs version v of p until it has applied target. A runner that
+// fails or is paused on the way ends it with an error instead of waiting
+// for an operator in the middle of a hand-off.
 func (m *Manager) runTo(ctx context.Context, v Version, p Projection, target uint64, quiet bool) error {
 	lv, err := m.startRunner(ctx, v, p, Options{Until: target, Quiet: quiet})
 	if err != nil {
 		return err
 	}
-	err = <-lv.done
-	lv.db.Close()
-	if err == nil && lv.r.Position() != target {
-		err = fmt.Errorf("stopped at %d, not %d (state %s)", lv.r.Position(), target, lv.r.State())
+	for {
+		ch := lv.r.Changed()
+		st := lv.r.Status()
+		if st.State == StateFailed || st.State == StatePaused {
+			err := fmt.Errorf("projection %s version %d is %s at %d while being brought to %d", v.Projection, v.Number, st.State, st.Position, target)
+			if st.Failure != nil {
+				err = fmt.Errorf("%w: event %d: %s", err, st.Failure.Position, st.Failure.Err)
+			}
+			return errors.Join(err, lv.stop())
+		}
+		select {
+		case err = <-lv.done:
+			lv.done <- errRunnerStopped // for stop
+			if err == nil && lv.r.Position() != target {
+				err = fmt.Errorf("stopped at %d, not %d (state %s)", lv.r.Position(), target, lv.r.State())
+			}
+			if err = errors.Join(err, lv.stop()); err != nil {
+				return fmt.Errorf("projection %s version %d: bringing it to %d: %w", v.Projection, v.Number, target, err)
+			}
+			return nil
+		case <-ch:
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), lv.stop())
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("projection %s version %d: bringing it to %d: %w", v.Projection, v.Number, target, err)
-	}
-	return nil
 }
 
 // restartOld resumes the serving version after a refused switch.

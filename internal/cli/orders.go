@@ -1,13 +1,13 @@
 package cli
 
 import (
-	"database/sql"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stratadb/strata/examples"
 	"github.com/stratadb/strata/examples/orders"
+	"github.com/stratadb/strata/projection"
 )
 
 type orderResultJSON struct {
@@ -111,8 +111,8 @@ column filters like "customer:ada" or "products:engine".`,
 			if err := checkFormat(output); err != nil {
 				return err
 			}
-			return a.withQueryDB(func(db *sql.DB) error {
-				return runQueryArgs(cmd.Context(), db, examples.SearchOrders, []any{args[0]}, output, cmd.OutOrStdout())
+			return a.withQuery(cmd.Context(), 0, 0, func(q *projection.QueryConn, _ uint64) error {
+				return runQueryArgs(cmd.Context(), q, examples.SearchOrders, []any{args[0]}, output, cmd.OutOrStdout())
 			})
 		}),
 	}

@@ -1,29 +1,37 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/examples"
 	"github.com/stratadb/strata/projection"
 	"github.com/stratadb/strata/store"
 )
 
-// Read models live beside the log: the SQLite database, and the applied
-// declarative projections (one YAML file each).
-func (a *app) readModelsPath() string { return filepath.Join(a.dataDir, "readmodels.db") }
-func (a *app) specsDir() string       { return filepath.Join(a.dataDir, "projections") }
+// Read models live beside the log: DATA/readmodels/ is a projection.Catalog
+// (catalog.db, and NAME/vN.db for each version of each projection), and
+// DATA/projections/NAME.yaml the applied declarative projections.
+func (a *app) readModelsDir() string { return filepath.Join(a.dataDir, "readmodels") }
+func (a *app) specsDir() string      { return filepath.Join(a.dataDir, "projections") }
 
 // specs loads every applied projection.
 func (a *app) specs() (map[string]*projection.Declarative, error) {
@@ -52,40 +60,187 @@ func (a *app) specs() (map[string]*projection.Declarative, error) {
 	return out, nil
 }
 
-func (a *app) withReadModels(fn func(db *sql.DB) error) error {
+// appliedSpec returns the applied projection name.
+func (a *app) appliedSpec(name string) (*projection.Declarative, error) {
+	specs, err := a.specs()
+	if err != nil {
+		return nil, err
+	}
+	p, ok := specs[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (apply it first: strata projection apply FILE.yaml)", projection.ErrUnknownProjection, name)
+	}
+	return p, nil
+}
+
+// withReadModels opens the catalog of read models. Commands that only look
+// at them (mustExist) fail when nothing was ever applied instead of
+// creating an empty catalog.
+func (a *app) withReadModels(mustExist bool, fn func(cat *projection.Catalog) error) error {
 	if _, err := os.Stat(a.dataDir); err != nil {
 		return fmt.Errorf("no log at %s (set --data or %s)", a.dataDir, dataEnv)
 	}
-	db, err := projection.OpenSQLite(a.readModelsPath())
+	if mustExist {
+		if _, err := os.Stat(filepath.Join(a.readModelsDir(), "catalog.db")); errors.Is(err, fs.ErrNotExist) {
+			msg := fmt.Sprintf("no read models at %s (strata projection apply FILE.yaml)", a.readModelsDir())
+			if _, err := os.Stat(filepath.Join(a.dataDir, "readmodels.db")); err == nil {
+				msg += "; readmodels.db beside it is the former single-file layout: apply the projections again"
+			}
+			return errors.New(msg)
+		}
+	}
+	cat, err := projection.OpenCatalog(a.readModelsDir())
 	if err != nil {
 		return err
 	}
+	defer cat.Close()
+	return fn(cat)
+}
+
+// compileDefinition compiles a serving version's stored definition, so
+// that it keeps following the log while a new definition builds: a
+// declarative projection's Definition is its Spec as JSON.
+func compileDefinition(def string) (projection.Projection, error) {
+	var s projection.Spec
+	if err := json.Unmarshal([]byte(def), &s); err != nil {
+		return nil, fmt.Errorf("stored definition: %w", err)
+	}
+	return s.Compile()
+}
+
+// newManager returns a Manager of p whose events are upcast by reg. A
+// serving version of an earlier definition keeps following the log while
+// the new one builds, unless it is paused or failed: the hand-over would
+// wait for an operator to bring it forward, so it stays at its checkpoint
+// until the switch instead.
+func newManager(ctx context.Context, p projection.Projection, cat *projection.Catalog, s store.Store, reg *event.Registry, opts projection.ManagerOptions) (*projection.Manager, error) {
+	opts.Runner.Registry = reg
+	opts.Previous = compileDefinition
+	serving, _, hasServing, _, err := cat.Latest(ctx, p.Name())
+	if err != nil {
+		return nil, err
+	}
+	if hasServing {
+		st, err := storedOf(ctx, cat, serving)
+		if err != nil {
+			return nil, err
+		}
+		if st.State == projection.StatePaused || st.State == projection.StateFailed {
+			opts.Previous = nil
+		}
+	}
+	return projection.NewManager(p, cat, s, opts), nil
+}
+
+// registry is the examples' event registry, for upcasting their events.
+func registry(s store.Store) (*event.Registry, error) {
+	c, err := examples.New(s, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.Registry, nil
+}
+
+// heartbeatRecheck is how long activeElsewhere waits to see a fresh
+// heartbeat beat again: more than two of a runner's poll intervals.
+const heartbeatRecheck = 1200 * time.Millisecond
+
+// activeElsewhere reports whether a runner in another process is applying
+// version v (strata projection run): its heartbeat is fresh and still
+// beats. A process that has just ended leaves a heartbeat that looks fresh
+// for a few seconds, so a fresh one is read again a little later.
+func activeElsewhere(ctx context.Context, cat *projection.Catalog, v projection.Version) (bool, error) {
+	st, err := storedOf(ctx, cat, v)
+	if err != nil || !st.Active(time.Now()) {
+		return false, nil // no state to read: no runner either
+	}
+	select {
+	case <-time.After(heartbeatRecheck):
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	again, err := storedOf(ctx, cat, v)
+	if err != nil {
+		return false, err
+	}
+	return again.Heartbeat.After(st.Heartbeat), nil
+}
+
+func errRunningElsewhere(v projection.Version, what string) error {
+	return fmt.Errorf("projection %s (version %d) is being run by another process: stop `strata projection run` first, then %s", v.Projection, v.Number, what)
+}
+
+// storedOf reads the runner state stored in version v's database. A version
+// no runner has followed the log with yet has no state: it counts as
+// stopped at its checkpoint.
+func storedOf(ctx context.Context, cat *projection.Catalog, v projection.Version) (projection.Stored, error) {
+	db, err := projection.OpenSQLiteQuery(cat.Path(v))
+	if err != nil {
+		return projection.Stored{}, err
+	}
 	defer db.Close()
-	return fn(db)
+	st, err := projection.ReadStored(ctx, db, v.Projection)
+	if !errors.Is(err, projection.ErrUnknownProjection) {
+		return st, err
+	}
+	st = projection.Stored{Name: v.Projection, State: projection.StateStopped}
+	err = db.QueryRowContext(ctx, `SELECT position FROM strata_checkpoints WHERE projection = ?`, v.Projection).Scan(&st.Position)
+	if errors.Is(err, sql.ErrNoRows) || err != nil && strings.Contains(err.Error(), "no such table") {
+		err = nil
+	}
+	return st, err
+}
+
+// servingDB opens the serving version of name for the commands that steer
+// its runner.
+func servingDB(ctx context.Context, cat *projection.Catalog, name string) (*sql.DB, error) {
+	serving, building, hasServing, hasBuilding, err := cat.Latest(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !hasServing {
+		if hasBuilding {
+			return nil, fmt.Errorf("projection %s has no serving version yet (version %d is building)", name, building.Number)
+		}
+		return nil, fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
+	}
+	return cat.Open(serving)
 }
 
 func newProjectionCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "projection",
-		Short: "Manage read models: apply a YAML projection, list, status, pause, resume, skip, run",
-		Long: `Projections turn the log into SQL tables in DATA/readmodels.db (SQLite). A
+		Short: "Manage read models: apply a YAML projection, rebuild, list, status, pause, resume, skip, run",
+		Long: `Projections turn the log into SQL tables (SQLite) in DATA/readmodels/. A
 declarative projection is a YAML file: the tables' DDL and one SQL statement
 per event type (see examples/order_summary.yaml). Each batch's rows commit
 together with the projection's checkpoint, so a crash never applies an event
-twice or loses one.`,
+twice or loses one.
+
+Every version of a projection has a database file of its own
+(DATA/readmodels/NAME/vN.db); DATA/readmodels/catalog.db records which one
+serves queries. Applying a changed definition, or a rebuild, builds a new
+version beside the serving one (a parallel replay of the log, then live
+catch-up) and switches queries to it in one step; until a projection's first
+version is built, queries on it answer with its build progress.`,
 		Example: `  strata projection apply examples/order_summary.yaml
   strata projection status order_summary
+  strata projection rebuild order_summary --shadow
   strata projection run`,
 	}
-	cmd.AddCommand(newProjectionApplyCmd(a), newProjectionListCmd(a), newProjectionStatusCmd(a),
+	cmd.AddCommand(newProjectionApplyCmd(a), newProjectionRebuildCmd(a), newProjectionListCmd(a), newProjectionStatusCmd(a),
 		newProjectionPauseCmd(a, true), newProjectionPauseCmd(a, false), newProjectionSkipCmd(a), newProjectionRunCmd(a))
 	return cmd
 }
 
 func newProjectionApplyCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:     "apply FILE.yaml",
-		Short:   "Add a declarative projection and build it up to the log's head",
+		Use:   "apply FILE.yaml",
+		Short: "Add or change a declarative projection and build it up to the log's head",
+		Long: `Store the projection (DATA/projections/NAME.yaml) and build it up to the log's
+head as it is when the command starts, then print its status. A changed
+definition of an applied projection builds a new version beside the serving
+one, which keeps answering queries until the new one takes over.`,
 		Example: "  strata projection apply examples/account_balances.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
@@ -97,26 +252,70 @@ func newProjectionApplyCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(a.specsDir(), 0o755); err != nil {
-				return err
-			}
-			path := filepath.Join(a.specsDir(), p.Name()+".yaml")
-			if old, err := os.ReadFile(path); err == nil && !bytes.Equal(old, src) {
-				return fmt.Errorf("projection %s is already applied with another definition (changing one means rebuilding it, which is not supported yet)", p.Name())
-			}
-			if err := writeFileAtomic(path, src); err != nil {
-				return err
-			}
-			return a.runProjections(cmd.Context(), []projection.Projection{p}, true, func(s store.Store, stored []projection.Stored, head uint64) error {
-				for _, st := range stored {
-					if err := writeJSON(cmd.OutOrStdout(), projectionStatus(cmd.Context(), s, st, head)); err != nil {
+			ctx, name, def := cmd.Context(), p.Name(), p.Definition()
+			return a.withFollower(func(s store.Store) error {
+				return a.withReadModels(false, func(cat *projection.Catalog) error {
+					head, err := s.Head(ctx)
+					if err != nil {
 						return err
 					}
-				}
-				return nil
+					printStatus := func(runErr error) error {
+						st, err := readStatus(context.WithoutCancel(ctx), cat, s, name, head)
+						if err == nil {
+							err = writeJSON(cmd.OutOrStdout(), st)
+						}
+						return errors.Join(runErr, err)
+					}
+					serving, _, hasServing, _, err := cat.Latest(ctx, name)
+					if err != nil {
+						return err
+					}
+					if hasServing {
+						busy, err := activeElsewhere(ctx, cat, serving)
+						if err != nil {
+							return err
+						}
+						if busy && serving.Definition != def {
+							return errRunningElsewhere(serving, "apply the changed definition")
+						}
+						if busy {
+							// Unchanged, and another process applies it: wait
+							// for it there, rather than race it here.
+							if err := writeSpec(a.specsDir(), name, src); err != nil {
+								return err
+							}
+							if done, err := waitElsewhere(ctx, cat, serving, head); done || err != nil {
+								return printStatus(err)
+							}
+						}
+					}
+					if err := writeSpec(a.specsDir(), name, src); err != nil {
+						return err
+					}
+					reg, err := registry(s)
+					if err != nil {
+						return err
+					}
+					m, err := newManager(ctx, p, cat, s, reg, projection.ManagerOptions{})
+					if err != nil {
+						return err
+					}
+					runErr := serveUntil(ctx, m, func(v projection.Version) bool { return v.Definition == def }, head)
+					if ctx.Err() != nil {
+						return fmt.Errorf("interrupted before %s served this definition up to position %d (apply again, or run it, to go on: a build resumes where it stopped)", name, head)
+					}
+					return printStatus(runErr)
+				})
 			})
 		}),
 	}
+}
+
+func writeSpec(dir, name string, src []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, name+".yaml"), src)
 }
 
 func writeFileAtomic(path string, b []byte) error {
@@ -127,67 +326,374 @@ func writeFileAtomic(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// runProjections runs ps over the log (followed read-only, so writers can
-// keep the log open) until ctx ends, or, with untilHead, until each has
-// reached the head as it was at the start.
-func (a *app) runProjections(ctx context.Context, ps []projection.Projection, untilHead bool, done func(store.Store, []projection.Stored, uint64) error) error {
-	return a.withFollower(func(s store.Store) error {
-		return a.withReadModels(func(db *sql.DB) error {
-			cat, err := examples.New(s, nil) // for upcasting the examples' events
+// waitElsewhere waits while another process's runner brings version v to
+// head. It reports false when that runner stops beating before.
+func waitElsewhere(ctx context.Context, cat *projection.Catalog, v projection.Version, head uint64) (bool, error) {
+	for {
+		st, err := storedOf(ctx, cat, v)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case st.Position >= head:
+			return true, nil
+		case st.State == projection.StateFailed:
+			return true, fmt.Errorf("projection %s failed before position %d", v.Projection, head)
+		case !st.Active(time.Now()):
+			return false, nil
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// serveUntil runs m until its serving version is one that ready accepts,
+// whose runner has recorded its state and applied head; then it stops m.
+// It returns m's error or the runner's failure.
+func serveUntil(ctx context.Context, m *projection.Manager, ready func(projection.Version) bool, head uint64) error {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ended := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(ended)
+		runErr = m.Run(runCtx)
+	}()
+	waitCtx, stopWait := context.WithCancel(runCtx)
+	go func() {
+		select {
+		case <-ended:
+			stopWait()
+		case <-waitCtx.Done():
+		}
+	}()
+	waitErr := waitServing(waitCtx, m, ready, head)
+	stopWait()
+	cancel()
+	<-ended
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case runErr != nil && !errors.Is(runErr, context.Canceled):
+		return runErr
+	case waitErr != nil && errors.Is(waitErr, context.Canceled):
+		return errors.New("projection: the manager stopped before serving")
+	}
+	return waitErr
+}
+
+// waitServing waits until m serves a version ready accepts, its runner has
+// stored its state (so that pause, resume and status find it), and it has
+// applied head. A runner that is paused or fails before is an error.
+func waitServing(ctx context.Context, m *projection.Manager, ready func(projection.Version) bool, head uint64) error {
+	for {
+		// The runner is the version's when the version is the same before
+		// and after it is read.
+		_, v, ok, _ := m.Status()
+		r := m.Serving()
+		_, again, okAgain, _ := m.Status()
+		if ok && okAgain && r != nil && v.Number == again.Number && ready(v) {
+			return waitRunner(ctx, r, head)
+		}
+		select {
+		case <-time.After(20 * time.Millisecond): // polling the manager's status
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func waitRunner(ctx context.Context, r *projection.Runner, head uint64) error {
+	for {
+		changed := r.Changed()
+		st := r.Status()
+		switch {
+		case st.State == projection.StateStarting: // its state is not stored yet
+		case st.Position >= head:
+			return nil
+		case st.State == projection.StateFailed && st.Failure != nil:
+			return fmt.Errorf("projection %s failed at position %d, before %d: %s", st.Name, st.Failure.Position, head, st.Failure.Err)
+		case st.State == projection.StatePaused:
+			return fmt.Errorf("projection %s is paused at position %d, before %d (strata projection resume %s)", st.Name, st.Position, head, st.Name)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func newProjectionRebuildCmd(a *app) *cobra.Command {
+	var shadow, noProgress bool
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "rebuild NAME",
+		Short: "Build a new version of a projection beside the serving one and switch to it",
+		Long: `Replay the log into a new version of an applied projection (its own database
+file, in parallel partitions), catch it up live, and switch queries to it in
+one step; the serving version answers queries until then and is retired
+after. With --shadow, both versions are first brought to one position and
+compared: if their tables differ, the new version is abandoned and the command
+fails with the difference.
+
+Progress shows as a bar on a terminal, otherwise (or with --no-progress) as a
+line about every second. The rebuild runs the serving version itself
+meanwhile: stop ` + "`strata projection run`" + ` first (it refuses while a runner is at
+work, and while the projection is paused). An interrupted rebuild resumes
+where its replay stopped.`,
+		Example: `  strata projection rebuild order_summary
+  strata projection rebuild account_balances --shadow --workers 4 --no-progress`,
+		Args: cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if workers < 0 {
+				return usagef("--workers must be at least 1 (0: one per CPU)")
+			}
+			p, err := a.appliedSpec(args[0])
 			if err != nil {
 				return err
 			}
-			head, err := s.Head(ctx)
-			if err != nil {
-				return err
-			}
-			runCtx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			var wg sync.WaitGroup
-			runners := make([]*projection.Runner, len(ps))
-			errs := make([]error, len(ps))
-			for i, p := range ps {
-				runners[i] = projection.NewRunner(p, db, s, projection.Options{Registry: cat.Registry})
-				wg.Go(func() { errs[i] = runners[i].Run(runCtx) })
-			}
-			var waitErr error
-			if untilHead {
-				for _, r := range runners {
-					if err := r.WaitFor(ctx, head); err != nil {
-						waitErr = err
-						break
+			ctx, name := cmd.Context(), p.Name()
+			return a.withFollower(func(s store.Store) error {
+				return a.withReadModels(false, func(cat *projection.Catalog) error {
+					serving, _, hasServing, _, err := cat.Latest(ctx, name)
+					if err != nil {
+						return err
 					}
+					if hasServing {
+						busy, err := activeElsewhere(ctx, cat, serving)
+						if err != nil {
+							return err
+						}
+						if busy {
+							return errRunningElsewhere(serving, "rebuild")
+						}
+						// The hand-over brings the serving version to the new
+						// one's position: a paused one would never get there.
+						if st, err := storedOf(ctx, cat, serving); err != nil {
+							return err
+						} else if st.State == projection.StatePaused {
+							return fmt.Errorf("projection %s (version %d) is paused: resume it first (strata projection resume %s)", name, serving.Number, name)
+						}
+					}
+					head, err := s.Head(ctx)
+					if err != nil {
+						return err
+					}
+					reg, err := registry(s)
+					if err != nil {
+						return err
+					}
+					out := cmd.OutOrStdout()
+					var prog buildProgress = newProgressLines(out, time.Second)
+					if !noProgress && isTerminal(out) {
+						prog = newProgressBar(out)
+					}
+					started := time.Now()
+					m, err := newManager(ctx, p, cat, s, reg, projection.ManagerOptions{
+						Rebuild:  true,
+						Shadow:   shadow,
+						Replay:   projection.ReplayOptions{Workers: workers},
+						Progress: prog.report,
+					})
+					if err != nil {
+						return err
+					}
+					// The Manager runs on after the switch until the new
+					// version's runner has taken over (recorded its state) and
+					// reached the head: then it is ready for pause, status, run.
+					err = serveUntil(ctx, m, func(v projection.Version) bool { return v.Number > serving.Number }, head)
+					prog.finish(err)
+					if ctx.Err() != nil {
+						return fmt.Errorf("interrupted: rebuild again to go on (the build resumes where it stopped)")
+					}
+					if err != nil {
+						return err
+					}
+					now, _, _, _, err := cat.Latest(ctx, name)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "%s: version %d serves, built up to position %d in %s", name, now.Number, head, time.Since(started).Round(time.Millisecond))
+					if hasServing {
+						fmt.Fprintf(out, "; version %d retired", serving.Number)
+					}
+					fmt.Fprintln(out)
+					return nil
+				})
+			})
+		}),
+	}
+	cmd.Flags().BoolVar(&shadow, "shadow", false, "compare the new version's tables with the serving one's before switching; refuse on a difference")
+	cmd.Flags().IntVar(&workers, "workers", 0, "replay partitions, each applied by its own goroutine (default: one per CPU)")
+	cmd.Flags().BoolVar(&noProgress, "no-progress", false, "print progress lines instead of a progress bar")
+	return cmd
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// buildProgress shows a Manager's builds.
+type buildProgress interface {
+	report(projection.BuildStatus)
+	finish(err error)
+}
+
+// progressLines prints a line per build at every change of phase, when a
+// phase reaches its target, and at most once per interval otherwise.
+type progressLines struct {
+	mu    sync.Mutex
+	w     io.Writer
+	every time.Duration
+	last  map[string]progressMark
+}
+
+type progressMark struct {
+	at       time.Time
+	version  int
+	phase    projection.BuildPhase
+	position uint64
+}
+
+func newProgressLines(w io.Writer, every time.Duration) *progressLines {
+	return &progressLines{w: w, every: every, last: map[string]progressMark{}}
+}
+
+func (p *progressLines) report(b projection.BuildStatus) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last := p.last[b.Projection]
+	reached := b.Head > 0 && b.Position >= b.Head && b.Position != last.position // a phase's end
+	if last.version == b.Version && last.phase == b.Phase && !reached && time.Since(last.at) < p.every {
+		return
+	}
+	p.last[b.Projection] = progressMark{at: time.Now(), version: b.Version, phase: b.Phase, position: b.Position}
+	fmt.Fprintln(p.w, formatBuild(b))
+}
+
+func (p *progressLines) finish(error) {}
+
+// formatBuild is a build's progress in one line:
+//
+//	order_summary v2 replaying 1234567/20000000 (6%) 2.1M events/s ETA 9s
+func formatBuild(b projection.BuildStatus) string {
+	s := fmt.Sprintf("%s v%d %s", b.Projection, b.Version, b.Phase)
+	switch b.Phase {
+	case projection.PhaseReplaying, projection.PhaseCatchingUp:
+		if b.Head == 0 && b.Position == 0 {
+			return s // just started: the target is not known yet
+		}
+		return s + " " + formatProgress(b.Position, b.Head, b.Rate, b.ETA)
+	case projection.PhaseSwitched:
+		return s + fmt.Sprintf(" at position %d after %s", b.Position, b.Elapsed.Round(time.Millisecond))
+	}
+	return s + fmt.Sprintf(" at %d/%d", b.Position, b.Head)
+}
+
+// formatProgress: "1234567/20000000 (6%) 2.1M events/s ETA 9s".
+func formatProgress(pos, until uint64, rate float64, eta time.Duration) string {
+	s := fmt.Sprintf("%d/%d", pos, until)
+	if until > 0 {
+		s += fmt.Sprintf(" (%d%%)", min(pos, until)*100/until)
+	}
+	if rate > 0 {
+		s += " " + formatRate(rate)
+		if until > pos {
+			s += " ETA " + eta.Round(time.Second).String()
+		}
+	}
+	return s
+}
+
+func formatRate(r float64) string {
+	switch {
+	case r >= 1e6:
+		return fmt.Sprintf("%.1fM events/s", r/1e6)
+	case r >= 1e4:
+		return fmt.Sprintf("%.0fk events/s", r/1e3)
+	case r >= 1e3:
+		return fmt.Sprintf("%.1fk events/s", r/1e3)
+	}
+	return fmt.Sprintf("%.0f events/s", r)
+}
+
+// progressBar draws one build as a bar (mpb) with its phase, counts, rate
+// and ETA as the Manager measures them.
+type progressBar struct {
+	p   *mpb.Progress
+	bar *mpb.Bar
+
+	mu  sync.Mutex
+	cur projection.BuildStatus
+}
+
+func newProgressBar(w io.Writer) *progressBar {
+	pb := &progressBar{}
+	// Auto refresh: the caller decided that w is a terminal.
+	pb.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(100), mpb.WithAutoRefresh())
+	pb.bar = pb.p.New(0, mpb.BarStyle(),
+		mpb.PrependDecorators(
+			decor.Any(func(decor.Statistics) string {
+				b := pb.status()
+				return fmt.Sprintf("%s v%d %s", b.Projection, b.Version, b.Phase)
+			}, decor.WCSyncSpaceR),
+			decor.CountersNoUnit("%d/%d", decor.WCSyncSpace),
+		),
+		mpb.AppendDecorators(
+			decor.Percentage(decor.WCSyncSpace),
+			decor.Any(func(decor.Statistics) string {
+				b := pb.status()
+				if b.Rate <= 0 {
+					return ""
 				}
-				cancel()
-			}
-			wg.Wait()
-			for _, err := range errs {
-				if err != nil && !errors.Is(err, context.Canceled) && waitErr == nil {
-					waitErr = err
+				s := formatRate(b.Rate)
+				if b.Head > b.Position {
+					s += " ETA " + b.ETA.Round(time.Second).String()
 				}
-			}
-			var stored []projection.Stored
-			for _, p := range ps {
-				st, err := projection.ReadStored(context.Background(), db, p.Name())
-				if err == nil {
-					stored = append(stored, st)
-				}
-			}
-			if done != nil {
-				if err := done(s, stored, head); err != nil {
-					return err
-				}
-			}
-			if errors.Is(waitErr, context.Canceled) && ctx.Err() != nil {
-				return nil // Ctrl-C ends `projection run`
-			}
-			return waitErr
-		})
-	})
+				return s
+			}, decor.WCSyncSpace),
+		),
+	)
+	return pb
+}
+
+func (pb *progressBar) status() projection.BuildStatus {
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	return pb.cur
+}
+
+func (pb *progressBar) report(b projection.BuildStatus) {
+	pb.mu.Lock()
+	pb.cur = b
+	pb.mu.Unlock()
+	// The total set without completing: the bar completes at finish.
+	pb.bar.SetTotal(int64(b.Head), false)
+	pb.bar.SetCurrent(int64(b.Position))
+}
+
+func (pb *progressBar) finish(err error) {
+	if err == nil {
+		pb.bar.SetTotal(-1, true)
+	} else {
+		pb.bar.Abort(false)
+	}
+	pb.p.Wait()
 }
 
 type projectionStatusJSON struct {
 	Name       string              `json:"name"`
+	Version    int                 `json:"version,omitempty"` // the serving one
 	State      projection.State    `json:"state"`
 	Active     bool                `json:"active"`
 	Position   uint64              `json:"position"`
@@ -195,42 +701,122 @@ type projectionStatusJSON struct {
 	LagEvents  uint64              `json:"lag_events"`
 	LagSeconds float64             `json:"lag_seconds"`
 	Failure    *projection.Failure `json:"failure,omitempty"`
+	Building   *buildingJSON       `json:"building,omitempty"`
 }
 
-// projectionStatus is a projection's stored state with its lag behind
-// head, in events and in seconds (how long the oldest unapplied event has
-// waited).
-func projectionStatus(ctx context.Context, s store.Store, st projection.Stored, head uint64) projectionStatusJSON {
-	out := projectionStatusJSON{Name: st.Name, State: st.State, Active: st.Active(time.Now()), Position: st.Position, Head: head, Failure: st.Failure}
-	if head > st.Position {
-		out.LagEvents = head - st.Position
-		for r, err := range s.ReadAll(ctx, store.ReadAllOptions{After: st.Position, Limit: 1}) {
+// buildingJSON is a version in the making, as its builder last reported.
+type buildingJSON struct {
+	Version    int     `json:"version"`
+	Position   uint64  `json:"position"`
+	Until      uint64  `json:"until"`
+	Rate       float64 `json:"events_per_second"`
+	ETASeconds float64 `json:"eta_seconds"`
+}
+
+// stateBuilding is the state of a projection that has no serving version.
+const stateBuilding projection.State = "building"
+
+func buildingOf(v projection.Version) *buildingJSON {
+	b := &buildingJSON{Version: v.Number, Position: v.Position, Until: v.Until, Rate: v.Rate}
+	if v.Rate > 0 && v.Until > v.Position {
+		b.ETASeconds = float64(v.Until-v.Position) / v.Rate
+	}
+	return b
+}
+
+// readStatus is a projection's serving version's stored state with its lag
+// behind head, in events and in seconds (how long the oldest unapplied
+// event has waited), and the version being built, if any.
+func readStatus(ctx context.Context, cat *projection.Catalog, s store.Store, name string, head uint64) (projectionStatusJSON, error) {
+	out := projectionStatusJSON{Name: name, Head: head}
+	serving, building, hasServing, hasBuilding, err := cat.Latest(ctx, name)
+	if err != nil {
+		return out, err
+	}
+	switch {
+	case hasServing:
+		st, err := storedOf(ctx, cat, serving)
+		if err != nil {
+			return out, err
+		}
+		out.Version, out.State, out.Active, out.Position, out.Failure = serving.Number, st.State, st.Active(time.Now()), st.Position, st.Failure
+	case hasBuilding:
+		out.State = stateBuilding
+	default:
+		return out, fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
+	}
+	if hasBuilding {
+		out.Building = buildingOf(building)
+	}
+	if head > out.Position {
+		out.LagEvents = head - out.Position
+		for r, err := range s.ReadAll(ctx, store.ReadAllOptions{After: out.Position, Limit: 1}) {
 			if err == nil {
 				out.LagSeconds = time.Since(r.Time).Seconds()
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 func newProjectionListCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:     "list",
-		Short:   "List the projections and their state",
+		Short:   "List the projections: serving version, state, position, and any build in progress",
 		Example: "  strata projection list",
 		Args:    cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			return a.withReadModels(func(db *sql.DB) error {
-				stored, err := projection.ListStored(cmd.Context(), db)
+			ctx := cmd.Context()
+			return a.withReadModels(true, func(cat *projection.Catalog) error {
+				vs, err := cat.Versions(ctx, "")
 				if err != nil {
 					return err
 				}
-				rows := [][2]string{{"NAME", "STATE  POSITION"}}
-				sort.Slice(stored, func(i, j int) bool { return stored[i].Name < stored[j].Name })
-				for _, st := range stored {
-					rows = append(rows, [2]string{st.Name, fmt.Sprintf("%s  %d", st.State, st.Position)})
+				type latest struct{ serving, building *projection.Version }
+				byName := map[string]*latest{}
+				var names []string
+				for i, v := range vs {
+					if v.State != projection.VersionServing && v.State != projection.VersionBuilding {
+						continue
+					}
+					l := byName[v.Projection]
+					if l == nil {
+						l = &latest{}
+						byName[v.Projection] = l
+						names = append(names, v.Projection)
+					}
+					if v.State == projection.VersionServing {
+						l.serving = &vs[i]
+					} else {
+						l.building = &vs[i]
+					}
 				}
-				return writeKV(cmd.OutOrStdout(), rows)
+				sort.Strings(names)
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tPOSITION\tBUILDING")
+				for _, n := range names {
+					l := byName[n]
+					version, state, position, build := "-", string(stateBuilding), "-", "-"
+					if l.serving != nil {
+						st, err := storedOf(ctx, cat, *l.serving)
+						if err != nil {
+							return err
+						}
+						version, state, position = fmt.Sprintf("v%d", l.serving.Number), string(st.State), fmt.Sprint(st.Position)
+					}
+					if b := l.building; b != nil {
+						build = fmt.Sprintf("v%d", b.Number)
+						if b.Until > 0 {
+							eta := time.Duration(0)
+							if bj := buildingOf(*b); bj.ETASeconds > 0 {
+								eta = time.Duration(bj.ETASeconds * float64(time.Second))
+							}
+							build += " " + formatProgress(b.Position, b.Until, b.Rate, eta)
+						}
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n, version, state, position, build)
+				}
+				return tw.Flush()
 			})
 		}),
 	}
@@ -238,22 +824,28 @@ func newProjectionListCmd(a *app) *cobra.Command {
 
 func newProjectionStatusCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:     "status NAME",
-		Short:   "Print a projection's position, the log's head, the lag (events, seconds) and state",
+		Use:   "status NAME",
+		Short: "Print a projection's serving version, position, the log's head, the lag (events, seconds), state and build progress",
+		Long: `Print a projection's status as JSON: the serving version ("version"), its
+position, the log's head, the lag in events and in seconds, its runner's
+state (running, paused, failed with the failing event) and whether a runner
+is at work ("active"). While a new version builds, "building" has its
+version, position, target ("until"), rate and ETA; a projection whose first
+version is still building has state "building".`,
 		Example: "  strata projection status order_summary",
 		Args:    cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			return a.withFollower(func(s store.Store) error {
-				return a.withReadModels(func(db *sql.DB) error {
-					st, err := projection.ReadStored(cmd.Context(), db, args[0])
-					if err != nil {
-						return err
-					}
+				return a.withReadModels(true, func(cat *projection.Catalog) error {
 					head, err := s.Head(cmd.Context())
 					if err != nil {
 						return err
 					}
-					return writeJSON(cmd.OutOrStdout(), projectionStatus(cmd.Context(), s, st, head))
+					st, err := readStatus(cmd.Context(), cat, s, args[0], head)
+					if err != nil {
+						return err
+					}
+					return writeJSON(cmd.OutOrStdout(), st)
 				})
 			})
 		}),
@@ -263,7 +855,7 @@ func newProjectionStatusCmd(a *app) *cobra.Command {
 func newProjectionPauseCmd(a *app, pause bool) *cobra.Command {
 	use, short := "resume NAME", "Resume a paused projection, or retry a failed one"
 	if pause {
-		use, short = "pause NAME", "Pause a projection (a running `strata projection run` follows)"
+		use, short = "pause NAME", "Pause a projection's serving version (a running `strata projection run` follows)"
 	}
 	return &cobra.Command{
 		Use:     use,
@@ -271,7 +863,12 @@ func newProjectionPauseCmd(a *app, pause bool) *cobra.Command {
 		Example: "  strata projection " + strings.Fields(use)[0] + " order_summary",
 		Args:    cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			return a.withReadModels(func(db *sql.DB) error {
+			return a.withReadModels(true, func(cat *projection.Catalog) error {
+				db, err := servingDB(cmd.Context(), cat, args[0])
+				if err != nil {
+					return err
+				}
+				defer db.Close()
 				return projection.SetPaused(cmd.Context(), db, args[0], pause)
 			})
 		}),
@@ -289,7 +886,12 @@ func newProjectionSkipCmd(a *app) *cobra.Command {
 			if strings.TrimSpace(reason) == "" {
 				return usagef("give --reason: skips are recorded")
 			}
-			return a.withReadModels(func(db *sql.DB) error {
+			return a.withReadModels(true, func(cat *projection.Catalog) error {
+				db, err := servingDB(cmd.Context(), cat, args[0])
+				if err != nil {
+					return err
+				}
+				defer db.Close()
 				return projection.SkipFailed(cmd.Context(), db, args[0], reason, time.Now())
 			})
 		}),
@@ -300,8 +902,13 @@ func newProjectionSkipCmd(a *app) *cobra.Command {
 
 func newProjectionRunCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:     "run [NAME...]",
-		Short:   "Run the applied projections, following the log live, until interrupted",
+		Use:   "run [NAME...]",
+		Short: "Run the applied projections, following the log live, until interrupted",
+		Long: `Run the applied projections (all, or those named), following the log live
+until interrupted. A projection whose applied definition differs from its
+serving version's is rebuilt in the background (the serving version keeps
+following the log and answering queries) and switched to when it has caught
+up; build progress and switches are reported on stderr.`,
 		Example: "  strata projection run",
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			specs, err := a.specs()
@@ -310,8 +917,13 @@ func newProjectionRunCmd(a *app) *cobra.Command {
 			}
 			var ps []projection.Projection
 			if len(args) == 0 {
-				for _, p := range specs {
-					ps = append(ps, p)
+				names := make([]string, 0, len(specs))
+				for n := range specs {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				for _, n := range names {
+					ps = append(ps, specs[n])
 				}
 			}
 			for _, n := range args {
@@ -324,7 +936,80 @@ func newProjectionRunCmd(a *app) *cobra.Command {
 			if len(ps) == 0 {
 				return errors.New("no projections applied (strata projection apply FILE.yaml)")
 			}
-			return a.runProjections(cmd.Context(), ps, false, nil)
+			return a.withFollower(func(s store.Store) error {
+				return a.withReadModels(false, func(cat *projection.Catalog) error {
+					return runManagers(cmd.Context(), cat, s, ps, cmd.ErrOrStderr())
+				})
+			})
 		}),
 	}
+}
+
+// runManagers runs a Manager per projection until ctx ends (nil) or one of
+// them fails (its error).
+func runManagers(ctx context.Context, cat *projection.Catalog, s store.Store, ps []projection.Projection, stderr io.Writer) error {
+	for _, p := range ps {
+		serving, _, hasServing, _, err := cat.Latest(ctx, p.Name())
+		if err != nil {
+			return err
+		}
+		if !hasServing {
+			continue
+		}
+		if busy, err := activeElsewhere(ctx, cat, serving); err != nil {
+			return err
+		} else if busy {
+			return errRunningElsewhere(serving, "run it here")
+		}
+	}
+	reg, err := registry(s)
+	if err != nil {
+		return err
+	}
+	w := &syncWriter{w: stderr}
+	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	prog := newProgressLines(w, 10*time.Second)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		m, err := newManager(ctx, p, cat, s, reg, projection.ManagerOptions{
+			Runner:   projection.Options{Logger: logger},
+			Progress: prog.report,
+			Logger:   logger,
+		})
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		wg.Go(func() {
+			if errs[i] = m.Run(runCtx); runCtx.Err() == nil {
+				cancel() // one failed: stop the others
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil // Ctrl-C ends `projection run`
+	}
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncWriter serializes writes from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }

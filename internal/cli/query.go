@@ -2,10 +2,10 @@ package cli
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,12 +22,17 @@ func newQueryCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   `query "SELECT …"`,
 		Short: "Run a read-only SQL query against the read models",
-		Long: `Run one SQL statement against the read models (DATA/readmodels.db). Statements
-that would write are refused. Without --at-least the query answers at once;
-stderr says which log position the read models reflect (the lowest
-checkpoint). With --at-least P (the position an append or command returned)
-it first waits, up to --timeout, until every projection has applied P: the
-way to read your own writes.`,
+		Long: `Run one SQL statement against the read models: the serving version of every
+projection (DATA/readmodels/NAME/vN.db), each attached under the
+projection's name, so tables are found by their own names. Statements that
+would write are refused. A query on a projection whose first version is still
+building answers with its build progress.
+
+Without --at-least the query answers at once; stderr says which log position
+the read models reflect (the lowest checkpoint of the serving versions, as
+the query saw them). With --at-least P (the position an append or command
+returned) it first waits, up to --timeout, until every serving version has
+applied P: the way to read your own writes.`,
 		Example: `  strata query "SELECT * FROM order_summary ORDER BY order_id"
   strata query "SELECT balance FROM account_balances WHERE account = 'ada'" --at-least 42 -o json`,
 		Args: cobra.ExactArgs(1),
@@ -35,12 +40,8 @@ way to read your own writes.`,
 			if err := checkFormat(output); err != nil {
 				return err
 			}
-			return a.withQueryDB(func(db *sql.DB) error {
-				reflects, err := waitAtLeast(cmd.Context(), db, atLeast, timeout)
-				if err != nil {
-					return err
-				}
-				if err := runQuery(cmd.Context(), db, args[0], output, cmd.OutOrStdout()); err != nil {
+			return a.withQuery(cmd.Context(), atLeast, timeout, func(q *projection.QueryConn, reflects uint64) error {
+				if err := runQuery(cmd.Context(), q, args[0], output, cmd.OutOrStdout()); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "reflects log position %d\n", reflects)
@@ -54,60 +55,94 @@ way to read your own writes.`,
 	return cmd
 }
 
-// withQueryDB opens the read models for queries only.
-func (a *app) withQueryDB(fn func(db *sql.DB) error) error {
-	db, err := projection.OpenSQLiteQuery(a.readModelsPath())
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return fn(db)
+// withQuery runs fn on a read-only connection to the serving versions,
+// inside one read transaction, once each of them has applied atLeast
+// (waiting up to timeout); reflects is the lowest of their checkpoints as
+// that transaction sees them. Another process runs the projections
+// (strata projection run), so the wait polls, opening the catalog's serving
+// versions anew each time: a version that takes over meanwhile is seen.
+func (a *app) withQuery(ctx context.Context, atLeast uint64, timeout time.Duration, fn func(q *projection.QueryConn, reflects uint64) error) error {
+	return a.withReadModels(true, func(cat *projection.Catalog) error {
+		deadline := time.Now().Add(timeout)
+		for {
+			reached, low, err := queryAtLeast(ctx, cat, atLeast, fn)
+			if reached || err != nil {
+				return err
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("timed out after %v: the read models reflect position %d, not yet %d (is `strata projection run` running?)", timeout, low, atLeast)
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	})
 }
 
-// waitAtLeast returns the lowest checkpoint of the projections once it is
-// at least pos, waiting up to timeout. Another process runs the projections
-// (strata projection run), so this polls their checkpoints.
-func waitAtLeast(ctx context.Context, db *sql.DB, pos uint64, timeout time.Duration) (uint64, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		stored, err := projection.ListStored(ctx, db)
+// queryAtLeast runs fn if every serving version has applied pos, and
+// reports whether they had and the lowest position they reflect.
+func queryAtLeast(ctx context.Context, cat *projection.Catalog, pos uint64, fn func(q *projection.QueryConn, reflects uint64) error) (bool, uint64, error) {
+	q, err := cat.OpenQuery(ctx)
+	if err != nil {
+		return false, 0, err
+	}
+	defer q.Close()
+	// One read transaction: the checkpoints read first are those of the
+	// snapshot the query reads.
+	if _, err := q.ExecContext(ctx, "BEGIN"); err != nil {
+		return false, 0, err
+	}
+	defer q.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	names := make([]string, 0, len(q.Serving))
+	for n := range q.Serving {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var low uint64
+	var behind []string
+	for i, n := range names {
+		p, err := q.Reflects(ctx, n)
 		if err != nil {
-			return 0, err
+			return false, 0, err
 		}
-		low := uint64(0)
-		for i, st := range stored {
-			if st.State == projection.StateFailed && st.Position < pos {
-				return 0, fmt.Errorf("projection %s failed at position %d before reaching %d", st.Name, st.Failure.Position, pos)
-			}
-			if i == 0 || st.Position < low {
-				low = st.Position
-			}
+		if i == 0 || p < low {
+			low = p
 		}
-		if low >= pos {
-			return low, nil
-		}
-		if time.Now().After(deadline) {
-			return low, fmt.Errorf("timed out after %v: the read models reflect position %d, not yet %d (is `strata projection run` running?)", timeout, low, pos)
-		}
-		select {
-		case <-time.After(20 * time.Millisecond):
-		case <-ctx.Done():
-			return low, ctx.Err()
+		if p < pos {
+			behind = append(behind, n)
 		}
 	}
-}
-
-func runQuery(ctx context.Context, db *sql.DB, q, output string, w io.Writer) error {
-	return runQueryArgs(ctx, db, q, nil, output, w)
-}
-
-func runQueryArgs(ctx context.Context, db *sql.DB, q string, args []any, output string, w io.Writer) error {
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		if strings.Contains(err.Error(), "readonly") || strings.Contains(err.Error(), "query_only") {
-			return fmt.Errorf("refused: queries may only read (%v)", err)
+	if len(behind) > 0 {
+		for _, n := range behind {
+			st, err := storedOf(ctx, cat, q.Serving[n])
+			if err == nil && st.State == projection.StateFailed && st.Position < pos {
+				return false, low, fmt.Errorf("projection %s failed at position %d before reaching %d", n, st.Failure.Position, pos)
+			}
 		}
-		return err
+		return false, low, nil
+	}
+	return true, low, fn(q, low)
+}
+
+func runQuery(ctx context.Context, q *projection.QueryConn, query, output string, w io.Writer) error {
+	return runQueryArgs(ctx, q, query, nil, output, w)
+}
+
+// queryError refuses writes in so many words and turns a query on a
+// projection that is still building into its build status.
+func queryError(q *projection.QueryConn, err error) error {
+	if strings.Contains(err.Error(), "readonly") || strings.Contains(err.Error(), "query_only") {
+		return fmt.Errorf("refused: queries may only read (%v)", err)
+	}
+	return q.Explain(err)
+}
+
+func runQueryArgs(ctx context.Context, q *projection.QueryConn, query string, args []any, output string, w io.Writer) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return queryError(q, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -149,10 +184,7 @@ func runQueryArgs(ctx context.Context, db *sql.DB, q string, args []any, output 
 		}
 	}
 	if err := rows.Err(); err != nil {
-		if strings.Contains(err.Error(), "readonly") {
-			return fmt.Errorf("refused: queries may only read (%v)", err)
-		}
-		return err
+		return queryError(q, err)
 	}
 	if tw != nil {
 		return tw.Flush()
