@@ -187,3 +187,86 @@ func TestReadAllDoesNotAllocatePerRecord(t *testing.T) {
 		t.Fatalf("ReadAll of %d records made %.0f allocations: something allocates per record", n, allocs)
 	}
 }
+
+// newStreamsFill is how many streams BenchmarkAppendNewStreams finds in the
+// log before it starts: enough that Pebble holds them in several sstables.
+const newStreamsFill = 1_000_000
+
+// BenchmarkAppendNewStreams measures appends that each create a stream
+// (store.NoStream), as the order generator makes them, to a log that already
+// holds newStreamsFill streams (reopened, so they are in Pebble's sstables
+// and not in the writer's cache of heads): the writer must find out for each
+// append that its stream does not exist yet. Stream names are scattered over
+// the key space, among the existing ones. 64 writers, SyncNone.
+func BenchmarkAppendNewStreams(b *testing.B) {
+	dir := b.TempDir()
+	l, err := Open(dir, Options{Durability: SyncNone})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Uint64 // streams created so far: the next one is new
+	if err := appendNewStreams(l, &seq, newStreamsFill, 64, 1); err != nil {
+		b.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for _, batch := range []int{1, 4} {
+		b.Run(fmt.Sprintf("events=%d", batch), func(b *testing.B) {
+			l, err := Open(dir, Options{Durability: SyncNone})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			if err := appendNewStreams(l, &seq, b.N, 64, batch); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			if err := l.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// appendNewStreams appends about n events (rounded up to whole appends of
+// batch events) with the given number of writers, each append with
+// store.NoStream to a stream of its own, named after the next value of seq.
+func appendNewStreams(l *Log, seq *atomic.Uint64, n, writers, batch int) error {
+	ctx := context.Background()
+	var left atomic.Int64
+	left.Store(int64(n))
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			evs := make([]event.Event, batch)
+			for left.Add(-int64(batch)) > -int64(batch) {
+				for i := range evs {
+					evs[i] = event.Event{Type: "payment.authorized", Data: benchPayload}
+				}
+				stream := fmt.Sprintf("acct-%016x", scramble(seq.Add(1)))
+				if _, err := l.Append(ctx, stream, store.NoStream, evs...); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// scramble is a bijection on uint64 (splitmix64's finaliser): distinct
+// inputs give distinct, evenly scattered stream names.
+func scramble(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}

@@ -25,6 +25,11 @@ import (
 // and the counts before it. Pebble's cost is per key, so this is what keeps
 // the index cheap when many streams receive single-event appends.
 //
+// Every stream in Pebble has a key for version 1: the indexer writes a
+// stream's runs in version order, and the first batch holding the stream
+// starts a key with its first run. Keys are never deleted, so the writer can
+// tell whether Pebble holds a stream with a point lookup (probe.go).
+//
 // Stream names contain no control characters (event.ValidateStream), so
 // 0x00 cleanly ends the name. The 'm' key is written in the same batch as
 // the entries it covers, so whatever prefix of batches survives a crash is

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/stratadb/strata/store"
 )
@@ -53,6 +54,9 @@ type Log struct {
 	syncs   atomic.Uint64 // fdatasync calls on segments
 	syncNs  atomic.Int64  // time spent in them
 	acked   atomic.Uint64 // appends acknowledged (successful or not)
+	// indexChanges counts Pebble's finished flushes and compactions: the
+	// writer's probe iterator is replaced after one (probe.go).
+	indexChanges atomic.Uint64
 
 	sticky atomic.Pointer[error] // first write or sync error
 
@@ -134,13 +138,29 @@ func Open(dir string, opts Options) (*Log, error) {
 	return l, nil
 }
 
+// indexCacheSize is the stream index's block cache. Pebble charges its
+// memtables (up to 4 MiB each, two or more at a time while one is flushed)
+// to the block cache, so with its default of 8 MiB a busy index caches
+// nothing at all, and every lookup reads and checksums its blocks again.
+const indexCacheSize = 64 << 20
+
 func (l *Log) openIndex() error {
-	db, err := pebble.Open(filepath.Join(l.dir, "index"), &pebble.Options{
+	opts := &pebble.Options{
 		// The index is rebuilt from the log after a crash (doc.go, invariant
 		// 5), so its WAL would only cost writes.
 		DisableWAL: true,
 		Logger:     discardPebbleLogger{},
-	})
+		CacheSize:  indexCacheSize,
+		EventListener: &pebble.EventListener{
+			FlushEnd:      func(pebble.FlushInfo) { l.indexChanges.Add(1) },
+			CompactionEnd: func(pebble.CompactionInfo) { l.indexChanges.Add(1) },
+		},
+	}
+	// Bloom filters on whole keys, in every level (each inherits L0's
+	// policy), for the writer's probe (probe.go). Tables written without
+	// them, by an earlier version, are read as before until compacted.
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	db, err := pebble.Open(filepath.Join(l.dir, "index"), opts)
 	if err != nil {
 		return fmt.Errorf("eventlog: open stream index: %w", err)
 	}

@@ -134,6 +134,11 @@ func (l *Log) recover() error {
 	if err := l.catchUpIndex(meta.indexed + 1); err != nil {
 		return fmt.Errorf("eventlog: bring stream index up to date: %w", err)
 	}
+	// The writer's probe reads only sstables (probe.go): nothing indexed
+	// before the writer starts may stay in a memtable.
+	if err := l.db.Flush(); err != nil {
+		return fmt.Errorf("eventlog: flush stream index: %w", err)
+	}
 	return nil
 }
 

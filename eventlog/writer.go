@@ -17,6 +17,7 @@ type writerState struct {
 	next      uint64   // position of the next record
 	lastNanos int64    // record times never go backwards
 	heads     map[string]*streamHead
+	probe     streamProbe // writerHead's index lookups
 	buf       []byte
 	item      *syncItem // being filled; handed to the syncer by flush
 }
@@ -54,9 +55,11 @@ type syncItem struct {
 // what makes group commit pay off.
 func (l *Log) runWriter() {
 	defer close(l.writerDone)
+	defer l.w.probe.close() // before Close closes Pebble
 	defer close(l.syncCh)
 	var batch []*appendReq
 	for {
+		l.releaseStaleProbe()
 		var first *appendReq
 		select {
 		case first = <-l.queue:
@@ -266,26 +269,34 @@ func (l *Log) preallocLimit() int64 {
 }
 
 // writerHead returns the writer's head of stream, loading it from the index
-// the first time the stream is appended to since open.
+// the first time the stream is appended to since open. Heads are never
+// evicted: the probe relies on it (probe.go).
 func (l *Log) writerHead(stream string) (*streamHead, error) {
 	w := &l.w
 	if h, ok := w.heads[stream]; ok {
 		return h, nil
 	}
 	// Every append since open went through heads, so the published index
-	// is complete for this stream.
-	v := l.view.Load()
-	last, ok, err := l.lastRun(stream, v.head)
+	// is complete for this stream. Most streams seen here for the first
+	// time are new: the probe tells those apart cheaply (probe.go).
+	indexed, err := l.indexedBeforeOpen(stream)
 	if err != nil {
 		return nil, err
 	}
 	h := &streamHead{}
-	if ok {
-		recs, err := l.readRun(v, last)
+	if indexed {
+		v := l.view.Load()
+		last, ok, err := l.lastRun(stream, v.head)
 		if err != nil {
 			return nil, err
 		}
-		h.version, h.pos, h.lastID = last.lastVersion(), last.lastPos(), recs[len(recs)-1].ID
+		if ok {
+			recs, err := l.readRun(v, last)
+			if err != nil {
+				return nil, err
+			}
+			h.version, h.pos, h.lastID = last.lastVersion(), last.lastPos(), recs[len(recs)-1].ID
+		}
 	}
 	w.heads[stream] = h
 	return h, nil
