@@ -77,23 +77,35 @@ func replayUntilKilled(dir string) {
 }
 
 // countingSpend is LifetimeSpend counting the OrderCreated events it was
-// given in batches that applied (a batch that fails rolls back).
+// given in writes that applied (a transaction that fails rolls back).
 type countingSpend struct {
 	orders.LifetimeSpend
 	n *atomic.Int64
 }
 
-func (c countingSpend) ApplyPrepared(ctx context.Context, tx *sql.Tx, batch []event.Record, prepared []any) error {
-	if err := c.LifetimeSpend.ApplyPrepared(ctx, tx, batch, prepared); err != nil {
+func (c countingSpend) NewFold() projection.Fold {
+	return &countingFold{Fold: c.LifetimeSpend.NewFold(), n: c.n}
+}
+
+type countingFold struct {
+	projection.Fold
+	n       *atomic.Int64
+	pending int64
+}
+
+func (f *countingFold) Add(rec *event.Record) error {
+	if rec.Type == "order.created" {
+		f.pending++
+	}
+	return f.Fold.Add(rec)
+}
+
+func (f *countingFold) Write(ctx context.Context, tx *sql.Tx) error {
+	if err := f.Fold.Write(ctx, tx); err != nil {
 		return err
 	}
-	n := 0
-	for i := range batch {
-		if batch[i].Type == "order.created" {
-			n++
-		}
-	}
-	c.n.Add(int64(n))
+	f.n.Add(f.pending)
+	f.pending = 0
 	return nil
 }
 

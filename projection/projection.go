@@ -66,3 +66,23 @@ func definitionOf(p Projection) string {
 	}
 	return ""
 }
+
+// Folding is a projection that can fold events into rows in memory and
+// write them in one go. A Replay uses it to apply millions of events per
+// transaction while holding only the folded rows, not the events: the
+// rows are what it writes, and writing each touched row once per
+// transaction, rarely, is what makes a rebuild fast. A Fold sees the events
+// of one partition in log order, already upcast.
+type Folding interface {
+	Projection
+	NewFold() Fold
+}
+
+// Fold is a Folding projection's rows in the making.
+type Fold interface {
+	// Add folds one event in.
+	Add(r *event.Record) error
+	// Write writes the folded rows in tx (the runtime commits it with the
+	// checkpoint) and empties the fold.
+	Write(ctx context.Context, tx *sql.Tx) error
+}

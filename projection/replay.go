@@ -29,7 +29,8 @@ type ReplayOptions struct {
 	// them and its checkpoint in one transaction. Large batches are what
 	// make a replay fast (a projection that coalesces rows writes each
 	// touched row once per batch); a crash loses at most this much work per
-	// partition. Default 50,000.
+	// partition. Default 50,000, or 2,000,000 for a Folding projection
+	// (which holds folded rows, not events).
 	FlushEvery int
 	// Registry upcasts events before the projection sees them.
 	Registry *event.Registry
@@ -95,6 +96,9 @@ func Replay(ctx context.Context, p Projection, db *sql.DB, src store.Store, opts
 	}
 	if opts.FlushEvery <= 0 {
 		opts.FlushEvery = 50_000
+		if _, ok := p.(Folding); ok {
+			opts.FlushEvery = 2_000_000
+		}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -259,6 +263,9 @@ func hashKey(s string) uint64 {
 // work prepares partition k's events as they come and applies them with the
 // partition's checkpoint every FlushEvery events, and at the end.
 func (rp *replay) work(ctx context.Context, k int, in <-chan replayBatch) error {
+	if f, ok := rp.p.(Folding); ok {
+		return rp.fold(ctx, k, f.NewFold(), in)
+	}
 	recs := make([]event.Record, 0, rp.opts.FlushEvery)
 	var preps []any
 	if _, ok := rp.p.(PreparingProjection); ok {
@@ -303,17 +310,85 @@ func (rp *replay) work(ctx context.Context, k int, in <-chan replayBatch) error 
 	return ctx.Err()
 }
 
+// fold is work for a Folding projection: events are folded as they come,
+// and the fold is written with the partition's checkpoint every FlushEvery
+// events and at the end.
+func (rp *replay) fold(ctx context.Context, k int, fold Fold, in <-chan replayBatch) error {
+	n, first := 0, uint64(0)
+	flush := func(through uint64) error {
+		err := rp.commitWith(ctx, k, n, through, func(tx *sql.Tx) error {
+			if err := fold.Write(ctx, tx); err != nil {
+				return fmt.Errorf("projection %s: replay partition %d, events %d..%d: %w", rp.name, k, first, through, err)
+			}
+			return nil
+		})
+		n = 0
+		return err
+	}
+	for b := range in {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for i := range b.recs {
+			rec := &b.recs[i]
+			if rp.opts.Registry != nil {
+				data, version, err := rp.opts.Registry.Upcast(&rec.Event)
+				switch {
+				case errors.Is(err, event.ErrUnknownType):
+				case err != nil:
+					return fmt.Errorf("projection %s: replay partition %d, event %d (%s): %w", rp.name, k, rec.Position, rec.Type, err)
+				default:
+					rec.Data, rec.Schema = data, version
+				}
+			}
+			if err := fold.Add(rec); err != nil {
+				return fmt.Errorf("projection %s: replay partition %d, event %d (%s): %w", rp.name, k, rec.Position, rec.Type, err)
+			}
+			if n == 0 {
+				first = rec.Position
+			}
+			if n++; n == rp.opts.FlushEvery {
+				if err := flush(rec.Position); err != nil {
+					return err
+				}
+			}
+		}
+		select {
+		case rp.free <- b.recs:
+		default:
+		}
+		if b.through == rp.until {
+			if err := flush(b.through); err != nil {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
+}
+
 func (rp *replay) commit(ctx context.Context, k int, recs []event.Record, preps []any, through uint64) error {
+	return rp.commitWith(ctx, k, len(recs), through, func(tx *sql.Tx) error {
+		if len(recs) == 0 {
+			return nil
+		}
+		if err := applyBatch(ctx, tx, rp.p, recs, preps); err != nil {
+			return fmt.Errorf("projection %s: replay partition %d, events %d..%d: %w", rp.name, k, recs[0].Position, recs[len(recs)-1].Position, err)
+		}
+		return nil
+	})
+}
+
+// commitWith runs apply and moves partition k's checkpoint to through, in
+// one transaction; n is the number of events it applies.
+func (rp *replay) commitWith(ctx context.Context, k, n int, through uint64, apply func(*sql.Tx) error) error {
 	ctx = context.WithoutCancel(ctx) // see Runner.commit
 	tx, err := rp.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if len(recs) > 0 {
-		if err := applyBatch(ctx, tx, rp.p, recs, preps); err != nil {
-			return fmt.Errorf("projection %s: replay partition %d, events %d..%d: %w", rp.name, k, recs[0].Position, recs[len(recs)-1].Position, err)
-		}
+	if err := apply(tx); err != nil {
+		return err
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE strata_replay_partitions SET position = ? WHERE projection = ? AND partition = ? AND position <= ?`, through, rp.name, k, through)
 	if err != nil {
@@ -331,7 +406,7 @@ func (rp *replay) commit(ctx context.Context, k int, recs []event.Record, preps 
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	rp.done[k] = through
-	rp.applied += uint64(len(recs))
+	rp.applied += uint64(n)
 	if rp.opts.Progress != nil {
 		pos := rp.until
 		for _, d := range rp.done {

@@ -56,21 +56,30 @@ func (s LifetimeSpend) Prepare(rec *event.Record) (any, error) {
 	if rec.Type != "order.created" {
 		return nil, nil
 	}
-	var vals [4][]byte
-	if err := projection.ScanFields(rec.Data, spendFields, vals[:]); err != nil {
-		return nil, fmt.Errorf("order.created at %d: %w", rec.Position, err)
+	customer, spend, err := scanCreated(rec)
+	if err != nil {
+		return nil, err
 	}
-	customer, err := jsonString(vals[0])
+	c, err := jsonString(customer)
 	if err != nil {
 		return nil, fmt.Errorf("order.created at %d: customer: %w", rec.Position, err)
 	}
-	d := spendDelta{customer: customer}
+	return spendDelta{customer: c, spend: spend}, nil
+}
+
+// scanCreated returns an OrderCreated's customer (as raw JSON) and what it
+// cost, without allocating.
+func scanCreated(rec *event.Record) (customer []byte, spend exactSum, err error) {
+	var vals [4][]byte
+	if err := projection.ScanFields(rec.Data, spendFields, vals[:]); err != nil {
+		return nil, spend, fmt.Errorf("order.created at %d: %w", rec.Position, err)
+	}
 	for _, v := range vals[1:] {
-		if err := d.spend.addJSON(v); err != nil {
-			return nil, fmt.Errorf("order.created at %d: %w", rec.Position, err)
+		if err := spend.addJSON(v); err != nil {
+			return nil, spend, fmt.Errorf("order.created at %d: %w", rec.Position, err)
 		}
 	}
-	return d, nil
+	return vals[0], spend, nil
 }
 
 // jsonString decodes a JSON string; plain ones (no escapes) without
@@ -98,31 +107,73 @@ func (s LifetimeSpend) Apply(ctx context.Context, tx *sql.Tx, batch []event.Reco
 	return s.ApplyPrepared(ctx, tx, batch, prepared)
 }
 
+// ApplyPrepared implements projection.PreparingProjection: it sums the
+// batch per customer, then adds each sum to its row with one upsert.
+func (s LifetimeSpend) ApplyPrepared(ctx context.Context, tx *sql.Tx, _ []event.Record, prepared []any) error {
+	f := s.NewFold().(*spendFold)
+	for _, p := range prepared {
+		if d, ok := p.(spendDelta); ok {
+			f.add(d)
+		}
+	}
+	return f.Write(ctx, tx)
+}
+
+// NewFold implements projection.Folding: a replay folds millions of events
+// into per-customer sums and writes each customer's row once.
+func (LifetimeSpend) NewFold() projection.Fold { return &spendFold{totals: map[string]*spendTotal{}} }
+
 type spendTotal struct {
 	orders int64
 	spend  exactSum
 }
 
-// ApplyPrepared implements projection.PreparingProjection: it sums the
-// batch per customer, then adds each sum to its row with one upsert.
-func (LifetimeSpend) ApplyPrepared(ctx context.Context, tx *sql.Tx, _ []event.Record, prepared []any) error {
-	totals := map[string]*spendTotal{}
-	var order []string
-	for _, p := range prepared {
-		d, ok := p.(spendDelta)
-		if !ok {
-			continue
-		}
-		t := totals[d.customer]
-		if t == nil {
-			t = &spendTotal{}
-			totals[d.customer] = t
-			order = append(order, d.customer)
-		}
-		t.orders++
-		t.spend.merge(d.spend)
+type spendFold struct {
+	s      LifetimeSpend
+	totals map[string]*spendTotal
+	order  []string // customers in the order first seen, for stable writes
+}
+
+func (f *spendFold) Add(rec *event.Record) error {
+	if rec.Type != "order.created" {
+		return nil
 	}
-	if len(order) == 0 {
+	raw, spend, err := scanCreated(rec)
+	if err != nil {
+		return err
+	}
+	// Look the customer up by its JSON text without making a string
+	// (the common case: no escapes); only a new customer allocates one.
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		if t := f.totals[string(raw[1:len(raw)-1])]; t != nil {
+			t.orders++
+			t.spend.merge(spend)
+			return nil
+		}
+	}
+	c, err := jsonString(raw)
+	if err != nil {
+		return fmt.Errorf("order.created at %d: customer: %w", rec.Position, err)
+	}
+	f.add(spendDelta{customer: c, spend: spend})
+	return nil
+}
+
+func (f *spendFold) add(d spendDelta) {
+	t := f.totals[d.customer]
+	if t == nil {
+		t = &spendTotal{}
+		f.totals[d.customer] = t
+		f.order = append(f.order, d.customer)
+	}
+	t.orders++
+	t.spend.merge(d.spend)
+}
+
+// Write adds each customer's sums to its row, one upsert per customer.
+func (f *spendFold) Write(ctx context.Context, tx *sql.Tx) error {
+	defer func() { clear(f.totals); f.order = f.order[:0] }()
+	if len(f.order) == 0 {
 		return nil
 	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO lifetime_spend (customer, orders, spend) VALUES (?, ?, ?)
@@ -131,8 +182,8 @@ ON CONFLICT(customer) DO UPDATE SET orders = orders + excluded.orders, spend = d
 		return err
 	}
 	defer stmt.Close()
-	for _, c := range order {
-		t := totals[c]
+	for _, c := range f.order {
+		t := f.totals[c]
 		if _, err := stmt.ExecContext(ctx, c, t.orders, t.spend.Decimal().String()); err != nil {
 			return err
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -26,8 +28,9 @@ const rebuildTarget = 500_000_000
 type benchRebuildConfig struct {
 	Events, Customers int
 	Workers           []int
-	Projections       []string // "go", "yaml"
-	Log               string   // an existing log to replay instead of a generated one
+	Projections       []string  // "go", "yaml"
+	Log               string    // an existing log to replay instead of a generated one
+	Profile           io.Writer // where to write a CPU profile of the rebuilds
 }
 
 type benchRebuildRun struct {
@@ -43,9 +46,9 @@ type benchRebuildRun struct {
 
 func newBenchRebuildCmd(a *app) *cobra.Command {
 	var (
-		cfg                    benchRebuildConfig
-		workers, projs, parent string
-		out                    string
+		cfg                             benchRebuildConfig
+		workers, projs, parent, profile string
+		out                             string
 	)
 	cmd := &cobra.Command{
 		Use:   "rebuild",
@@ -77,6 +80,14 @@ events.`,
 			if err := checkFormat(out); err != nil {
 				return err
 			}
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				cfg.Profile = f
+			}
 			return withBenchDir(parent, func(dir string) error {
 				runs, err := benchRebuild(cmd.Context(), dir, cfg, cmd.ErrOrStderr())
 				if err != nil {
@@ -93,6 +104,7 @@ events.`,
 	f.StringVar(&projs, "projection", "go,yaml", "which lifetime_spend to time: go, yaml or both")
 	f.StringVar(&cfg.Log, "log", "", "replay this existing log (read-only) instead of generating one")
 	f.StringVar(&parent, "dir", "", "create the temporary files inside this directory (default: the system's)")
+	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the rebuilds (not the generation) to this file")
 	addOutputFlag(cmd, &out, formatTable)
 	return cmd
 }
@@ -139,6 +151,12 @@ func benchRebuild(ctx context.Context, dir string, cfg benchRebuildConfig, progr
 	cat, err := examples.New(src, nil)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Profile != nil {
+		if err := pprof.StartCPUProfile(cfg.Profile); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var runs []benchRebuildRun
 	for _, kind := range cfg.Projections {
