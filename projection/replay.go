@@ -142,9 +142,27 @@ func Replay(ctx context.Context, p Projection, db *sql.DB, src store.Store, opts
 		free: make(chan []event.Record, 8*len(parts))}
 	g, gctx := errgroup.WithContext(ctx)
 	chans := make([]chan replayBatch, len(parts))
+	var workers sync.WaitGroup
+	if _, ok := p.(Folding); ok {
+		// Folds are written by one goroutine while the workers fold on:
+		// the partitions share one SQLite write lock, and a worker that
+		// waited for it starved its partition's share of the reader.
+		rp.writes = make(chan foldWrite, len(parts))
+		g.Go(func() error { return rp.writeFolds(gctx) })
+	}
 	for k := range chans {
 		chans[k] = make(chan replayBatch, 4)
-		g.Go(func() error { return rp.work(gctx, k, chans[k]) })
+		workers.Add(1)
+		g.Go(func() error {
+			defer workers.Done()
+			return rp.work(gctx, k, chans[k])
+		})
+	}
+	if rp.writes != nil {
+		go func() {
+			workers.Wait()
+			close(rp.writes)
+		}()
 	}
 	g.Go(func() error {
 		defer func() {
@@ -169,6 +187,10 @@ type replay struct {
 	opts        ReplayOptions
 	name        string
 	from, until uint64
+
+	// writes carries full folds from the workers to writeFolds (Folding
+	// projections only).
+	writes chan foldWrite
 
 	// free recycles the reader's per-partition buffers: allocating them
 	// afresh for every chunk made the garbage collector the replay's
@@ -264,7 +286,7 @@ func hashKey(s string) uint64 {
 // partition's checkpoint every FlushEvery events, and at the end.
 func (rp *replay) work(ctx context.Context, k int, in <-chan replayBatch) error {
 	if f, ok := rp.p.(Folding); ok {
-		return rp.fold(ctx, k, f.NewFold(), in)
+		return rp.fold(ctx, k, f.NewFold, in)
 	}
 	recs := make([]event.Record, 0, rp.opts.FlushEvery)
 	var preps []any
@@ -310,20 +332,53 @@ func (rp *replay) work(ctx context.Context, k int, in <-chan replayBatch) error 
 	return ctx.Err()
 }
 
-// fold is work for a Folding projection: events are folded as they come,
-// and the fold is written with the partition's checkpoint every FlushEvery
-// events and at the end.
-func (rp *replay) fold(ctx context.Context, k int, fold Fold, in <-chan replayBatch) error {
-	n, first := 0, uint64(0)
-	flush := func(through uint64) error {
-		err := rp.commitWith(ctx, k, n, through, func(tx *sql.Tx) error {
-			if err := fold.Write(ctx, tx); err != nil {
-				return fmt.Errorf("projection %s: replay partition %d, events %d..%d: %w", rp.name, k, first, through, err)
+// foldWrite is a partition's fold, ready to be written with the
+// partition's checkpoint.
+type foldWrite struct {
+	k           int
+	fold        Fold
+	n           int    // events folded
+	first, last uint64 // positions of the first and last of them
+	through     uint64 // the partition's new checkpoint
+}
+
+// writeFolds writes the workers' folds, each with its partition's
+// checkpoint, in the order they come (so each partition's in order).
+func (rp *replay) writeFolds(ctx context.Context) error {
+	for {
+		select {
+		case w, ok := <-rp.writes:
+			if !ok {
+				return nil
 			}
-			return nil
-		})
-		n = 0
-		return err
+			err := rp.commitWith(ctx, w.k, w.n, w.through, func(tx *sql.Tx) error {
+				if err := w.fold.Write(ctx, tx); err != nil {
+					return fmt.Errorf("projection %s: replay partition %d, events %d..%d: %w", rp.name, w.k, w.first, w.last, err)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// fold is work for a Folding projection: events are folded as they come,
+// and every FlushEvery events, and at the end, the fold goes to writeFolds
+// while the worker starts a new one.
+func (rp *replay) fold(ctx context.Context, k int, newFold func() Fold, in <-chan replayBatch) error {
+	fold, n, first, last := newFold(), 0, uint64(0), uint64(0)
+	flush := func(through uint64) error {
+		select {
+		case rp.writes <- foldWrite{k: k, fold: fold, n: n, first: first, last: last, through: through}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		fold, n = newFold(), 0
+		return nil
 	}
 	for b := range in {
 		if ctx.Err() != nil {
@@ -347,6 +402,7 @@ func (rp *replay) fold(ctx context.Context, k int, fold Fold, in <-chan replayBa
 			if n == 0 {
 				first = rec.Position
 			}
+			last = rec.Position
 			if n++; n == rp.opts.FlushEvery {
 				if err := flush(rec.Position); err != nil {
 					return err
