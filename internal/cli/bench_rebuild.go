@@ -58,7 +58,8 @@ an existing one (--log), then rebuild the lifetime_spend read model from all of
 it with a parallel replay, once per projection (Go, YAML) and worker count,
 each into a fresh SQLite file. Reports events/s end to end (read, decode,
 upcast, aggregate, write) and the time the same rate takes for 500 million
-events.`,
+events; the first row, a plain read of the same log, is the floor to compare
+against on a machine whose speed varies.`,
 		Example: `  strata bench rebuild --events 2000000
   strata bench rebuild --events 20000000 --workers 1,2 --projection go
   strata bench rebuild --log /data/shop --workers 2 -o json`,
@@ -158,7 +159,20 @@ func benchRebuild(ctx context.Context, dir string, cfg benchRebuildConfig, progr
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var runs []benchRebuildRun
+	// The floor, timed in the same run so that rates compare across days of
+	// a noisy machine: reading and CRC-checking every record, nothing else.
+	t0 := time.Now()
+	var n uint64
+	for _, err := range src.ReadAll(ctx, store.ReadAllOptions{}) {
+		if err != nil {
+			return nil, err
+		}
+		n++
+	}
+	read := benchRebuildRun{Projection: "read only", Workers: 1, Events: n, Elapsed: time.Since(t0)}
+	read.Rate = float64(n) / read.Elapsed.Seconds()
+	read.Target = time.Duration(rebuildTarget / read.Rate * float64(time.Second))
+	runs := []benchRebuildRun{read}
 	for _, kind := range cfg.Projections {
 		for _, w := range cfg.Workers {
 			p, err := lifetimeSpend(kind)

@@ -12,11 +12,15 @@ import (
 func TestBenchRebuildBuildsTheSameModelEachTime(t *testing.T) {
 	r := cli(t, t.TempDir())(0, "bench", "rebuild", "--events", "4000", "--customers", "50", "--workers", "1,3", "--dir", t.TempDir(), "-o", "json")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 4 {
+	if len(lines) != 5 { // the read-only floor, then 2 projections × 2 worker counts
 		t.Fatalf("%d runs:\n%s", len(lines), r.stdout)
 	}
+	var floor benchRebuildRun
+	if err := json.Unmarshal([]byte(lines[0]), &floor); err != nil || floor.Projection != "read only" || floor.Events < 4000 {
+		t.Fatalf("first row %+v, %v", floor, err)
+	}
 	var first benchRebuildRun
-	for i, l := range lines {
+	for i, l := range lines[1:] {
 		var run benchRebuildRun
 		if err := json.Unmarshal([]byte(l), &run); err != nil {
 			t.Fatal(err)
