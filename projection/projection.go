@@ -33,6 +33,19 @@ type PreparingProjection interface {
 	ApplyPrepared(ctx context.Context, tx *sql.Tx, batch []event.Record, prepared []any) error
 }
 
+// ApplyPreparing prepares each event of batch and applies the results: the
+// Apply of a PreparingProjection whose Apply is nothing more.
+func ApplyPreparing(ctx context.Context, tx *sql.Tx, p PreparingProjection, batch []event.Record) error {
+	prepared := make([]any, len(batch))
+	for i := range batch {
+		var err error
+		if prepared[i], err = p.Prepare(&batch[i]); err != nil {
+			return err
+		}
+	}
+	return p.ApplyPrepared(ctx, tx, batch, prepared)
+}
+
 // Selective is a projection that handles only some event types. A Replay
 // reads only those: the log skips the others before anything is decoded,
 // upcast or dealt to a partition. (A Runner still reads every event, so

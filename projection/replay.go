@@ -299,21 +299,34 @@ func (rp *replay) work(ctx context.Context, k int, in <-chan replayBatch) error 
 		recs, preps = recs[:0], preps[:0]
 		return err
 	}
+	return rp.drain(ctx, k, in, func(rec *event.Record) (bool, error) {
+		e := prepareEntry(rp.p, rp.opts.Registry, *rec)
+		if e.err != nil {
+			return false, e.err
+		}
+		recs = append(recs, e.rec)
+		if preps != nil {
+			preps = append(preps, e.prep)
+		}
+		return len(recs) == rp.opts.FlushEvery, nil
+	}, flush)
+}
+
+// drain hands partition k's records to add, in order, and calls flush
+// through a record when add says the batch is full (every event of the
+// partition up to it is in the batch), and through the target at the end.
+func (rp *replay) drain(ctx context.Context, k int, in <-chan replayBatch, add func(*event.Record) (bool, error), flush func(through uint64) error) error {
 	for b := range in {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		for _, rec := range b.recs {
-			e := prepareEntry(rp.p, rp.opts.Registry, rec)
-			if e.err != nil {
-				return fmt.Errorf("projection %s: replay partition %d, event %d (%s): %w", rp.name, k, rec.Position, rec.Type, e.err)
+		for i := range b.recs {
+			rec := &b.recs[i]
+			full, err := add(rec)
+			if err != nil {
+				return fmt.Errorf("projection %s: replay partition %d, event %d (%s): %w", rp.name, k, rec.Position, rec.Type, err)
 			}
-			recs = append(recs, e.rec)
-			if preps != nil {
-				preps = append(preps, e.prep)
-			}
-			if len(recs) == rp.opts.FlushEvery {
-				// Every event of this partition up to rec is in recs.
+			if full {
 				if err := flush(rec.Position); err != nil {
 					return err
 				}
@@ -380,46 +393,20 @@ func (rp *replay) fold(ctx context.Context, k int, newFold func() Fold, in <-cha
 		fold, n = newFold(), 0
 		return nil
 	}
-	for b := range in {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	return rp.drain(ctx, k, in, func(rec *event.Record) (bool, error) {
+		if err := upcast(rp.opts.Registry, rec); err != nil {
+			return false, err
 		}
-		for i := range b.recs {
-			rec := &b.recs[i]
-			if rp.opts.Registry != nil {
-				data, version, err := rp.opts.Registry.Upcast(&rec.Event)
-				switch {
-				case errors.Is(err, event.ErrUnknownType):
-				case err != nil:
-					return fmt.Errorf("projection %s: replay partition %d, event %d (%s): %w", rp.name, k, rec.Position, rec.Type, err)
-				default:
-					rec.Data, rec.Schema = data, version
-				}
-			}
-			if err := fold.Add(rec); err != nil {
-				return fmt.Errorf("projection %s: replay partition %d, event %d (%s): %w", rp.name, k, rec.Position, rec.Type, err)
-			}
-			if n == 0 {
-				first = rec.Position
-			}
-			last = rec.Position
-			if n++; n == rp.opts.FlushEvery {
-				if err := flush(rec.Position); err != nil {
-					return err
-				}
-			}
+		if err := fold.Add(rec); err != nil {
+			return false, err
 		}
-		select {
-		case rp.free <- b.recs:
-		default:
+		if n == 0 {
+			first = rec.Position
 		}
-		if b.through == rp.until {
-			if err := flush(b.through); err != nil {
-				return err
-			}
-		}
-	}
-	return ctx.Err()
+		last = rec.Position
+		n++
+		return n == rp.opts.FlushEvery, nil
+	}, flush)
 }
 
 func (rp *replay) commit(ctx context.Context, k int, recs []event.Record, preps []any, through uint64) error {

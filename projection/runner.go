@@ -348,21 +348,30 @@ type entry struct {
 // runs on a reading goroutine, ahead of Apply.
 func prepareEntry(p Projection, reg *event.Registry, rec event.Record) entry {
 	e := entry{rec: rec}
-	if reg != nil {
-		data, version, err := reg.Upcast(&rec.Event)
-		switch {
-		case errors.Is(err, event.ErrUnknownType):
-		case err != nil:
-			e.err = err
-			return e
-		default:
-			e.rec.Data, e.rec.Schema = data, version
-		}
+	if e.err = upcast(reg, &e.rec); e.err != nil {
+		return e
 	}
 	if pp, ok := p.(PreparingProjection); ok {
 		e.prep, e.err = pp.Prepare(&e.rec)
 	}
 	return e
+}
+
+// upcast brings rec's data to its type's current schema version (reg nil:
+// nothing to do). Types reg does not know pass as stored.
+func upcast(reg *event.Registry, rec *event.Record) error {
+	if reg == nil {
+		return nil
+	}
+	data, version, err := reg.Upcast(&rec.Event)
+	switch {
+	case errors.Is(err, event.ErrUnknownType):
+		return nil
+	case err != nil:
+		return err
+	}
+	rec.Data, rec.Schema = data, version
+	return nil
 }
 
 // commit applies entries and saves the checkpoint in one transaction.

@@ -97,14 +97,7 @@ func jsonString(raw []byte) (string, error) {
 
 // Apply implements projection.Projection.
 func (s LifetimeSpend) Apply(ctx context.Context, tx *sql.Tx, batch []event.Record) error {
-	prepared := make([]any, len(batch))
-	for i := range batch {
-		var err error
-		if prepared[i], err = s.Prepare(&batch[i]); err != nil {
-			return err
-		}
-	}
-	return s.ApplyPrepared(ctx, tx, batch, prepared)
+	return projection.ApplyPreparing(ctx, tx, s, batch)
 }
 
 // ApplyPrepared implements projection.PreparingProjection: it sums the

@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/projection"
 )
 
 // Summary is the Go version of the order_summary read model (the YAML one is
@@ -67,14 +68,7 @@ func (s Summary) Prepare(rec *event.Record) (any, error) {
 
 // Apply implements projection.Projection.
 func (s Summary) Apply(ctx context.Context, tx *sql.Tx, batch []event.Record) error {
-	prepared := make([]any, len(batch))
-	for i := range batch {
-		var err error
-		if prepared[i], err = s.Prepare(&batch[i]); err != nil {
-			return err
-		}
-	}
-	return s.ApplyPrepared(ctx, tx, batch, prepared)
+	return projection.ApplyPreparing(ctx, tx, s, batch)
 }
 
 // ApplyPrepared implements projection.PreparingProjection.
