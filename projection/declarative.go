@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -38,10 +41,20 @@ import (
 //	:metadata.a.b  the same from the metadata
 //	:stream :stream_id (the stream name after its first "-") :type
 //	:position :version :time (RFC 3339, UTC) :event_id
+//
+// A spec can also declare side effects: webhooks, one URL per event type,
+// POSTed a JSON object (projection, type, stream, position, version, time,
+// id, data) after the event's batch commits. Like every side effect they
+// are sent only by the serving version, never while a version replays
+// history or catches up (see SideEffecter).
+//
+//	webhooks:
+//	  order.shipped: https://shop.example/hooks/shipped
 type Spec struct {
-	Name   string            `yaml:"name"`
-	Tables []string          `yaml:"tables"`
-	On     map[string]string `yaml:"on"`
+	Name     string            `yaml:"name"`
+	Tables   []string          `yaml:"tables"`
+	On       map[string]string `yaml:"on"`
+	Webhooks map[string]string `yaml:"webhooks,omitempty" json:",omitempty"`
 }
 
 // ParseSpec reads a YAML spec and compiles it into a Projection. Every
@@ -110,10 +123,65 @@ func (s Spec) Compile() (*Declarative, error) {
 		}
 		d.stmts[t] = st
 	}
+	for t, u := range s.Webhooks {
+		if err := event.ValidateType(t); err != nil {
+			errs = append(errs, fmt.Errorf("projection spec %q, webhooks: %w", s.Name, err))
+		}
+		if parsed, err := url.Parse(u); err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
+			errs = append(errs, fmt.Errorf("projection spec %q, webhook for %s: %q is not an http(s) URL", s.Name, t, u))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// webhookTimeout bounds one webhook call: the runner waits for it before it
+// announces the batch's position.
+const webhookTimeout = 5 * time.Second
+
+var webhookClient = &http.Client{Timeout: webhookTimeout}
+
+// Effect implements SideEffecter: it calls the event type's webhook, if the
+// spec has one. A reply other than 2xx is an error (the runner logs it).
+func (d *Declarative) Effect(ctx context.Context, r event.Record) error {
+	u, ok := d.spec.Webhooks[r.Type]
+	if !ok {
+		return nil
+	}
+	data := json.RawMessage(r.Data)
+	if !json.Valid(data) {
+		data = nil
+	}
+	body, err := json.Marshal(struct {
+		Projection string          `json:"projection"`
+		Type       string          `json:"type"`
+		Stream     string          `json:"stream"`
+		Position   uint64          `json:"position"`
+		Version    uint64          `json:"version"`
+		Time       time.Time       `json:"time"`
+		ID         string          `json:"id"`
+		Data       json.RawMessage `json:"data"`
+	}{d.spec.Name, r.Type, r.Stream, r.Position, r.Version, r.Time.UTC(), r.ID.String(), data})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := webhookClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("webhook %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("webhook %s: %s", u, resp.Status)
+	}
+	return nil
 }
 
 // compileStatement replaces :params outside string literals and quoted

@@ -3,8 +3,11 @@ package projection
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -444,5 +447,75 @@ func TestSideEffectsStayQuietDuringBuilds(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Fatalf("effects for %v, want each of %v once", got, want)
+	}
+}
+
+// A declarative projection's webhooks follow the same rule: the serving
+// version sends them for live events, once each; builds send none.
+func TestWebhooksAreSentOnlyForLiveEvents(t *testing.T) {
+	var mu sync.Mutex
+	var got []uint64
+	var bad []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Projection string          `json:"projection"`
+			Type       string          `json:"type"`
+			Position   uint64          `json:"position"`
+			Data       json.RawMessage `json:"data"`
+		}
+		err := json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || r.Method != http.MethodPost || body.Projection != "hooked" || body.Type != "added" || string(body.Data) != `{"n":1}` {
+			bad = append(bad, fmt.Sprintf("%s %+v %v", r.Method, body, err))
+		}
+		got = append(got, body.Position)
+	}))
+	defer srv.Close()
+	spec := fmt.Sprintf(`name: hooked
+tables: ["CREATE TABLE IF NOT EXISTS hooked (stream TEXT PRIMARY KEY, n INTEGER NOT NULL)"]
+on:
+  added: INSERT INTO hooked (stream, n) VALUES (:stream, :data.n) ON CONFLICT(stream) DO UPDATE SET n = n + excluded.n
+webhooks:
+  added: %s/hook
+`, srv.URL)
+	p, err := ParseSpec([]byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	cat := openCatalog(t)
+	for range 20 {
+		f.append(t, "s-1", "added", 1)
+	}
+	m := NewManager(p, cat, f.log, ManagerOptions{})
+	mg := startManager(t, m)
+	waitServing(t, m, 1, 20, mg)
+	f.append(t, "s-2", "other", 1) // no webhook for this type
+	last := f.append(t, "s-2", "added", 1).LastPosition
+	waitServing(t, m, 1, last, mg)
+	mg.stop()
+
+	m = NewManager(p, cat, f.log, ManagerOptions{Rebuild: true})
+	mg = startManager(t, m)
+	waitServing(t, m, 2, last, mg)
+	last = f.append(t, "s-3", "added", 1).LastPosition
+	waitServing(t, m, 2, last, mg)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatalf("bad webhook calls: %v", bad)
+	}
+	if !slices.Equal(got, []uint64{22, 23}) {
+		t.Fatalf("webhooks for positions %v, want [22 23]", got)
+	}
+}
+
+func TestWebhookSpecsAreChecked(t *testing.T) {
+	for _, u := range []string{"ftp://x/y", "not a url", "http://"} {
+		spec := fmt.Sprintf("name: h\ntables: [\"CREATE TABLE IF NOT EXISTS h (a)\"]\non:\n  added: INSERT INTO h VALUES (1)\nwebhooks:\n  added: %q\n", u)
+		if _, err := ParseSpec([]byte(spec)); err == nil || !strings.Contains(err.Error(), "not an http(s) URL") {
+			t.Errorf("%s: %v", u, err)
+		}
 	}
 }
