@@ -98,29 +98,28 @@ type liveVersion struct {
 	db     *sql.DB
 	r      *Runner
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when the runner's Run has returned runErr
+	runErr error
 
 	stopOnce sync.Once
 	stopErr  error
 }
 
 // stop ends the runner and closes the database; stopping twice is safe
-// (a failed hand-off stops the serving version, and Run stops it again).
+// (a failed hand-off stops the serving version, and Run stops it again),
+// and so is stopping a runner that has ended by itself.
 func (lv *liveVersion) stop() error {
 	lv.stopOnce.Do(func() {
 		lv.cancel()
-		err := <-lv.done
-		if errors.Is(err, context.Canceled) || errors.Is(err, errRunnerStopped) {
+		<-lv.done
+		err := lv.runErr
+		if errors.Is(err, context.Canceled) {
 			err = nil
 		}
 		lv.stopErr = errors.Join(err, lv.db.Close())
 	})
 	return lv.stopErr
 }
-
-// errRunnerStopped marks a runner whose Run result was taken by a waiter
-// other than stop.
-var errRunnerStopped = errors.New("projection: runner already stopped")
 
 // NewManager returns a manager of p's versions in cat, fed from src.
 func NewManager(p Projection, cat *Catalog, src store.Store, opts ManagerOptions) *Manager {
@@ -211,14 +210,14 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	grace := time.NewTicker(m.opts.Grace)
 	defer grace.Stop()
 	m.mu.Lock()
-	done := m.serving.done
+	live := m.serving
 	m.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-done:
-			return fmt.Errorf("projection %s: serving runner: %w", name, err)
+		case <-live.done:
+			return fmt.Errorf("projection %s: serving runner: %w", name, live.runErr)
 		case <-grace.C:
 			if err := m.cat.DropRetired(ctx, m.opts.Grace); err != nil {
 				m.opts.Logger.Warn("projection: cannot drop retired versions", "projection", name, "err", err)
@@ -259,8 +258,11 @@ func (m *Manager) startRunner(ctx context.Context, v Version, p Projection, extr
 	opts := m.opts.Runner
 	opts.Until, opts.Quiet = extra.Until, extra.Quiet
 	rctx, cancel := context.WithCancel(ctx)
-	lv := &liveVersion{v: v, db: db, r: NewRunner(p, db, m.src, opts), cancel: cancel, done: make(chan error, 1)}
-	go func() { lv.done <- lv.r.Run(rctx) }()
+	lv := &liveVersion{v: v, db: db, r: NewRunner(p, db, m.src, opts), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(lv.done)
+		lv.runErr = lv.r.Run(rctx)
+	}()
 	return lv, nil
 }
 
@@ -344,8 +346,11 @@ func (m *Manager) buildVersion(ctx context.Context, v Version) error {
 		select {
 		case <-ctx.Done():
 			return errors.Join(ctx.Err(), lv.stop())
-		case err := <-lv.done:
-			lv.db.Close()
+		case <-lv.done:
+			err := lv.stop()
+			if err == nil {
+				err = errors.New("its runner stopped")
+			}
 			return fmt.Errorf("projection %s version %d: catching up: %w", name, v.Number, err)
 		case <-lv.r.Changed():
 		case <-tick.C:
@@ -404,7 +409,7 @@ func (m *Manager) buildVersion(ctx context.Context, v Version) error {
 	// 4. Switch, and run the new version live (no longer quiet) from the
 	// aligned position: the old one's effects went up to it.
 	if err := m.cat.Switch(ctx, name, v.Number); err != nil {
-		return errors.Join(err, m.restartOld(ctx, old))
+		return errors.Join(fmt.Errorf("projection %s: switch to version %d: %w", name, v.Number, err), m.restartOld(ctx, old))
 	}
 	m.opts.Logger.Info("projection: switched", "projection", name, "version", v.Number, "position", target)
 	v.State = VersionServing
@@ -452,12 +457,12 @@ func (m *Manager) runTo(ctx context.Context, v Version, p Projection, target uin
 			return errors.Join(err, lv.stop())
 		}
 		select {
-		case err = <-lv.done:
-			lv.done <- errRunnerStopped // for stop
+		case <-lv.done:
+			err := lv.stop()
 			if err == nil && lv.r.Position() != target {
 				err = fmt.Errorf("stopped at %d, not %d (state %s)", lv.r.Position(), target, lv.r.State())
 			}
-			if err = errors.Join(err, lv.stop()); err != nil {
+			if err != nil {
 				return fmt.Errorf("projection %s version %d: bringing it to %d: %w", v.Projection, v.Number, target, err)
 			}
 			return nil

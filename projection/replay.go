@@ -429,7 +429,7 @@ func (rp *replay) commitWith(ctx context.Context, k, n int, through uint64, appl
 	ctx = context.WithoutCancel(ctx) // see Runner.commit
 	tx, err := rp.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("projection %s: replay partition %d: %w", rp.name, k, err)
 	}
 	defer tx.Rollback()
 	if err := apply(tx); err != nil {
@@ -437,7 +437,7 @@ func (rp *replay) commitWith(ctx context.Context, k, n int, through uint64, appl
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE strata_replay_partitions SET position = ? WHERE projection = ? AND partition = ? AND position <= ?`, through, rp.name, k, through)
 	if err != nil {
-		return err
+		return fmt.Errorf("projection %s: replay partition %d: checkpoint: %w", rp.name, k, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		if err == nil {
@@ -446,7 +446,7 @@ func (rp *replay) commitWith(ctx context.Context, k, n int, through uint64, appl
 		return fmt.Errorf("projection %s: replay partition %d: %w", rp.name, k, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return fmt.Errorf("projection %s: replay partition %d: commit: %w", rp.name, k, err)
 	}
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
@@ -464,6 +464,13 @@ func (rp *replay) commitWith(ctx context.Context, k, n int, through uint64, appl
 
 // setupTables creates the runtime's tables, extra, and the projection's.
 func setupTables(ctx context.Context, db *sql.DB, p Projection, extra string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Once begun, the setup runs to its end: database/sql rolls back a
+	// transaction whose context is cancelled, and the Commit would then
+	// fail with sql.ErrTxDone instead of saying the caller stopped.
+	ctx = context.WithoutCancel(ctx)
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("projection %s: setup: %w", p.Name(), err)
@@ -475,7 +482,10 @@ func setupTables(ctx context.Context, db *sql.DB, p Projection, extra string) er
 	if err := p.Setup(ctx, tx); err != nil {
 		return fmt.Errorf("projection %s: setup: %w", p.Name(), err)
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("projection %s: setup: %w", p.Name(), err)
+	}
+	return nil
 }
 
 // loadPartitions returns the partition checkpoints of an unfinished replay
