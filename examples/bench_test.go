@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stratadb/strata/eventlog"
 	"github.com/stratadb/strata/examples"
 	"github.com/stratadb/strata/examples/orders"
 	"github.com/stratadb/strata/projection"
@@ -18,13 +17,7 @@ import (
 // 1,000,000 order events (380,000 orders), with the Go and the YAML
 // projection.
 func BenchmarkOrderSummary(b *testing.B) {
-	l, err := eventlog.Open(b.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	head := fillOrders(b, l, 380_000)
-	cat, _ := examples.New(l, nil)
+	l, head, cat := orderLog(b, 380_000)
 	yamlProj, err := projection.ParseSpec(examples.OrderSummaryYAML)
 	if err != nil {
 		b.Fatal(err)
@@ -119,13 +112,7 @@ ON CONFLICT(order_id) DO UPDATE SET customer = excluded.customer, item_count = e
 // BenchmarkLifetimeSpendReplay rebuilds lifetime_spend from an existing log
 // of about 1,000,000 order events with projection.Replay, per worker count.
 func BenchmarkLifetimeSpendReplay(b *testing.B) {
-	l, err := eventlog.Open(b.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	head := fillOrders(b, l, 380_000)
-	cat, _ := examples.New(l, nil)
+	l, head, cat := orderLog(b, 380_000)
 	for _, workers := range []int{1, 2} {
 		b.Run(fmt.Sprintf("go/workers=%d", workers), func(b *testing.B) {
 			for range b.N {

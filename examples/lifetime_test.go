@@ -11,7 +11,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/stratadb/strata/event"
-	"github.com/stratadb/strata/eventlog"
 	"github.com/stratadb/strata/examples"
 	"github.com/stratadb/strata/examples/orders"
 	"github.com/stratadb/strata/projection"
@@ -84,16 +83,7 @@ func spendModel(t *testing.T, l store.Store, reg *event.Registry) [][3]string {
 // stream (its rows are sums, so partitions may touch one customer in any
 // order) all equal a model computed straight from the log.
 func TestLifetimeSpendYAMLGoAndReplayAgree(t *testing.T) {
-	l, err := eventlog.Open(t.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	head := fillOrders(t, l, 400)
-	cat, err := examples.New(l, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, head, cat := orderLog(t, 400)
 	want := spendModel(t, l, cat.Registry)
 	if len(want) != 50 {
 		t.Fatalf("model has %d customers", len(want))

@@ -54,6 +54,23 @@ func fillOrders(t testing.TB, l *eventlog.Log, n int) uint64 {
 	return head
 }
 
+// orderLog is a fresh log (durability none, closed when the test ends)
+// holding fillOrders(n), its head, and the examples' catalog over it.
+func orderLog(t testing.TB, n int) (*eventlog.Log, uint64, *examples.Catalog) {
+	t.Helper()
+	l, err := eventlog.Open(t.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	head := fillOrders(t, l, n)
+	cat, err := examples.New(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, head, cat
+}
+
 func buildSummary(t *testing.T, l *eventlog.Log, p projection.Projection, reg *event.Registry, head uint64) *sql.DB {
 	t.Helper()
 	db, err := projection.OpenSQLite(filepath.Join(t.TempDir(), "rm.db"))
@@ -100,16 +117,7 @@ func table(t *testing.T, db *sql.DB) [][]string {
 // The declarative (YAML) and Go versions of order_summary build identical
 // tables from the same log, and v1/v2 orders read as v3 (tax and shipping 0).
 func TestOrderSummaryYAMLAndGoAgree(t *testing.T) {
-	l, err := eventlog.Open(t.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	head := fillOrders(t, l, 300)
-	cat, err := examples.New(l, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, head, cat := orderLog(t, 300)
 	yamlProj, err := projection.ParseSpec(examples.OrderSummaryYAML)
 	if err != nil {
 		t.Fatal(err)
