@@ -243,6 +243,12 @@ func (rp *replay) read(ctx context.Context, src store.Store, parts []uint64, cha
 	if sel, ok := rp.p.(Selective); ok {
 		filter.Types = sel.EventTypes()
 	}
+	// The keyer sees each record through one reused pointer: passing &rec
+	// to an interface method would move every record to the heap.
+	var keyed *event.Record
+	if keyer != nil {
+		keyed = new(event.Record)
+	}
 	for rec, err := range src.ReadAll(ctx, store.ReadAllOptions{After: rp.from, Filter: filter}) {
 		if err != nil {
 			return fmt.Errorf("projection %s: replay: read: %w", rp.name, err)
@@ -252,7 +258,8 @@ func (rp *replay) read(ctx context.Context, src store.Store, parts []uint64, cha
 		}
 		var k uint64
 		if keyer != nil {
-			k = hashKey(keyer.PartitionKey(&rec)) % n
+			*keyed = rec
+			k = hashKey(keyer.PartitionKey(keyed)) % n
 		} else {
 			k = hashKey(rec.Stream) % n
 		}
