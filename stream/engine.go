@@ -1,0 +1,186 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Result is one firing of one key's window.
+type Result[R any] struct {
+	Key    string
+	Window Window
+	Value  R
+	// Firing counts the window's firings before this one: 0 for its first,
+	// n for the n-th time a late event made it fire again.
+	Firing uint32
+}
+
+// ID identifies the firing deterministically (key, window, firing): a run
+// restarted from a checkpoint emits results with the same IDs as the
+// uninterrupted run did, so a sink can drop the ones it already has.
+func (r *Result[R]) ID() string {
+	b := make([]byte, 0, len(r.Key)+48)
+	b = strconv.AppendQuote(b, r.Key)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, r.Window.Start, 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, r.Window.End, 10)
+	b = append(b, '/')
+	b = strconv.AppendUint(b, uint64(r.Firing), 10)
+	return string(b)
+}
+
+// Stats counts what an Engine has done.
+type Stats struct {
+	Events    uint64 // events taken into windows
+	Late      uint64 // events later than the allowed lateness: reported late, not windowed
+	Refires   uint64 // firings of windows caused by late (but allowed) events
+	Results   uint64 // results emitted
+	Keys      int    // keys holding state now
+	Watermark int64  // the current watermark (MinTime-1 before the first)
+}
+
+// ErrTime is returned for an event whose timestamp is outside [MinTime,
+// MaxTime].
+var ErrTime = errors.New("stream: event time out of range")
+
+// Engine windows keyed events. It is not safe for concurrent use: a runner
+// gives each goroutine its own Engine over its own keys.
+//
+// The cycle: feed it with Event and Watermark; read what fired with Ready;
+// call Advance once the results are handled (Ready's slice is reused).
+type Engine[V, A, R any] struct {
+	core[V, A, R]
+	op operator[V]
+}
+
+// core is what every window kind shares.
+type core[V, A, R any] struct {
+	cfg   Config
+	agg   Aggregator[V, A, R]
+	ret   func(a, b A) A // nil unless agg is Retracting
+	wm    int64
+	out   []Result[R]
+	stats Stats
+}
+
+type operator[V any] interface {
+	// event takes an event whose time is in range; it reports late ones.
+	event(key string, t int64, v V) (late bool)
+	// advance fires and cleans up everything due at watermark w (already
+	// stored in core.wm), in order of time.
+	advance(w int64)
+	numKeys() int
+}
+
+// New returns an engine windowing by cfg and aggregating with agg.
+func New[V, A, R any](cfg Config, agg Aggregator[V, A, R]) (*Engine[V, A, R], error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine[V, A, R]{core: core[V, A, R]{cfg: cfg, agg: agg, wm: noWatermark}}
+	if r, ok := agg.(Retracting[A]); ok {
+		e.ret = r.Retract
+	}
+	switch cfg.Kind {
+	case Tumbling, Sliding:
+		e.op = newAligned(&e.core)
+	case Session:
+		e.op = newSessions(&e.core)
+	case Lookback:
+		e.op = newLookback(&e.core)
+	default:
+		return nil, fmt.Errorf("%w: kind %v", ErrConfig, cfg.Kind)
+	}
+	return e, nil
+}
+
+// Config returns the engine's configuration.
+func (e *Engine[V, A, R]) Config() Config { return e.cfg }
+
+// Event takes one event of key at time t. It reports late when the event is
+// later than the allowed lateness (every window it belongs to has already
+// been cleaned up): the event is then not windowed, and the caller sends it to
+// its late output. An event late but within the allowed lateness fires the
+// windows it reaches again, at once.
+func (e *Engine[V, A, R]) Event(key string, t int64, v V) (late bool, err error) {
+	if t < MinTime || t > MaxTime {
+		return false, fmt.Errorf("%w: %d", ErrTime, t)
+	}
+	if e.op.event(key, t, v) {
+		e.stats.Late++
+		return true, nil
+	}
+	e.stats.Events++
+	return false, nil
+}
+
+// Watermark tells the engine no event with time ≤ w will come (more may, and
+// are then late). Windows due fire, in order of time; a watermark that does
+// not advance is ignored. EndOfInput fires and cleans up everything.
+func (e *Engine[V, A, R]) Watermark(w int64) {
+	w = min(w, maxWatermark)
+	if w <= e.wm {
+		return
+	}
+	e.wm = w
+	e.op.advance(w)
+}
+
+// CurrentWatermark returns the last watermark taken.
+func (e *Engine[V, A, R]) CurrentWatermark() int64 { return e.wm }
+
+// Ready returns the results fired since the last Advance, in firing order.
+// The slice is the engine's: it is valid until Advance.
+func (e *Engine[V, A, R]) Ready() []Result[R] { return e.out }
+
+// Advance acknowledges the results Ready returned.
+func (e *Engine[V, A, R]) Advance() {
+	clear(e.out)
+	e.out = e.out[:0]
+}
+
+// Stats returns the engine's counters.
+func (e *Engine[V, A, R]) Stats() Stats {
+	s := e.stats
+	s.Keys = e.op.numKeys()
+	s.Watermark = e.wm
+	return s
+}
+
+// emit queues a result.
+func (c *core[V, A, R]) emit(key string, w Window, acc A, firing uint32) {
+	c.out = append(c.out, Result[R]{Key: key, Window: w, Value: c.agg.Result(acc), Firing: firing})
+	c.stats.Results++
+	if firing > 0 {
+		c.stats.Refires++
+	}
+}
+
+// one is the accumulator of a single value.
+func (c *core[V, A, R]) one(t int64, v V) A { return c.agg.Add(c.agg.Init(), t, v) }
+
+func (c *core[V, A, R]) newSwag() swag[A] { return newSwag(c.agg.Init, c.agg.Merge, c.ret) }
+
+// firings counts the firings of a key's windows that may still fire again
+// (allowed lateness > 0), by window end.
+type firings map[int64]uint32
+
+func (f *firings) next(end int64) uint32 {
+	if *f == nil {
+		*f = firings{}
+	}
+	n := (*f)[end]
+	(*f)[end] = n + 1
+	return n
+}
+
+// forget drops the counts of windows cleaned up at watermark w.
+func (f firings) forget(w, lateness int64) {
+	for end := range f {
+		if end-1+lateness <= w {
+			delete(f, end)
+		}
+	}
+}
