@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/num"
 	"github.com/stratadb/strata/projection"
 )
 
@@ -41,7 +42,7 @@ func (LifetimeSpend) EventTypes() []string { return []string{"order.created"} }
 // spendDelta is what one OrderCreated adds to its customer's row.
 type spendDelta struct {
 	customer string
-	spend    exactSum
+	spend    num.Dec
 }
 
 var spendFields = []string{"customer", "amount", "tax_amount", "shipping_cost"}
@@ -51,7 +52,7 @@ var spendFields = []string{"customer", "amount", "tax_amount", "shipping_cost"}
 // scans the JSON for them instead of decoding the whole event through the
 // registry: a replay of hundreds of millions of events spends most of its
 // time here. Decoding would accept the same events (a test checks the two
-// agree); the amounts are added exactly (exactSum).
+// agree); the amounts are added exactly (num.Dec).
 func (s LifetimeSpend) Prepare(rec *event.Record) (any, error) {
 	if rec.Type != "order.created" {
 		return nil, nil
@@ -69,14 +70,14 @@ func (s LifetimeSpend) Prepare(rec *event.Record) (any, error) {
 
 // scanCreated returns an OrderCreated's customer (as raw JSON) and what it
 // cost, without allocating.
-func scanCreated(rec *event.Record) (customer []byte, spend exactSum, err error) {
+func scanCreated(rec *event.Record) (customer []byte, spend num.Dec, err error) {
 	var vals [4][]byte
 	if err := projection.ScanFields(rec.Data, spendFields, vals[:]); err != nil {
 		return nil, spend, fmt.Errorf("order.created at %d: %w", rec.Position, err)
 	}
-	for _, v := range vals[1:] {
-		if err := spend.addJSON(v); err != nil {
-			return nil, spend, fmt.Errorf("order.created at %d: %w", rec.Position, err)
+	for i, v := range vals[1:] {
+		if spend, err = addAmount(spend, v); err != nil {
+			return nil, spend, fmt.Errorf("order.created at %d: %s: %w", rec.Position, spendFields[1+i], err)
 		}
 	}
 	return vals[0], spend, nil
@@ -118,7 +119,7 @@ func (LifetimeSpend) NewFold() projection.Fold { return &spendFold{totals: map[s
 
 type spendTotal struct {
 	orders int64
-	spend  exactSum
+	spend  num.Dec
 }
 
 type spendFold struct {
@@ -140,7 +141,7 @@ func (f *spendFold) Add(rec *event.Record) error {
 	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
 		if t := f.totals[string(raw[1:len(raw)-1])]; t != nil {
 			t.orders++
-			t.spend.merge(spend)
+			t.spend = t.spend.Add(spend)
 			return nil
 		}
 	}
@@ -160,7 +161,7 @@ func (f *spendFold) add(d spendDelta) {
 		f.order = append(f.order, d.customer)
 	}
 	t.orders++
-	t.spend.merge(d.spend)
+	t.spend = t.spend.Add(d.spend)
 }
 
 // Write adds each customer's sums to its row, one upsert per customer.
@@ -177,7 +178,7 @@ ON CONFLICT(customer) DO UPDATE SET orders = orders + excluded.orders, spend = d
 	defer stmt.Close()
 	for _, c := range f.order {
 		t := f.totals[c]
-		if _, err := stmt.ExecContext(ctx, c, t.orders, t.spend.Decimal().String()); err != nil {
+		if _, err := stmt.ExecContext(ctx, c, t.orders, t.spend.String()); err != nil {
 			return err
 		}
 	}

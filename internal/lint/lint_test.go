@@ -26,28 +26,32 @@ import (
 // decodes api's wire types; the composition root (internal/app) wires
 // internal/server; internal/cli runs the app; everything reads
 // internal/config. examples/... (the runnable examples the CLI registers)
-// sits below everything an example may show and above the commands.
+// sits below everything an example may show and above the commands. num/...
+// (exact decimals for hot paths) imports only the standard library and
+// shopspring/decimal, so it heads the table: every package may use it, and
+// it uses none.
 var rows = []struct {
 	rank  int
 	paths []string
 }{
-	{0, []string{"event"}},
-	{1, []string{"store"}},
-	{2, []string{"store/storetest"}},
-	{3, []string{"eventlog", "pgstore"}},
-	{4, []string{"aggregate/..."}},
-	{5, []string{"projection"}},
-	{6, []string{"stream/..."}},
-	{7, []string{"rules"}},
-	{8, []string{"api"}},
-	{9, []string{"client"}},
-	{10, []string{"examples/..."}},
-	{11, []string{"internal/config"}},
-	{12, []string{"internal/server"}},
-	{13, []string{"internal/app"}},
-	{14, []string{"internal/cli"}},
-	{15, []string{"web"}},
-	{16, []string{"cmd/strata", "bench/..."}},
+	{0, []string{"num/..."}},
+	{1, []string{"event"}},
+	{2, []string{"store"}},
+	{3, []string{"store/storetest"}},
+	{4, []string{"eventlog", "pgstore"}},
+	{5, []string{"aggregate/..."}},
+	{6, []string{"projection"}},
+	{7, []string{"stream/..."}},
+	{8, []string{"rules"}},
+	{9, []string{"api"}},
+	{10, []string{"client"}},
+	{11, []string{"examples/..."}},
+	{12, []string{"internal/config"}},
+	{13, []string{"internal/server"}},
+	{14, []string{"internal/app"}},
+	{15, []string{"internal/cli"}},
+	{16, []string{"web"}},
+	{17, []string{"cmd/strata", "bench/..."}},
 }
 
 const (
@@ -156,6 +160,14 @@ func TestCheck(t *testing.T) {
 		{"store", "eventlog", true, true},
 		{"aggregate", "projection", true, true},
 
+		// num/... is above everything and imports nothing of the module.
+		{"event", "num", false, false},
+		{"stream", "num", false, false},
+		{"examples/orders", "num", false, false},
+		{"num", "event", false, true},
+		{"num", "event", true, true},
+		{"num/internal/x", "num", false, false},
+
 		// stream/... is one row whose packages may import each other.
 		{"stream", "projection", false, false},
 		{"stream", "rules", false, true},
@@ -218,6 +230,9 @@ func TestLayerOf(t *testing.T) {
 		entry string // "" when unknown
 	}{
 		{"event", "event"},
+		{"num", "num/..."},
+		{"num/x", "num/..."},
+		{"numx", ""},
 		{"store", "store"},
 		{"store/storetest", "store/storetest"},
 		{"store/other", ""},
