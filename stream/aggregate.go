@@ -156,7 +156,7 @@ func (First[V]) Add(acc firstLast[V], t int64, v V) firstLast[V] {
 	return acc.add(acc, Elem[V]{t, v})
 }
 func (First[V]) Merge(a, b firstLast[V]) firstLast[V] { return mergeFirstLast(a, b) }
-func (First[V]) Result(acc firstLast[V]) V          { return acc.First.Value }
+func (First[V]) Result(acc firstLast[V]) V            { return acc.First.Value }
 
 // Last is the value of the latest event (the last to arrive among equals).
 type Last[V any] struct{}
@@ -166,4 +166,4 @@ func (Last[V]) Add(acc firstLast[V], t int64, v V) firstLast[V] {
 	return acc.add(acc, Elem[V]{t, v})
 }
 func (Last[V]) Merge(a, b firstLast[V]) firstLast[V] { return mergeFirstLast(a, b) }
-func (Last[V]) Result(acc firstLast[V]) V          { return acc.Last.Value }
+func (Last[V]) Result(acc firstLast[V]) V            { return acc.Last.Value }

@@ -12,11 +12,11 @@ import (
 // intSum sums int64 values: the scenarios' stand-in for money.
 type intSum struct{}
 
-func (intSum) Init() int64                       { return 0 }
+func (intSum) Init() int64                           { return 0 }
 func (intSum) Add(acc int64, _ int64, v int64) int64 { return acc + v }
-func (intSum) Merge(a, b int64) int64            { return a + b }
-func (intSum) Retract(a, b int64) int64          { return a - b }
-func (intSum) Result(acc int64) int64            { return acc }
+func (intSum) Merge(a, b int64) int64                { return a + b }
+func (intSum) Retract(a, b int64) int64              { return a - b }
+func (intSum) Result(acc int64) int64                { return acc }
 
 // intMax has no inverse: windows over it use the two-stacks queue.
 type intMax struct{}
@@ -50,8 +50,10 @@ type scenario interface {
 
 type scenarioEngine[A, R any] struct{ e *Engine[int64, A, R] }
 
-func (s scenarioEngine[A, R]) event(key string, t, v int64) (bool, error) { return s.e.Event(key, t, v) }
-func (s scenarioEngine[A, R]) watermark(w int64)                        { s.e.Watermark(w) }
+func (s scenarioEngine[A, R]) event(key string, t, v int64) (bool, error) {
+	return s.e.Event(key, t, v)
+}
+func (s scenarioEngine[A, R]) watermark(w int64) { s.e.Watermark(w) }
 func (s scenarioEngine[A, R]) drain(b *strings.Builder) {
 	for _, r := range s.e.Ready() {
 		fmt.Fprintf(b, "%s %v %v", r.Key, r.Window, r.Value)
@@ -84,7 +86,7 @@ func newScenario(cfg Config, agg string) (scenario, error) {
 	return nil, fmt.Errorf("unknown agg %q", agg)
 }
 
-// TestScenarios runs stream/testdata/*.txt. Commands:
+// TestScenarios runs stream/testdata/scenarios/*.txt. Commands:
 //
 //	new type=tumbling|sliding|session|lookback [size= slide= gap= offset= lateness=] [mode=discarding] [agg=count|sum|max|list|distinct]
 //	run
@@ -95,7 +97,7 @@ func newScenario(cfg Config, agg string) (scenario, error) {
 // [firing=N]", late events "late KEY TS VALUE". Rewrite with
 // go test ./stream -run Scenarios -rewrite.
 func TestScenarios(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+	datadriven.Walk(t, "testdata/scenarios", func(t *testing.T, path string) {
 		var s scenario
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {

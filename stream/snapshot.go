@@ -144,7 +144,7 @@ func Restore[V, A, R any](cfg Config, agg Aggregator[V, A, R], data []byte) (*En
 			if len(ks.Panes) == 0 {
 				return nil, fmt.Errorf("%w: key %q has no panes", ErrSnapshot, ks.Key)
 			}
-			k := &alignedKey[A]{key: ks.Key, fired: ks.Fired, fires: ks.Fires, win: e.newSwag()}
+			k := &alignedKey[A]{key: ks.Key, fired: ks.Fired, fires: ks.Fires, win: e.newSwag(), dirty: true}
 			for _, p := range ks.Panes {
 				k.panes = append(k.panes, pane[A]{p.Start, p.Acc})
 			}
@@ -168,7 +168,7 @@ func Restore[V, A, R any](cfg Config, agg Aggregator[V, A, R], data []byte) (*En
 			if len(ks.Elems) == 0 || ks.Pending < 0 || ks.Pending > len(ks.Elems) {
 				return nil, fmt.Errorf("%w: key %q: %d events, %d fired", ErrSnapshot, ks.Key, len(ks.Elems), ks.Pending)
 			}
-			k := &lookbackKey[V, A]{key: ks.Key, pending: ks.Pending, lastFired: ks.LastFired, fires: ks.Fires, win: e.newSwag()}
+			k := &lookbackKey[V, A]{key: ks.Key, pending: ks.Pending, lastFired: ks.LastFired, fires: ks.Fires, win: e.newSwag(), dirty: true}
 			for _, x := range ks.Elems {
 				k.elems = append(k.elems, lbElem[V]{x.T, x.V})
 			}
