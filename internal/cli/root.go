@@ -211,6 +211,7 @@ is not given, or ./strata-data when neither is.`,
 		newProjectionCmd(a),
 		newQueryCmd(a),
 		newGenCmd(a),
+		newWindowCmd(a),
 	)
 	return root
 }
