@@ -49,9 +49,9 @@ type Output[V, R any] struct {
 	// the position whose event moved it there).
 	byWatermark bool
 	fireAt      int64
-	Result    stream.Result[R] // when !Late
-	Late      bool
-	Event     Input[V] // when Late
+	Result      stream.Result[R] // when !Late
+	Late        bool
+	Event       Input[V] // when Late
 }
 
 // ID identifies the output deterministically: the result's ID, or for a
