@@ -149,15 +149,15 @@ func (a *aligned[V, A, R]) schedule(k *alignedKey[A]) {
 		delete(a.keys, k.key)
 		return
 	}
-	at := a.lastEnd(k.panes[0].start) - 1 + a.c.cfg.Lateness // first cleanup
-	if end, ok := a.nextFire(k); ok {
-		at = min(at, end-1)
+	at, lane := a.lastEnd(k.panes[0].start)-1+a.c.cfg.Lateness, cleanupLane // first cleanup
+	if end, ok := a.nextFire(k); ok && end-1 < at {
+		at, lane = end-1, fireLane
 	}
 	if k.hasTimer && k.timerAt == at {
 		return
 	}
 	k.timerAt, k.hasTimer = at, true
-	k.timerSeq = a.timers.push(at, k)
+	k.timerSeq = a.timers.push(lane, at, k)
 }
 
 func (a *aligned[V, A, R]) advance(w int64) {

@@ -23,19 +23,25 @@ type lbElem[V any] struct {
 
 type lookbackKey[V, A any] struct {
 	key   string
-	elems []lbElem[V] // by time, ties in arrival order
+	elems []lbElem[V] // by time, ties in arrival order; elems[:dead] are forgotten
 	// elems[:pending] have fired (their window, or a later one at the same
-	// instant); elems[lo:hi] are in win, the window of lastFired.
-	pending, lo, hi int
-	lastFired       int64
-	win             swag[A]
-	dirty           bool // win must be rebuilt (a late event, or nothing fired yet)
-	fires           firings
+	// instant); elems[lo:hi] are in the window of lastFired, whose
+	// aggregate is total (a Retracting aggregator) or win (the others).
+	dead, pending, lo, hi int
+	lastFired             int64
+	total                 A
+	win                   swag[A]
+	dirty                 bool // the window must be rebuilt (a late event, or nothing fired yet)
+	fires                 firings
 
-	timerAt  int64
-	timerSeq uint64
-	hasTimer bool
-	gone     bool
+	// Two timers: the next firing, and a cleanup check. The cleanup time
+	// only moves later, so a pending check is kept rather than moved (on
+	// firing early it forgets what it can and re-arms): one push per span
+	// per key instead of one per event.
+	fireAt, cleanAt   int64
+	fireSeq, cleanSeq uint64
+	hasFire, hasClean bool
+	gone              bool
 }
 
 func newLookback[V, A, R any](c *core[V, A, R]) *lookback[V, A, R] {
@@ -52,14 +58,14 @@ func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 	}
 	k := l.keys[key]
 	if k == nil {
-		k = &lookbackKey[V, A]{key: key, win: c.newSwag(), dirty: true}
+		k = l.newKey(key)
 		l.keys[key] = k
 	}
 	n := len(k.elems)
-	if n == 0 || k.elems[n-1].t <= t {
+	if n == k.dead || k.elems[n-1].t <= t {
 		k.elems = append(k.elems, lbElem[V]{t, v})
 	} else {
-		i := sort.Search(n, func(i int) bool { return k.elems[i].t > t })
+		i := k.dead + sort.Search(n-k.dead, func(i int) bool { return k.elems[k.dead+i].t > t })
 		k.elems = append(k.elems, lbElem[V]{})
 		copy(k.elems[i+1:], k.elems[i:])
 		k.elems[i] = lbElem[V]{t, v}
@@ -83,7 +89,7 @@ func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 			k.pending++ // appended at the end, behind nothing pending
 		}
 		last := int64(-1 << 63)
-		for i := sort.Search(k.pending, func(i int) bool { return k.elems[i].t >= t }); i < k.pending; i++ {
+		for i := k.dead + sort.Search(k.pending-k.dead, func(i int) bool { return k.elems[k.dead+i].t >= t }); i < k.pending; i++ {
 			e := k.elems[i].t
 			if e == last {
 				continue
@@ -108,11 +114,19 @@ func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 	return false
 }
 
+func (l *lookback[V, A, R]) newKey(key string) *lookbackKey[V, A] {
+	k := &lookbackKey[V, A]{key: key, dirty: true}
+	if l.c.ret == nil {
+		k.win = l.c.newSwag()
+	}
+	return k
+}
+
 // total aggregates k's events in the window ending at instant e.
 func (l *lookback[V, A, R]) total(k *lookbackKey[V, A], e int64) A {
 	agg := l.c.agg
 	acc := agg.Init()
-	i := sort.Search(len(k.elems), func(i int) bool { return k.elems[i].t > e-l.span })
+	i := k.dead + sort.Search(len(k.elems)-k.dead, func(i int) bool { return k.elems[k.dead+i].t > e-l.span })
 	for ; i < len(k.elems) && k.elems[i].t <= e; i++ {
 		acc = agg.Add(acc, k.elems[i].t, k.elems[i].v)
 	}
@@ -120,17 +134,19 @@ func (l *lookback[V, A, R]) total(k *lookbackKey[V, A], e int64) A {
 }
 
 func (l *lookback[V, A, R]) schedule(k *lookbackKey[V, A]) {
-	var at int64
 	if k.pending < len(k.elems) {
-		at = k.elems[k.pending].t
+		if at := k.elems[k.pending].t; !k.hasFire || k.fireAt != at {
+			k.fireAt, k.hasFire = at, true
+			k.fireSeq = l.timers.push(fireLane, at, k)
+		}
 	} else {
-		at = k.elems[len(k.elems)-1].t + l.span + l.c.cfg.Lateness - 1
+		k.hasFire = false
 	}
-	if k.hasTimer && k.timerAt == at {
-		return
+	if !k.hasClean {
+		at := k.elems[len(k.elems)-1].t + l.span + l.c.cfg.Lateness - 1
+		k.cleanAt, k.hasClean = at, true
+		k.cleanSeq = l.timers.push(cleanupLane, at, k)
 	}
-	k.timerAt, k.hasTimer = at, true
-	k.timerSeq = l.timers.push(at, k)
 }
 
 func (l *lookback[V, A, R]) advance(w int64) {
@@ -141,37 +157,58 @@ func (l *lookback[V, A, R]) advance(w int64) {
 		}
 		tm := l.timers.pop()
 		k := tm.k
-		if k.gone || !k.hasTimer || k.timerSeq != tm.seq {
+		fire := false
+		switch {
+		case k.gone:
 			continue
+		case k.hasFire && k.fireSeq == tm.seq:
+			k.hasFire, fire = false, true
+		case k.hasClean && k.cleanSeq == tm.seq:
+			k.hasClean = false
+		default:
+			continue // moved since
 		}
-		k.hasTimer = false
-		if l.step(k, tm.at) {
+		if l.step(k, tm.at, fire) {
 			l.schedule(k)
 		}
 	}
 }
 
-// step fires k's window at instant now, if one is pending there, and
-// forgets what no window can reach any more. It reports whether k has state
-// left.
-func (l *lookback[V, A, R]) step(k *lookbackKey[V, A], now int64) bool {
+// step fires k's window at instant now (fire: only from the fire timer, so
+// that firing order follows the fire timers alone), and forgets what no
+// window can reach any more. It reports whether k has state left.
+func (l *lookback[V, A, R]) step(k *lookbackKey[V, A], now int64, fire bool) bool {
 	c := l.c
-	if k.pending < len(k.elems) && k.elems[k.pending].t <= now {
+	if fire && k.pending < len(k.elems) && k.elems[k.pending].t <= now {
 		t0 := k.elems[k.pending].t
 		j := k.pending + 1
 		for j < len(k.elems) && k.elems[j].t == t0 {
 			j++
 		}
+		agg := c.agg
 		if k.dirty {
-			k.win.reset()
-			k.lo = sort.Search(len(k.elems), func(i int) bool { return k.elems[i].t > t0-l.span })
+			k.total = agg.Init()
+			if c.ret == nil {
+				k.win.reset()
+			}
+			k.lo = k.dead + sort.Search(len(k.elems)-k.dead, func(i int) bool { return k.elems[k.dead+i].t > t0-l.span })
 			k.hi, k.dirty = k.lo, false
 		}
 		for ; k.hi < j; k.hi++ {
-			k.win.push(c.one(k.elems[k.hi].t, k.elems[k.hi].v))
+			e := &k.elems[k.hi]
+			if c.ret != nil {
+				k.total = agg.Add(k.total, e.t, e.v)
+			} else {
+				k.win.push(c.one(e.t, e.v))
+			}
 		}
 		for k.lo < k.hi && k.elems[k.lo].t <= t0-l.span {
-			k.win.pop()
+			if c.ret != nil {
+				e := &k.elems[k.lo]
+				k.total = c.ret(k.total, c.one(e.t, e.v))
+			} else {
+				k.win.pop()
+			}
 			k.lo++
 		}
 		k.pending, k.lastFired = j, t0
@@ -179,21 +216,25 @@ func (l *lookback[V, A, R]) step(k *lookbackKey[V, A], now int64) bool {
 		if c.cfg.Lateness > 0 {
 			firing = k.fires.next(t0 + 1)
 		}
-		c.emit(k.key, Window{t0 - l.span + 1, t0 + 1}, k.win.query(), firing)
+		acc := k.total
+		if c.ret == nil {
+			acc = k.win.query()
+		}
+		c.emit(k.key, Window{t0 - l.span + 1, t0 + 1}, acc, firing)
 	}
 	// Forget events before the window that no window still to fire, or
-	// to fire again, reaches.
+	// to fire again, reaches; compact once half the slice is forgotten.
 	limit := now - c.cfg.Lateness + 1 - l.span
-	n := 0
-	for n < k.lo && k.elems[n].t <= limit {
-		n++
-	}
-	if n > 0 {
+	for k.dead < k.lo && k.elems[k.dead].t <= limit {
 		var zero lbElem[V]
-		for i := range n {
-			k.elems[i] = zero
-		}
-		k.elems = k.elems[n:]
+		k.elems[k.dead] = zero
+		k.dead++
+	}
+	if n := k.dead; n > 16 && n > len(k.elems)/2 {
+		m := copy(k.elems, k.elems[n:])
+		clear(k.elems[m:])
+		k.elems = k.elems[:m]
+		k.dead = 0
 		k.lo -= n
 		k.hi -= n
 		k.pending -= n
@@ -201,7 +242,7 @@ func (l *lookback[V, A, R]) step(k *lookbackKey[V, A], now int64) bool {
 	if k.fires != nil {
 		k.fires.forget(now, c.cfg.Lateness)
 	}
-	if k.pending == len(k.elems) && (len(k.elems) == 0 || k.elems[len(k.elems)-1].t <= limit) {
+	if k.pending == len(k.elems) && (len(k.elems) == k.dead || k.elems[len(k.elems)-1].t <= limit) {
 		k.gone = true
 		delete(l.keys, k.key)
 		return false

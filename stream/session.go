@@ -103,20 +103,20 @@ func (s *sessions[V, A, R]) schedule(k *sessionKey[A]) {
 		delete(s.keys, k.key)
 		return
 	}
-	at := int64(maxWatermark)
+	at, lane := int64(maxWatermark), cleanupLane
 	for i := range k.s {
 		m := &k.s[i]
-		if m.due {
-			at = min(at, m.w.End-1)
-		} else {
-			at = min(at, m.w.End-1+s.c.cfg.Lateness)
+		if m.due && m.w.End-1 < at {
+			at, lane = m.w.End-1, fireLane
+		} else if !m.due && m.w.End-1+s.c.cfg.Lateness < at {
+			at, lane = m.w.End-1+s.c.cfg.Lateness, cleanupLane
 		}
 	}
 	if k.hasTimer && k.timerAt == at {
 		return
 	}
 	k.timerAt, k.hasTimer = at, true
-	k.timerSeq = s.timers.push(at, k)
+	k.timerSeq = s.timers.push(lane, at, k)
 }
 
 func (s *sessions[V, A, R]) advance(w int64) {

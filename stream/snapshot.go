@@ -104,13 +104,21 @@ func (e *Engine[V, A, R]) Snapshot() ([]byte, error) {
 		}
 	case *lookback[V, A, R]:
 		ks := mapValues(op.keys)
-		byTimer(ks, func(k *lookbackKey[V, A]) (int64, uint64) { return k.timerAt, k.timerSeq })
+		// Restored keys re-arm their cleanup checks in this order too; a
+		// check only forgets, so its order does not show in the output.
+		byTimer(ks, func(k *lookbackKey[V, A]) (int64, uint64) {
+			if k.hasFire {
+				return k.fireAt, k.fireSeq
+			}
+			return maxWatermark, 0
+		})
 		for _, k := range ks {
-			es := make([]elemSnap[V], len(k.elems))
-			for i, x := range k.elems {
+			live := k.elems[k.dead:]
+			es := make([]elemSnap[V], len(live))
+			for i, x := range live {
 				es[i] = elemSnap[V]{x.t, x.v}
 			}
-			s.Lookback = append(s.Lookback, lookbackSnap[V]{Key: k.key, Elems: es, Pending: k.pending, LastFired: k.lastFired, Fires: k.fires})
+			s.Lookback = append(s.Lookback, lookbackSnap[V]{Key: k.key, Elems: es, Pending: k.pending - k.dead, LastFired: k.lastFired, Fires: k.fires})
 		}
 	}
 	var b bytes.Buffer
@@ -168,7 +176,8 @@ func Restore[V, A, R any](cfg Config, agg Aggregator[V, A, R], data []byte) (*En
 			if len(ks.Elems) == 0 || ks.Pending < 0 || ks.Pending > len(ks.Elems) {
 				return nil, fmt.Errorf("%w: key %q: %d events, %d fired", ErrSnapshot, ks.Key, len(ks.Elems), ks.Pending)
 			}
-			k := &lookbackKey[V, A]{key: ks.Key, pending: ks.Pending, lastFired: ks.LastFired, fires: ks.Fires, win: e.newSwag(), dirty: true}
+			k := op.newKey(ks.Key)
+			k.pending, k.lastFired, k.fires = ks.Pending, ks.LastFired, ks.Fires
 			for _, x := range ks.Elems {
 				k.elems = append(k.elems, lbElem[V]{x.T, x.V})
 			}

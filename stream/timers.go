@@ -12,31 +12,69 @@ func (a *timer[K]) before(b *timer[K]) bool {
 }
 
 // timerQueue is a priority queue of timers by (at, seq). Timers pushed in
-// non-decreasing time, as an ordered stream pushes them, go to a FIFO in
-// O(1); only out-of-order ones pay for the heap. Entries are never removed
-// early: an owner that moves its timer pushes a new one and ignores the stale
-// one when it comes out (valid).
+// non-decreasing time within their lane, as an ordered stream pushes them,
+// go to that lane's FIFO in O(1); only out-of-order ones pay for the heap.
+// Lanes keep kinds of timers that are each ordered but far apart (a
+// window's firing now, its cleanup much later) from pushing each other into
+// the heap. Entries are never removed early: an owner that moves its timer
+// pushes a new one and ignores the stale one when it comes out.
 type timerQueue[K any] struct {
-	fifo    []timer[K]
-	head    int // fifo[head:] are queued
-	heap    []timer[K]
-	lastAt  int64 // at of the newest fifo entry
-	seq     uint64
+	lanes [lanes]fifo[K]
+	heap  []timer[K]
+	seq   uint64
+}
+
+const (
+	fireLane = iota
+	cleanupLane
+	lanes
+)
+
+type fifo[K any] struct {
+	q       []timer[K]
+	head    int   // q[head:] are queued
+	lastAt  int64 // at of the newest entry
 	started bool
 }
 
-func (q *timerQueue[K]) len() int { return len(q.fifo) - q.head + len(q.heap) }
+func (f *fifo[K]) front() *timer[K] {
+	if f.head < len(f.q) {
+		return &f.q[f.head]
+	}
+	return nil
+}
 
-// push queues a timer and returns its sequence number.
-func (q *timerQueue[K]) push(at int64, k K) uint64 {
+func (f *fifo[K]) pop() timer[K] {
+	t := f.q[f.head]
+	var zero timer[K]
+	f.q[f.head] = zero // let k go
+	f.head++
+	if f.head == len(f.q) {
+		f.q, f.head = f.q[:0], 0
+	} else if f.head > 1024 && f.head > len(f.q)/2 {
+		n := copy(f.q, f.q[f.head:])
+		clear(f.q[n:])
+		f.q, f.head = f.q[:n], 0
+	}
+	return t
+}
+
+func (q *timerQueue[K]) len() int {
+	n := len(q.heap)
+	for i := range q.lanes {
+		n += len(q.lanes[i].q) - q.lanes[i].head
+	}
+	return n
+}
+
+// push queues a timer in a lane and returns its sequence number.
+func (q *timerQueue[K]) push(lane int, at int64, k K) uint64 {
 	q.seq++
 	t := timer[K]{at: at, seq: q.seq, k: k}
-	if !q.started || at >= q.lastAt || q.head == len(q.fifo) {
-		q.started, q.lastAt = true, at
-		if q.head > 0 && q.head == len(q.fifo) {
-			q.fifo, q.head = q.fifo[:0], 0
-		}
-		q.fifo = append(q.fifo, t)
+	f := &q.lanes[lane]
+	if !f.started || at >= f.lastAt || f.head == len(f.q) {
+		f.started, f.lastAt = true, at
+		f.q = append(f.q, t)
 		return q.seq
 	}
 	q.heap = append(q.heap, t)
@@ -44,42 +82,32 @@ func (q *timerQueue[K]) push(at int64, k K) uint64 {
 	return q.seq
 }
 
+// min returns where the earliest timer is: a lane, or lanes for the heap;
+// -1 when the queue is empty.
+func (q *timerQueue[K]) min() (int, *timer[K]) {
+	best, where := (*timer[K])(nil), -1
+	for i := range q.lanes {
+		if f := q.lanes[i].front(); f != nil && (best == nil || f.before(best)) {
+			best, where = f, i
+		}
+	}
+	if len(q.heap) > 0 && (best == nil || q.heap[0].before(best)) {
+		best, where = &q.heap[0], lanes
+	}
+	return where, best
+}
+
 // peek returns the earliest timer, if any.
 func (q *timerQueue[K]) peek() (*timer[K], bool) {
-	var f, h *timer[K]
-	if q.head < len(q.fifo) {
-		f = &q.fifo[q.head]
-	}
-	if len(q.heap) > 0 {
-		h = &q.heap[0]
-	}
-	switch {
-	case f == nil && h == nil:
-		return nil, false
-	case f == nil:
-		return h, true
-	case h == nil || f.before(h):
-		return f, true
-	default:
-		return h, true
-	}
+	_, t := q.min()
+	return t, t != nil
 }
 
 // pop removes and returns the earliest timer; the queue must not be empty.
 func (q *timerQueue[K]) pop() timer[K] {
-	if q.head < len(q.fifo) && (len(q.heap) == 0 || q.fifo[q.head].before(&q.heap[0])) {
-		t := q.fifo[q.head]
-		var zero timer[K]
-		q.fifo[q.head] = zero // let k go
-		q.head++
-		if q.head == len(q.fifo) {
-			q.fifo, q.head = q.fifo[:0], 0
-		} else if q.head > 1024 && q.head > len(q.fifo)/2 {
-			n := copy(q.fifo, q.fifo[q.head:])
-			clear(q.fifo[n:])
-			q.fifo, q.head = q.fifo[:n], 0
-		}
-		return t
+	where, _ := q.min()
+	if where < lanes {
+		return q.lanes[where].pop()
 	}
 	t := q.heap[0]
 	last := len(q.heap) - 1
