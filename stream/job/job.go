@@ -278,6 +278,12 @@ type readerState struct {
 func (j *Job[V, A, R]) read(ctx context.Context, src Source[V], st readerState, parts, every int, flush time.Duration, ins []chan msg[V], advs chan<- []advance) error {
 	bufs := make([][]item[V], parts)
 	var moves []advance // this interval's watermark moves
+	// One input: the source. (The generator also takes several, idle ones
+	// left out, for sources split into partitions of their own.)
+	wms := stream.NewWatermarks(1, j.MaxOutOfOrder)
+	if st.MaxTs >= stream.MinTime {
+		wms.Observe(0, st.MaxTs)
+	}
 	send := func(k int, b *barrier) error {
 		select {
 		case ins[k] <- msg[V]{items: bufs[k], barrier: b}:
@@ -358,12 +364,10 @@ func (j *Job[V, A, R]) read(ctx context.Context, src Source[V], st readerState, 
 			if !it.Skip {
 				k := partitionOf(it.Input.Key, parts)
 				bufs[k] = append(bufs[k], item[V]{pos: it.Pos, in: it.Input, wm: st.Wm})
-				if t := it.Input.Time; t > st.MaxTs {
-					st.MaxTs = t
-					if w := t - j.MaxOutOfOrder - 1; w > st.Wm {
-						st.Wm = w
-						moves = append(moves, advance{it.Pos, w})
-					}
+				st.MaxTs = max(st.MaxTs, it.Input.Time)
+				if w, moved := wms.Observe(0, it.Input.Time); moved {
+					st.Wm = w
+					moves = append(moves, advance{it.Pos, w})
 				}
 				if len(bufs[k]) == batchSize {
 					if err := send(k, nil); err != nil {
