@@ -41,13 +41,14 @@ func (g *txGen) next() (key string, ts int64, v num.Dec) {
 	return g.keys[g.x%uint64(len(g.keys))], int64(g.micros / 1000), num.FromMicro(int64(g.x>>40) % 1_000_000_000)
 }
 
-// heapPerKey reports the live heap per key after a run.
-func heapPerKey(b *testing.B, before uint64, keys int) {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&m)
+// reportState reports the heap a run's state holds per key: the live heap
+// with it, less the live heap once drop has let it go.
+func reportState(b *testing.B, keys int, drop func()) {
+	with := heapNow()
+	drop()
+	without := heapNow()
 	if keys > 0 {
-		b.ReportMetric(float64(int64(m.HeapAlloc)-int64(before))/float64(keys), "B/key")
+		b.ReportMetric(float64(int64(with)-int64(without))/float64(keys), "B/key")
 	}
 }
 
@@ -80,7 +81,6 @@ func BenchmarkSliding(b *testing.B) {
 	cfg := Config{Kind: Sliding, Size: 60_000, Slide: 1_000}
 	b.Run("sliced", func(b *testing.B) {
 		g := newTxGen(keys, 1000)
-		before := heapNow()
 		e, err := New(cfg, CountSum{})
 		if err != nil {
 			b.Fatal(err)
@@ -99,12 +99,10 @@ func BenchmarkSliding(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		b.ReportMetric(float64(results)/float64(b.N), "results/event")
-		heapPerKey(b, before, e.Stats().Keys)
-		runtime.KeepAlive(e)
+		reportState(b, e.Stats().Keys, func() { e = nil })
 	})
 	b.Run("copy-per-window", func(b *testing.B) {
 		g := newTxGen(keys, 1000)
-		before := heapNow()
 		n := newNaiveSliding(cfg.Size, cfg.Slide)
 		results := uint64(0)
 		b.ResetTimer()
@@ -116,8 +114,7 @@ func BenchmarkSliding(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		b.ReportMetric(float64(results)/float64(b.N), "results/event")
-		heapPerKey(b, before, len(n.keys))
-		runtime.KeepAlive(n)
+		reportState(b, len(n.keys), func() { n = nil })
 	})
 }
 
@@ -230,7 +227,6 @@ func BenchmarkFraudRules(b *testing.B) {
 	keys := fraudKeys
 	b.Run("engine", func(b *testing.B) {
 		g := newTxGen(keys, 100)
-		before := heapNow()
 		count, err := New(Config{Kind: Lookback, Size: 60_000}, Count[num.Dec]{})
 		if err != nil {
 			b.Fatal(err)
@@ -267,12 +263,10 @@ func BenchmarkFraudRules(b *testing.B) {
 		}
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		heapPerKey(b, before, sum.Stats().Keys)
-		runtime.KeepAlive(count)
+		reportState(b, sum.Stats().Keys, func() { count, sum = nil, nil })
 	})
 	b.Run("hand-written", func(b *testing.B) {
 		g := newTxGen(keys, 100)
-		before := heapNow()
 		type user struct {
 			ts  []int64
 			amt []num.Dec
@@ -311,7 +305,6 @@ func BenchmarkFraudRules(b *testing.B) {
 		}
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		heapPerKey(b, before, len(users))
-		runtime.KeepAlive(users)
+		reportState(b, len(users), func() { users = nil })
 	})
 }
