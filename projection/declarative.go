@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/jsonscan"
 )
 
 // Spec is a declarative projection, for users who write no Go: the tables'
@@ -81,10 +82,6 @@ type statement struct {
 	dataKeys []string // top-level data fields the parameters read
 	metaKeys []string // top-level metadata fields the parameters read
 }
-
-// fields is a JSON object decoded one level deep: values stay raw until a
-// parameter asks for them.
-type fields map[string]json.RawMessage
 
 type param struct {
 	name string
@@ -263,7 +260,7 @@ func newParam(name string) (param, error) {
 			}
 			v := vals[p.idx]
 			if len(p.rest) > 0 && v != nil {
-				m, err := scanObject(v)
+				m, err := jsonscan.Object(v)
 				if err != nil {
 					return nil, nil // not an object: the nested field is missing
 				}
@@ -300,8 +297,9 @@ func newParam(name string) (param, error) {
 	return p, nil
 }
 
-// lookup follows names through nested objects; nil when a step is missing.
-func lookup(m fields, names []string) json.RawMessage {
+// lookup follows names through nested objects (decoded one level at a time,
+// values raw); nil when a step is missing.
+func lookup(m map[string]json.RawMessage, names []string) json.RawMessage {
 	for i, n := range names {
 		v, ok := m[n]
 		if !ok {
@@ -310,7 +308,7 @@ func lookup(m fields, names []string) json.RawMessage {
 		if i == len(names)-1 {
 			return v
 		}
-		next, err := scanObject(v)
+		next, err := jsonscan.Object(v)
 		if err != nil {
 			return nil
 		}
@@ -345,13 +343,13 @@ func bindRaw(v json.RawMessage) (any, error) {
 	return string(v), nil
 }
 
-// scanFieldsOf is ScanFields where empty data counts as no fields.
+// scanFieldsOf is jsonscan.Fields where empty data counts as no fields.
 func scanFieldsOf(b []byte, keys []string, dst [][]byte) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		clear(dst)
 		return nil
 	}
-	return ScanFields(b, keys, dst)
+	return jsonscan.Fields(b, keys, dst)
 }
 
 func grow(s [][]byte, n int) [][]byte {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/jsonscan"
 	"github.com/stratadb/strata/num"
 	"github.com/stratadb/strata/projection"
 )
@@ -72,7 +73,7 @@ func (s LifetimeSpend) Prepare(rec *event.Record) (any, error) {
 // cost, without allocating.
 func scanCreated(rec *event.Record) (customer []byte, spend num.Dec, err error) {
 	var vals [4][]byte
-	if err := projection.ScanFields(rec.Data, spendFields, vals[:]); err != nil {
+	if err := jsonscan.Fields(rec.Data, spendFields, vals[:]); err != nil {
 		return nil, spend, fmt.Errorf("order.created at %d: %w", rec.Position, err)
 	}
 	for i, v := range vals[1:] {

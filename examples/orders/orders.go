@@ -165,7 +165,7 @@ func withDefault(field string) event.Upcaster {
 		// member cannot make malformed JSON well-formed (the appended
 		// text's first quote cannot close or escape into an open string),
 		// and every reader of upcast data (Registry.Decode, the declarative
-		// projections' scanner, projection.ScanFields) rejects malformed
+		// projections' scanner, jsonscan.Fields) rejects malformed
 		// JSON. Checking here too cost a replay a full extra pass per step.
 		out := make([]byte, 0, len(obj)+len(field)+8)
 		out = append(out, obj[:len(obj)-1]...)

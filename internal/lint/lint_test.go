@@ -28,13 +28,14 @@ import (
 // internal/config. examples/... (the runnable examples the CLI registers)
 // sits below everything an example may show and above the commands. num/...
 // (exact decimals for hot paths) imports only the standard library and
-// shopspring/decimal, so it heads the table: every package may use it, and
-// it uses none.
+// shopspring/decimal, and jsonscan (top-level members of a JSON object,
+// without decoding it) only the standard library, so they head the table:
+// every package may use them, and they use none.
 var rows = []struct {
 	rank  int
 	paths []string
 }{
-	{0, []string{"num/..."}},
+	{0, []string{"num/...", "jsonscan"}},
 	{1, []string{"event"}},
 	{2, []string{"store"}},
 	{3, []string{"store/storetest"}},
@@ -167,6 +168,12 @@ func TestCheck(t *testing.T) {
 		{"num", "event", false, true},
 		{"num", "event", true, true},
 		{"num/internal/x", "num", false, false},
+
+		// So is jsonscan, beside num/... (neither may import the other).
+		{"stream/job", "jsonscan", false, false},
+		{"projection", "jsonscan", false, false},
+		{"jsonscan", "event", false, true},
+		{"jsonscan", "num", false, true},
 
 		// stream/... is one row whose packages may import each other.
 		{"stream", "projection", false, false},

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/jsonscan"
 	"github.com/stratadb/strata/num"
-	"github.com/stratadb/strata/projection"
 	"github.com/stratadb/strata/store"
 )
 
@@ -137,7 +137,7 @@ func (f Fields) parse(data []byte, noTime bool) (Input[num.Dec], error) {
 	var in Input[num.Dec]
 	keys := []string{f.Key, f.Value, f.Time}
 	var vals [3][]byte
-	if err := projection.ScanFields(data, keys, vals[:]); err != nil {
+	if err := jsonscan.Fields(data, keys, vals[:]); err != nil {
 		return in, err
 	}
 	if vals[0] == nil {

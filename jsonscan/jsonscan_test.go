@@ -1,26 +1,30 @@
-package projection
+package jsonscan
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"pgregory.net/rapid"
 )
 
-// scanObject must agree with encoding/json: the same members with the same
-// raw values for what it accepts, and an error for what it rejects.
-func checkScanObject(t interface{ Fatalf(string, ...any) }, b []byte) {
+// Object must agree with encoding/json: the same members with the same raw
+// values for what it accepts, and an error for what it rejects.
+func checkObject(t interface{ Fatalf(string, ...any) }, b []byte) {
 	var want map[string]json.RawMessage
 	wantErr := json.Unmarshal(b, &want)
 	if wantErr == nil && want == nil { // the JSON literal null
-		wantErr = errNotObject
+		wantErr = ErrNotObject
 	}
-	got, err := scanObject(b)
+	got, err := Object(b)
 	if (err != nil) != (wantErr != nil) {
-		t.Fatalf("%q: scanObject error %v, encoding/json error %v", b, err, wantErr)
+		t.Fatalf("%q: Object error %v, encoding/json error %v", b, err, wantErr)
 	}
 	if err != nil {
+		if !errors.Is(err, ErrNotObject) && !errors.Is(err, ErrSyntax) {
+			t.Fatalf("%q: Object error %v, neither ErrNotObject nor ErrSyntax", b, err)
+		}
 		return
 	}
 	if len(got) != len(want) {
@@ -36,7 +40,7 @@ func checkScanObject(t interface{ Fatalf(string, ...any) }, b []byte) {
 	}
 }
 
-func TestScanObjectMatchesEncodingJSON(t *testing.T) {
+func TestObjectMatchesEncodingJSON(t *testing.T) {
 	value := rapid.Deferred(func() *rapid.Generator[any] { return jsonValue(3) })
 	rapid.Check(t, func(rt *rapid.T) {
 		obj := map[string]any{}
@@ -49,7 +53,7 @@ func TestScanObjectMatchesEncodingJSON(t *testing.T) {
 			json.Indent(&out, b, " ", "\t")
 			b = out.Bytes()
 		}
-		checkScanObject(rt, b)
+		checkObject(rt, b)
 	})
 }
 
@@ -70,30 +74,14 @@ func jsonValue(depth int) *rapid.Generator[any] {
 	)
 }
 
-func FuzzScanObject(f *testing.F) {
+func FuzzObject(f *testing.F) {
 	for _, s := range []string{`{}`, `{"a":1}`, ` {"a" : "x\"y", "b":[1,{"c":null}], "d":true} `, `{"a":1,}`, `{"a"}`, `[1]`, `null`, `{"a":"\u00e9"}`, `{"a":01}`, `{"a":"x"} x`, `{"\u0061":2,"a":3}`} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) { checkScanObject(t, b) })
+	f.Fuzz(func(t *testing.T, b []byte) { checkObject(t, b) })
 }
 
-func TestBindRawStringsMatchEncodingJSON(t *testing.T) {
-	rapid.Check(t, func(rt *rapid.T) {
-		s := rapid.String().Draw(rt, "s")
-		raw, _ := json.Marshal(s)
-		if rapid.Bool().Draw(rt, "unescaped") && json.Valid(raw) {
-			raw = bytes.ReplaceAll(raw, []byte(`\u003c`), []byte("<"))
-		}
-		var want string
-		json.Unmarshal(raw, &want)
-		got, err := bindRaw(raw)
-		if err != nil || got != want {
-			rt.Fatalf("bindRaw(%s) = %q, %v; want %q", raw, got, err, want)
-		}
-	})
-}
-
-func TestScanFieldsMatchesScanObject(t *testing.T) {
+func TestFieldsMatchesObject(t *testing.T) {
 	value := rapid.Deferred(func() *rapid.Generator[any] { return jsonValue(2) })
 	rapid.Check(t, func(rt *rapid.T) {
 		keyGen := rapid.SampledFrom([]string{"a", "b", "amount", "é", ""})
@@ -103,18 +91,53 @@ func TestScanFieldsMatchesScanObject(t *testing.T) {
 		}
 		b, _ := json.Marshal(obj)
 		keys := rapid.SliceOfNDistinct(keyGen, 0, 4, func(s string) string { return s }).Draw(rt, "keys")
-		all, err := scanObject(b)
+		all, err := Object(b)
 		if err != nil {
 			rt.Fatal(err)
 		}
 		got := make([][]byte, len(keys))
-		if err := ScanFields(b, keys, got); err != nil {
+		if err := Fields(b, keys, got); err != nil {
 			rt.Fatal(err)
 		}
 		for i, k := range keys {
 			if !bytes.Equal(got[i], all[k]) {
-				rt.Fatalf("%s: field %q = %s, scanObject says %s", b, k, got[i], all[k])
+				rt.Fatalf("%s: field %q = %s, Object says %s", b, k, got[i], all[k])
 			}
 		}
 	})
+}
+
+func TestMembersInOrderWithDuplicates(t *testing.T) {
+	var got []string
+	err := Members([]byte(`{"b":1, "a" : [2], "\u0062":"x"}`), func(key string, val []byte) {
+		got = append(got, key+"="+string(val))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"b=1", "a=[2]", `b="x"`}
+	if len(got) != len(want) {
+		t.Fatalf("members %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("members %q, want %q", got, want)
+		}
+	}
+}
+
+func TestFieldsDoesNotAllocate(t *testing.T) {
+	data := []byte(`{"customer":"c-1","amount":"12.50","items":[{"sku":"a","qty":2}],"tax_amount":"1.25","note":"caf\u00e9"}`)
+	keys := []string{"customer", "amount", "tax_amount", "shipping_cost"}
+	var dst [4][]byte
+	if n := testing.AllocsPerRun(100, func() {
+		if err := Fields(data, keys, dst[:]); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("Fields allocates %v times per call, want 0", n)
+	}
+	if string(dst[0]) != `"c-1"` || string(dst[1]) != `"12.50"` || string(dst[2]) != `"1.25"` || dst[3] != nil {
+		t.Fatalf("Fields = %q", dst)
+	}
 }
