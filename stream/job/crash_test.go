@@ -40,7 +40,7 @@ func fraudJob(dir string) *Job[num.Dec, stream.Moments, stream.Moments] {
 	return &Job[num.Dec, stream.Moments, stream.Moments]{
 		Name: "fraud", Window: stream.Config{Kind: stream.Lookback, Size: 60_000},
 		Agg: stream.CountSum{}, MaxOutOfOrder: 2000, Partitions: 2,
-		Dir: dir, CheckpointEvery: 25_000,
+		Dir: dir, FlushEvery: 10_000, CheckpointEvery: 25_000,
 	}
 }
 
@@ -53,7 +53,9 @@ func crashChild(dir string) error {
 	j := fraudJob(filepath.Join(dir, "cp"))
 	j.Progress = func(p Progress) {
 		// Unbuffered: once the parent reads it, the checkpoint is in.
-		os.Stdout.WriteString(fmt.Sprintf("checkpoint %d\n", p.Position))
+		if p.Checkpoint {
+			os.Stdout.WriteString(fmt.Sprintf("checkpoint %d\n", p.Position))
+		}
 	}
 	sink := &FileSink[num.Dec, stream.Moments]{Path: filepath.Join(dir, "out.jsonl")}
 	defer sink.Close()

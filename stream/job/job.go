@@ -95,19 +95,26 @@ type Job[V, A, R any] struct {
 	Partitions int
 	// Dir holds the job's checkpoint; empty: no checkpoints.
 	Dir string
-	// CheckpointEvery is how many source items a checkpoint interval
-	// holds (outputs reach the sink at the end of each). Default 100,000.
+	// FlushEvery is how many source items an output interval holds:
+	// outputs wait in memory, to be put in order, until its end. Default
+	// 10,000.
+	FlushEvery int
+	// CheckpointEvery is how many source items go between checkpoints
+	// (each snapshots every engine). Default 100,000. The end of a bounded
+	// source, and an output interval a live source ended by
+	// FlushInterval, are checkpointed too.
 	CheckpointEvery int
 	// FlushInterval bounds, for a live source, how long outputs wait for
 	// the end of their interval. Default 200 ms.
 	FlushInterval time.Duration
-	// Progress, if set, is called after each checkpoint interval.
+	// Progress, if set, is called after each output interval.
 	Progress func(Progress)
 }
 
-// Progress reports a finished checkpoint interval.
+// Progress reports a finished output interval.
 type Progress struct {
-	Position  uint64 // the last source position done
+	Checkpoint bool   // the interval ended with a checkpoint
+	Position   uint64 // the last source position done
 	Watermark int64
 	Results   uint64 // results written in all
 	Late      uint64 // late events written in all
@@ -137,7 +144,8 @@ type item[V any] struct {
 }
 
 type barrier struct {
-	seq   uint64
+	checkpoint bool
+	seq        uint64
 	pos   uint64
 	maxTs int64
 	wm    int64
@@ -182,9 +190,13 @@ func (j *Job[V, A, R]) Run(ctx context.Context, src Source[V], sink Sink[V, R]) 
 	if parts <= 0 {
 		parts = runtime.GOMAXPROCS(0)
 	}
-	every := j.CheckpointEvery
+	every := j.FlushEvery
 	if every <= 0 {
-		every = 100_000
+		every = 10_000
+	}
+	cpEvery := j.CheckpointEvery
+	if cpEvery <= 0 {
+		cpEvery = 100_000
 	}
 	flush := j.FlushInterval
 	if flush <= 0 {
@@ -257,7 +269,7 @@ func (j *Job[V, A, R]) Run(ctx context.Context, src Source[V], sink Sink[V, R]) 
 				close(c)
 			}
 		}()
-		return j.read(ctx, src, st, parts, every, flush, ins, advs)
+		return j.read(ctx, src, st, parts, every, cpEvery, flush, ins, advs)
 	})
 	return g.Wait()
 }
@@ -274,8 +286,11 @@ type readerState struct {
 
 // read deals the source's items to the partitions with the watermark before
 // each, and puts a barrier in every partition's input every `every` items
-// (and, for a live source, when flush has passed since items came).
-func (j *Job[V, A, R]) read(ctx context.Context, src Source[V], st readerState, parts, every int, flush time.Duration, ins []chan msg[V], advs chan<- []advance) error {
+// (and, for a live source, when flush has passed since items came); a
+// barrier asks for a checkpoint once cpEvery items have passed since the
+// last one, at the end, and at barriers of a quiet live source.
+func (j *Job[V, A, R]) read(ctx context.Context, src Source[V], st readerState, parts, every, cpEvery int, flush time.Duration, ins []chan msg[V], advs chan<- []advance) error {
+	sinceCheckpoint := 0
 	bufs := make([][]item[V], parts)
 	var moves []advance // this interval's watermark moves
 	// One input: the source. (The generator also takes several, idle ones
@@ -293,9 +308,12 @@ func (j *Job[V, A, R]) read(ctx context.Context, src Source[V], st readerState, 
 		bufs[k] = make([]item[V], 0, batchSize)
 		return nil
 	}
-	sendBarrier := func(final bool) error {
+	sendBarrier := func(final, checkpoint bool) error {
 		st.Seq++
-		b := &barrier{seq: st.Seq, pos: st.Pos, maxTs: st.MaxTs, wm: st.Wm, final: final}
+		if checkpoint {
+			sinceCheckpoint = 0
+		}
+		b := &barrier{checkpoint: checkpoint, seq: st.Seq, pos: st.Pos, maxTs: st.MaxTs, wm: st.Wm, final: final}
 		select {
 		case advs <- moves:
 		case <-ctx.Done():
@@ -341,7 +359,7 @@ func (j *Job[V, A, R]) read(ctx context.Context, src Source[V], st readerState, 
 			case <-h.wake:
 			case <-timer.C:
 				if pending {
-					if err := sendBarrier(false); err != nil {
+					if err := sendBarrier(false, true); err != nil {
 						return err
 					}
 					n, pending = 0, false
@@ -376,8 +394,9 @@ func (j *Job[V, A, R]) read(ctx context.Context, src Source[V], st readerState, 
 				}
 			}
 			pending = true
+			sinceCheckpoint++
 			if n++; n == every {
-				if err := sendBarrier(false); err != nil {
+				if err := sendBarrier(false, sinceCheckpoint >= cpEvery); err != nil {
 					return err
 				}
 				n, pending = 0, false
@@ -391,7 +410,7 @@ func (j *Job[V, A, R]) read(ctx context.Context, src Source[V], st readerState, 
 	// A bounded source ended: the final watermark fires everything.
 	st.Wm, st.Done = stream.EndOfInput, true
 	moves = append(moves, advance{st.Pos, stream.EndOfInput})
-	return sendBarrier(true)
+	return sendBarrier(true, true)
 }
 
 // partition runs one engine over its items.
@@ -425,7 +444,7 @@ func (j *Job[V, A, R]) partition(ctx context.Context, k int, e *stream.Engine[V,
 				collect(0, true)
 			}
 			d := partDone[V, R]{seq: b.seq, part: k, outs: outs, b: *b, keys: e.Stats().Keys}
-			if j.Dir != "" {
+			if j.Dir != "" && b.checkpoint {
 				snap, err := e.Snapshot()
 				if err != nil {
 					return fmt.Errorf("job %s: partition %d: %w", j.Name, k, err)
@@ -508,7 +527,8 @@ func (j *Job[V, A, R]) coordinate(ctx context.Context, parts int, cp *checkpoint
 			}
 		}
 		b := d.b
-		if j.Dir != "" {
+		checkpointed := j.Dir != "" && b.checkpoint
+		if checkpointed {
 			var mark []byte
 			if c, ok := sink.(Committer); ok {
 				var err error
@@ -525,7 +545,7 @@ func (j *Job[V, A, R]) coordinate(ctx context.Context, parts int, cp *checkpoint
 			}
 		}
 		if j.Progress != nil {
-			j.Progress(Progress{Position: b.pos, Watermark: b.wm, Results: results, Late: late, Keys: keys})
+			j.Progress(Progress{Checkpoint: checkpointed, Position: b.pos, Watermark: b.wm, Results: results, Late: late, Keys: keys})
 		}
 		if b.final {
 			return nil

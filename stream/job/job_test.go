@@ -57,7 +57,7 @@ func countJob(dir string, parts, every int) *Job[num.Dec, int64, int64] {
 	return &Job[num.Dec, int64, int64]{
 		Name: "bursts", Window: stream.Config{Kind: stream.Lookback, Size: 60_000},
 		Agg: stream.Count[num.Dec]{}, MaxOutOfOrder: 2000,
-		Partitions: parts, Dir: dir, CheckpointEvery: every,
+		Partitions: parts, Dir: dir, FlushEvery: every, CheckpointEvery: 3 * every,
 	}
 }
 
