@@ -115,10 +115,10 @@ type Job[V, A, R any] struct {
 type Progress struct {
 	Checkpoint bool   // the interval ended with a checkpoint
 	Position   uint64 // the last source position done
-	Watermark int64
-	Results   uint64 // results written in all
-	Late      uint64 // late events written in all
-	Keys      int    // keys holding state
+	Watermark  int64
+	Results    uint64 // results written in all
+	Late       uint64 // late events written in all
+	Keys       int    // keys holding state
 }
 
 // batchSize is how many items the reader gathers for a partition before
@@ -146,10 +146,10 @@ type item[V any] struct {
 type barrier struct {
 	checkpoint bool
 	seq        uint64
-	pos   uint64
-	maxTs int64
-	wm    int64
-	final bool
+	pos        uint64
+	maxTs      int64
+	wm         int64
+	final      bool
 }
 
 // advance is a watermark move: the event at pos moved it to wm.
