@@ -161,20 +161,15 @@ func (a *aligned[V, A, R]) schedule(k *alignedKey[A]) {
 }
 
 func (a *aligned[V, A, R]) advance(w int64) {
-	for {
-		t, ok := a.timers.peek()
-		if !ok || t.at > w {
-			return
-		}
-		tm := a.timers.pop()
+	a.timers.due(w, func(tm timer[*alignedKey[A]]) {
 		k := tm.k
 		if k.gone || !k.hasTimer || k.timerSeq != tm.seq {
-			continue // moved or dropped since
+			return // moved or dropped since
 		}
 		k.hasTimer = false
 		a.step(k, tm.at)
 		a.schedule(k)
-	}
+	})
 }
 
 // step does what is due for k at time now: its on-time firing, then

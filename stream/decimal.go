@@ -18,41 +18,37 @@ type Extreme struct {
 	V   num.Dec
 }
 
-// Min is the smallest value; an empty window has none (the zero Dec).
-type Min struct{}
-
-func (Min) Init() Extreme { return Extreme{} }
-func (Min) Add(acc Extreme, _ int64, v num.Dec) Extreme {
-	if !acc.Set || v.Cmp(acc.V) < 0 {
+// pick adds v to an extreme: it replaces the held value when sign is the
+// sign of v.Cmp(held) (-1 for Min, +1 for Max).
+func pick(acc Extreme, v num.Dec, sign int) Extreme {
+	if !acc.Set || v.Cmp(acc.V) == sign {
 		return Extreme{true, v}
 	}
 	return acc
 }
-func (m Min) Merge(a, b Extreme) Extreme {
+
+func mergeExtreme(a, b Extreme, sign int) Extreme {
 	if !b.Set {
 		return a
 	}
-	return m.Add(a, 0, b.V)
+	return pick(a, b.V, sign)
 }
-func (Min) Result(acc Extreme) num.Dec { return acc.V }
+
+// Min is the smallest value; an empty window has none (the zero Dec).
+type Min struct{}
+
+func (Min) Init() Extreme                               { return Extreme{} }
+func (Min) Add(acc Extreme, _ int64, v num.Dec) Extreme { return pick(acc, v, -1) }
+func (Min) Merge(a, b Extreme) Extreme                  { return mergeExtreme(a, b, -1) }
+func (Min) Result(acc Extreme) num.Dec                  { return acc.V }
 
 // Max is the largest value.
 type Max struct{}
 
-func (Max) Init() Extreme { return Extreme{} }
-func (Max) Add(acc Extreme, _ int64, v num.Dec) Extreme {
-	if !acc.Set || v.Cmp(acc.V) > 0 {
-		return Extreme{true, v}
-	}
-	return acc
-}
-func (m Max) Merge(a, b Extreme) Extreme {
-	if !b.Set {
-		return a
-	}
-	return m.Add(a, 0, b.V)
-}
-func (Max) Result(acc Extreme) num.Dec { return acc.V }
+func (Max) Init() Extreme                               { return Extreme{} }
+func (Max) Add(acc Extreme, _ int64, v num.Dec) Extreme { return pick(acc, v, 1) }
+func (Max) Merge(a, b Extreme) Extreme                  { return mergeExtreme(a, b, 1) }
+func (Max) Result(acc Extreme) num.Dec                  { return acc.V }
 
 // Moments is the accumulator of Avg and CountSum: how many values and
 // their exact sum.

@@ -150,28 +150,23 @@ func (l *lookback[V, A, R]) schedule(k *lookbackKey[V, A]) {
 }
 
 func (l *lookback[V, A, R]) advance(w int64) {
-	for {
-		t, ok := l.timers.peek()
-		if !ok || t.at > w {
-			return
-		}
-		tm := l.timers.pop()
+	l.timers.due(w, func(tm timer[*lookbackKey[V, A]]) {
 		k := tm.k
 		fire := false
 		switch {
 		case k.gone:
-			continue
+			return
 		case k.hasFire && k.fireSeq == tm.seq:
 			k.hasFire, fire = false, true
 		case k.hasClean && k.cleanSeq == tm.seq:
 			k.hasClean = false
 		default:
-			continue // moved since
+			return // moved since
 		}
 		if l.step(k, tm.at, fire) {
 			l.schedule(k)
 		}
-	}
+	})
 }
 
 // step fires k's window at instant now (fire: only from the fire timer, so

@@ -120,15 +120,10 @@ func (s *sessions[V, A, R]) schedule(k *sessionKey[A]) {
 }
 
 func (s *sessions[V, A, R]) advance(w int64) {
-	for {
-		t, ok := s.timers.peek()
-		if !ok || t.at > w {
-			return
-		}
-		tm := s.timers.pop()
+	s.timers.due(w, func(tm timer[*sessionKey[A]]) {
 		k := tm.k
 		if k.gone || !k.hasTimer || k.timerSeq != tm.seq {
-			continue
+			return // moved or dropped since
 		}
 		k.hasTimer = false
 		now := tm.at
@@ -148,5 +143,5 @@ func (s *sessions[V, A, R]) advance(w int64) {
 		clear(k.s[n:])
 		k.s = k.s[:n]
 		s.schedule(k)
-	}
+	})
 }

@@ -151,3 +151,15 @@ func (q *timerQueue[K]) down(i int) {
 		i = m
 	}
 }
+
+// due pops the timers due at watermark w, earliest first, and hands each
+// to visit (which may push more).
+func (q *timerQueue[K]) due(w int64, visit func(timer[K])) {
+	for {
+		t, ok := q.peek()
+		if !ok || t.at > w {
+			return
+		}
+		visit(q.pop())
+	}
+}
