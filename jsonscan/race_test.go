@@ -1,0 +1,6 @@
+//go:build race
+
+package jsonscan
+
+// raceEnabled: the race detector instruments code in ways that allocate.
+const raceEnabled = true
