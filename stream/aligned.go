@@ -34,10 +34,8 @@ type alignedKey[A any] struct {
 	dirty     bool
 	fires     firings // lateness > 0: firings so far of windows that may fire again
 
-	timerAt  int64
-	timerSeq uint64
-	hasTimer bool
-	gone     bool
+	timer keyTimer
+	gone  bool
 }
 
 func newAligned[V, A, R any](c *core[V, A, R]) *aligned[V, A, R] {
@@ -145,7 +143,7 @@ func (a *aligned[V, A, R]) nextFire(k *alignedKey[A]) (int64, bool) {
 // nothing is left.
 func (a *aligned[V, A, R]) schedule(k *alignedKey[A]) {
 	if len(k.panes) == 0 {
-		k.gone, k.hasTimer = true, false
+		k.gone, k.timer.armed = true, false
 		delete(a.keys, k.key)
 		return
 	}
@@ -153,20 +151,15 @@ func (a *aligned[V, A, R]) schedule(k *alignedKey[A]) {
 	if end, ok := a.nextFire(k); ok && end-1 < at {
 		at, lane = end-1, fireLane
 	}
-	if k.hasTimer && k.timerAt == at {
-		return
-	}
-	k.timerAt, k.hasTimer = at, true
-	k.timerSeq = a.timers.push(lane, at, k)
+	arm(&k.timer, &a.timers, lane, at, k)
 }
 
 func (a *aligned[V, A, R]) advance(w int64) {
 	a.timers.due(w, func(tm timer[*alignedKey[A]]) {
 		k := tm.k
-		if k.gone || !k.hasTimer || k.timerSeq != tm.seq {
+		if k.gone || !k.timer.take(tm.seq) {
 			return // moved or dropped since
 		}
-		k.hasTimer = false
 		a.step(k, tm.at)
 		a.schedule(k)
 	})

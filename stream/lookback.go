@@ -38,10 +38,8 @@ type lookbackKey[V, A any] struct {
 	// only moves later, so a pending check is kept rather than moved (on
 	// firing early it forgets what it can and re-arms): one push per span
 	// per key instead of one per event.
-	fireAt, cleanAt   int64
-	fireSeq, cleanSeq uint64
-	hasFire, hasClean bool
-	gone              bool
+	fire, clean keyTimer
+	gone        bool
 }
 
 func newLookback[V, A, R any](c *core[V, A, R]) *lookback[V, A, R] {
@@ -135,32 +133,23 @@ func (l *lookback[V, A, R]) total(k *lookbackKey[V, A], e int64) A {
 
 func (l *lookback[V, A, R]) schedule(k *lookbackKey[V, A]) {
 	if k.pending < len(k.elems) {
-		if at := k.elems[k.pending].t; !k.hasFire || k.fireAt != at {
-			k.fireAt, k.hasFire = at, true
-			k.fireSeq = l.timers.push(fireLane, at, k)
-		}
+		arm(&k.fire, &l.timers, fireLane, k.elems[k.pending].t, k)
 	} else {
-		k.hasFire = false
+		k.fire.armed = false
 	}
-	if !k.hasClean {
-		at := k.elems[len(k.elems)-1].t + l.span + l.c.cfg.Lateness - 1
-		k.cleanAt, k.hasClean = at, true
-		k.cleanSeq = l.timers.push(cleanupLane, at, k)
+	if !k.clean.armed {
+		arm(&k.clean, &l.timers, cleanupLane, k.elems[len(k.elems)-1].t+l.span+l.c.cfg.Lateness-1, k)
 	}
 }
 
 func (l *lookback[V, A, R]) advance(w int64) {
 	l.timers.due(w, func(tm timer[*lookbackKey[V, A]]) {
 		k := tm.k
-		fire := false
-		switch {
-		case k.gone:
+		if k.gone {
 			return
-		case k.hasFire && k.fireSeq == tm.seq:
-			k.hasFire, fire = false, true
-		case k.hasClean && k.cleanSeq == tm.seq:
-			k.hasClean = false
-		default:
+		}
+		fire := k.fire.take(tm.seq)
+		if !fire && !k.clean.take(tm.seq) {
 			return // moved since
 		}
 		if l.step(k, tm.at, fire) {

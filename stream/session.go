@@ -23,10 +23,8 @@ type sessionKey[A any] struct {
 	key string
 	s   []session[A] // by start, disjoint and not touching
 
-	timerAt  int64
-	timerSeq uint64
-	hasTimer bool
-	gone     bool
+	timer keyTimer
+	gone  bool
 }
 
 func newSessions[V, A, R any](c *core[V, A, R]) *sessions[V, A, R] {
@@ -99,7 +97,7 @@ func (s *sessions[V, A, R]) fireSession(k *sessionKey[A], m *session[A]) {
 
 func (s *sessions[V, A, R]) schedule(k *sessionKey[A]) {
 	if len(k.s) == 0 {
-		k.gone, k.hasTimer = true, false
+		k.gone, k.timer.armed = true, false
 		delete(s.keys, k.key)
 		return
 	}
@@ -112,20 +110,15 @@ func (s *sessions[V, A, R]) schedule(k *sessionKey[A]) {
 			at, lane = m.w.End-1+s.c.cfg.Lateness, cleanupLane
 		}
 	}
-	if k.hasTimer && k.timerAt == at {
-		return
-	}
-	k.timerAt, k.hasTimer = at, true
-	k.timerSeq = s.timers.push(lane, at, k)
+	arm(&k.timer, &s.timers, lane, at, k)
 }
 
 func (s *sessions[V, A, R]) advance(w int64) {
 	s.timers.due(w, func(tm timer[*sessionKey[A]]) {
 		k := tm.k
-		if k.gone || !k.hasTimer || k.timerSeq != tm.seq {
+		if k.gone || !k.timer.take(tm.seq) {
 			return // moved or dropped since
 		}
-		k.hasTimer = false
 		now := tm.at
 		n := 0
 		for i := range k.s {

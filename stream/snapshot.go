@@ -84,7 +84,7 @@ func (e *Engine[V, A, R]) Snapshot() ([]byte, error) {
 	switch op := e.op.(type) {
 	case *aligned[V, A, R]:
 		ks := mapValues(op.keys)
-		byTimer(ks, func(k *alignedKey[A]) (int64, uint64) { return k.timerAt, k.timerSeq })
+		byTimer(ks, func(k *alignedKey[A]) (int64, uint64) { return k.timer.at, k.timer.seq })
 		for _, k := range ks {
 			ps := make([]paneSnap[A], len(k.panes))
 			for i, p := range k.panes {
@@ -94,7 +94,7 @@ func (e *Engine[V, A, R]) Snapshot() ([]byte, error) {
 		}
 	case *sessions[V, A, R]:
 		ks := mapValues(op.keys)
-		byTimer(ks, func(k *sessionKey[A]) (int64, uint64) { return k.timerAt, k.timerSeq })
+		byTimer(ks, func(k *sessionKey[A]) (int64, uint64) { return k.timer.at, k.timer.seq })
 		for _, k := range ks {
 			ws := make([]sessionWinSnap[A], len(k.s))
 			for i, m := range k.s {
@@ -107,8 +107,8 @@ func (e *Engine[V, A, R]) Snapshot() ([]byte, error) {
 		// Restored keys re-arm their cleanup checks in this order too; a
 		// check only forgets, so its order does not show in the output.
 		byTimer(ks, func(k *lookbackKey[V, A]) (int64, uint64) {
-			if k.hasFire {
-				return k.fireAt, k.fireSeq
+			if k.fire.armed {
+				return k.fire.at, k.fire.seq
 			}
 			return maxWatermark, 0
 		})

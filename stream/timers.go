@@ -163,3 +163,30 @@ func (q *timerQueue[K]) due(w int64, visit func(timer[K])) {
 		visit(q.pop())
 	}
 }
+
+// keyTimer is a key's handle on one pending timer of a timerQueue: the
+// queue's entry is the timer only while the handle still holds its seq
+// (a moved or cancelled timer leaves a stale entry behind, ignored).
+type keyTimer struct {
+	at    int64
+	seq   uint64
+	armed bool
+}
+
+// arm sets t to at in lane, unless it is already set there.
+func arm[K any](t *keyTimer, q *timerQueue[K], lane int, at int64, k K) {
+	if t.armed && t.at == at {
+		return
+	}
+	t.at, t.armed = at, true
+	t.seq = q.push(lane, at, k)
+}
+
+// take reports whether the popped entry seq is t's timer, disarming it.
+func (t *keyTimer) take(seq uint64) bool {
+	if !t.armed || t.seq != seq {
+		return false
+	}
+	t.armed = false
+	return true
+}
