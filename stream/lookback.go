@@ -4,16 +4,18 @@ import "sort"
 
 // lookback gives, for every event, the aggregate over its key's events in
 // the span before it, its own instant included: the window
-// [t−span+1, t+1). A window fires once the watermark reaches t, so events
-// that arrive out of order are counted where they belong; events at the same
-// instant share one window, which fires once. Each key keeps its events in
-// time order and a running aggregate of the current window (O(1) amortized
-// per event), and forgets events once no window can reach them.
+// [t−span+1, t+1), one per span (Config.Size, then Config.Spans). A window
+// fires once the watermark reaches t, so events that arrive out of order are
+// counted where they belong; events at the same instant share one window per
+// span, which fires once. Each key keeps its events once, in time order, and
+// a running aggregate per span (O(1) amortized per event), and forgets
+// events once no window can reach them.
 type lookback[V, A, R any] struct {
-	c      *core[V, A, R]
-	span   int64
-	keys   map[string]*lookbackKey[V, A]
-	timers timerQueue[*lookbackKey[V, A]]
+	c       *core[V, A, R]
+	spans   []int64
+	maxSpan int64
+	keys    map[string]*lookbackKey[V, A]
+	timers  timerQueue[*lookbackKey[V, A]]
 }
 
 type lbElem[V any] struct {
@@ -21,18 +23,25 @@ type lbElem[V any] struct {
 	v V
 }
 
+// lbSpan is a key's running window of one span: elems[lo:hi] of its key
+// are in the window of lastFired, whose aggregate is total (a Retracting
+// aggregator) or win (the others).
+type lbSpan[A any] struct {
+	lo    int
+	total A
+	win   swag[A]
+	fires firings
+}
+
 type lookbackKey[V, A any] struct {
 	key   string
 	elems []lbElem[V] // by time, ties in arrival order; elems[:dead] are forgotten
-	// elems[:pending] have fired (their window, or a later one at the same
-	// instant); elems[lo:hi] are in the window of lastFired, whose
-	// aggregate is total (a Retracting aggregator) or win (the others).
-	dead, pending, lo, hi int
-	lastFired             int64
-	total                 A
-	win                   swag[A]
-	dirty                 bool // the window must be rebuilt (a late event, or nothing fired yet)
-	fires                 firings
+	// elems[:pending] have fired (their windows, or later ones at the same
+	// instant); elems[:hi] have been added to every span's window.
+	dead, pending, hi int
+	lastFired         int64
+	spans             []lbSpan[A]
+	dirty             bool // the windows must be rebuilt (a late event, or nothing fired yet)
 
 	// Two timers: the next firing, and a cleanup check. The cleanup time
 	// only moves later, so a pending check is kept rather than moved (on
@@ -43,10 +52,25 @@ type lookbackKey[V, A any] struct {
 }
 
 func newLookback[V, A, R any](c *core[V, A, R]) *lookback[V, A, R] {
-	return &lookback[V, A, R]{c: c, span: c.cfg.Size, keys: map[string]*lookbackKey[V, A]{}}
+	l := &lookback[V, A, R]{c: c, spans: c.cfg.spans(), keys: map[string]*lookbackKey[V, A]{}}
+	l.maxSpan = l.spans[0]
+	for _, sp := range l.spans {
+		l.maxSpan = max(l.maxSpan, sp)
+	}
+	return l
 }
 
 func (l *lookback[V, A, R]) numKeys() int { return len(l.keys) }
+
+func (l *lookback[V, A, R]) newKey(key string) *lookbackKey[V, A] {
+	k := &lookbackKey[V, A]{key: key, dirty: true, spans: make([]lbSpan[A], len(l.spans))}
+	if l.c.ret == nil {
+		for i := range k.spans {
+			k.spans[i].win = l.c.newSwag()
+		}
+	}
+	return k
+}
 
 func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 	c := l.c
@@ -69,20 +93,21 @@ func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 		k.elems[i] = lbElem[V]{t, v}
 		if i <= k.hi {
 			k.dirty = true
-		}
-		if i <= k.lo {
-			k.lo++
-		}
-		if i <= k.hi {
 			k.hi++
+		}
+		for s := range k.spans {
+			if i <= k.spans[s].lo {
+				k.spans[s].lo++
+			}
 		}
 		if i <= k.pending && t <= w {
 			k.pending++
 		}
 	}
 	if t <= w {
-		// Late but allowed: the window at t, and every later fired window
-		// that reaches back over t and is not cleaned up, fire again now.
+		// Late but allowed: the windows at t, and every later fired window
+		// that reaches back over t and is not cleaned up, fire again now,
+		// by instant, then span.
 		if k.pending < len(k.elems) && k.elems[k.pending].t == t {
 			k.pending++ // appended at the end, behind nothing pending
 		}
@@ -93,42 +118,43 @@ func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 				continue
 			}
 			last = e
-			if e-l.span >= t {
+			if e-l.maxSpan >= t {
 				break
 			}
 			if e+lateness <= w {
 				continue
 			}
-			var acc A
-			if c.cfg.Mode == Discarding {
-				acc = c.one(t, v)
-			} else {
-				acc = l.total(k, e)
+			for s, span := range l.spans {
+				if e-span >= t {
+					continue
+				}
+				var acc A
+				if c.cfg.Mode == Discarding {
+					acc = c.one(t, v)
+				} else {
+					acc = l.total(k, e, span)
+				}
+				c.emit(k.key, Window{e - span + 1, e + 1}, acc, k.spans[s].fires.next(e+1))
 			}
-			c.emit(k.key, Window{e - l.span + 1, e + 1}, acc, k.fires.next(e+1))
 		}
 	}
 	l.schedule(k)
 	return false
 }
 
-func (l *lookback[V, A, R]) newKey(key string) *lookbackKey[V, A] {
-	k := &lookbackKey[V, A]{key: key, dirty: true}
-	if l.c.ret == nil {
-		k.win = l.c.newSwag()
-	}
-	return k
-}
-
-// total aggregates k's events in the window ending at instant e.
-func (l *lookback[V, A, R]) total(k *lookbackKey[V, A], e int64) A {
+// total aggregates k's events in the window of span ending at instant e.
+func (l *lookback[V, A, R]) total(k *lookbackKey[V, A], e, span int64) A {
 	agg := l.c.agg
 	acc := agg.Init()
-	i := k.dead + sort.Search(len(k.elems)-k.dead, func(i int) bool { return k.elems[k.dead+i].t > e-l.span })
-	for ; i < len(k.elems) && k.elems[i].t <= e; i++ {
+	for i := l.first(k, e-span); i < len(k.elems) && k.elems[i].t <= e; i++ {
 		acc = agg.Add(acc, k.elems[i].t, k.elems[i].v)
 	}
 	return acc
+}
+
+// first is the index of k's first live event after time t.
+func (l *lookback[V, A, R]) first(k *lookbackKey[V, A], t int64) int {
+	return k.dead + sort.Search(len(k.elems)-k.dead, func(i int) bool { return k.elems[k.dead+i].t > t })
 }
 
 func (l *lookback[V, A, R]) schedule(k *lookbackKey[V, A]) {
@@ -138,7 +164,7 @@ func (l *lookback[V, A, R]) schedule(k *lookbackKey[V, A]) {
 		k.fire.armed = false
 	}
 	if !k.clean.armed {
-		arm(&k.clean, &l.timers, cleanupLane, k.elems[len(k.elems)-1].t+l.span+l.c.cfg.Lateness-1, k)
+		arm(&k.clean, &l.timers, cleanupLane, k.elems[len(k.elems)-1].t+l.maxSpan+l.c.cfg.Lateness-1, k)
 	}
 }
 
@@ -158,7 +184,7 @@ func (l *lookback[V, A, R]) advance(w int64) {
 	})
 }
 
-// step fires k's window at instant now (fire: only from the fire timer, so
+// step fires k's windows at instant now (fire: only from the fire timer, so
 // that firing order follows the fire timers alone), and forgets what no
 // window can reach any more. It reports whether k has state left.
 func (l *lookback[V, A, R]) step(k *lookbackKey[V, A], now int64, fire bool) bool {
@@ -169,47 +195,16 @@ func (l *lookback[V, A, R]) step(k *lookbackKey[V, A], now int64, fire bool) boo
 		for j < len(k.elems) && k.elems[j].t == t0 {
 			j++
 		}
-		agg := c.agg
-		if k.dirty {
-			k.total = agg.Init()
-			if c.ret == nil {
-				k.win.reset()
-			}
-			k.lo = k.dead + sort.Search(len(k.elems)-k.dead, func(i int) bool { return k.elems[k.dead+i].t > t0-l.span })
-			k.hi, k.dirty = k.lo, false
-		}
-		for ; k.hi < j; k.hi++ {
-			e := &k.elems[k.hi]
-			if c.ret != nil {
-				k.total = agg.Add(k.total, e.t, e.v)
-			} else {
-				k.win.push(c.one(e.t, e.v))
-			}
-		}
-		for k.lo < k.hi && k.elems[k.lo].t <= t0-l.span {
-			if c.ret != nil {
-				e := &k.elems[k.lo]
-				k.total = c.ret(k.total, c.one(e.t, e.v))
-			} else {
-				k.win.pop()
-			}
-			k.lo++
-		}
-		k.pending, k.lastFired = j, t0
-		var firing uint32
-		if c.cfg.Lateness > 0 {
-			firing = k.fires.next(t0 + 1)
-		}
-		acc := k.total
-		if c.ret == nil {
-			acc = k.win.query()
-		}
-		c.emit(k.key, Window{t0 - l.span + 1, t0 + 1}, acc, firing)
+		l.fire(k, t0, j)
 	}
-	// Forget events before the window that no window still to fire, or
+	// Forget events before every window that no window still to fire, or
 	// to fire again, reaches; compact once half the slice is forgotten.
-	limit := now - c.cfg.Lateness + 1 - l.span
-	for k.dead < k.lo && k.elems[k.dead].t <= limit {
+	limit := now - c.cfg.Lateness + 1 - l.maxSpan
+	lo := k.hi
+	for s := range k.spans {
+		lo = min(lo, k.spans[s].lo)
+	}
+	for k.dead < lo && k.elems[k.dead].t <= limit {
 		var zero lbElem[V]
 		k.elems[k.dead] = zero
 		k.dead++
@@ -219,12 +214,16 @@ func (l *lookback[V, A, R]) step(k *lookbackKey[V, A], now int64, fire bool) boo
 		clear(k.elems[m:])
 		k.elems = k.elems[:m]
 		k.dead = 0
-		k.lo -= n
+		for s := range k.spans {
+			k.spans[s].lo -= n
+		}
 		k.hi -= n
 		k.pending -= n
 	}
-	if k.fires != nil {
-		k.fires.forget(now, c.cfg.Lateness)
+	if c.cfg.Lateness > 0 {
+		for s := range k.spans {
+			k.spans[s].fires.forget(now, c.cfg.Lateness)
+		}
 	}
 	if k.pending == len(k.elems) && (len(k.elems) == k.dead || k.elems[len(k.elems)-1].t <= limit) {
 		k.gone = true
@@ -232,4 +231,62 @@ func (l *lookback[V, A, R]) step(k *lookbackKey[V, A], now int64, fire bool) boo
 		return false
 	}
 	return true
+}
+
+// fire moves every span's window to instant t0 (events up to j) and emits
+// them, in span order.
+func (l *lookback[V, A, R]) fire(k *lookbackKey[V, A], t0 int64, j int) {
+	c := l.c
+	agg := c.agg
+	if k.dirty {
+		for s, span := range l.spans {
+			ks := &k.spans[s]
+			ks.total = agg.Init()
+			if c.ret == nil {
+				ks.win.reset()
+			}
+			ks.lo = l.first(k, t0-span)
+			for i := ks.lo; i < j; i++ {
+				l.push(ks, &k.elems[i])
+			}
+		}
+		k.hi, k.dirty = j, false
+	} else {
+		for i := k.hi; i < j; i++ {
+			for s := range k.spans {
+				l.push(&k.spans[s], &k.elems[i])
+			}
+		}
+		k.hi = j
+	}
+	k.pending, k.lastFired = j, t0
+	for s, span := range l.spans {
+		ks := &k.spans[s]
+		for ks.lo < k.hi && k.elems[ks.lo].t <= t0-span {
+			if c.ret != nil {
+				e := &k.elems[ks.lo]
+				ks.total = c.ret(ks.total, c.one(e.t, e.v))
+			} else {
+				ks.win.pop()
+			}
+			ks.lo++
+		}
+		var firing uint32
+		if c.cfg.Lateness > 0 {
+			firing = ks.fires.next(t0 + 1)
+		}
+		acc := ks.total
+		if c.ret == nil {
+			acc = ks.win.query()
+		}
+		c.emit(k.key, Window{t0 - span + 1, t0 + 1}, acc, firing)
+	}
+}
+
+func (l *lookback[V, A, R]) push(ks *lbSpan[A], e *lbElem[V]) {
+	if l.c.ret != nil {
+		ks.total = l.c.agg.Add(ks.total, e.t, e.v)
+	} else {
+		ks.win.push(l.c.one(e.t, e.v))
+	}
 }

@@ -26,7 +26,7 @@ type snapshot[V, A any] struct {
 	Lookback  []lookbackSnap[V]
 }
 
-const snapshotFormat = 1
+const snapshotFormat = 2
 
 type paneSnap[A any] struct {
 	Start int64
@@ -62,7 +62,7 @@ type lookbackSnap[V any] struct {
 	Elems     []elemSnap[V]
 	Pending   int
 	LastFired int64
-	Fires     map[int64]uint32
+	Fires     []map[int64]uint32 // per span
 }
 
 // ErrSnapshot is wrapped by every error restoring a snapshot.
@@ -118,7 +118,11 @@ func (e *Engine[V, A, R]) Snapshot() ([]byte, error) {
 			for i, x := range live {
 				es[i] = elemSnap[V]{x.t, x.v}
 			}
-			s.Lookback = append(s.Lookback, lookbackSnap[V]{Key: k.key, Elems: es, Pending: k.pending - k.dead, LastFired: k.lastFired, Fires: k.fires})
+			fires := make([]map[int64]uint32, len(k.spans))
+			for i := range k.spans {
+				fires[i] = k.spans[i].fires
+			}
+			s.Lookback = append(s.Lookback, lookbackSnap[V]{Key: k.key, Elems: es, Pending: k.pending - k.dead, LastFired: k.lastFired, Fires: fires})
 		}
 	}
 	var b bytes.Buffer
@@ -142,7 +146,7 @@ func Restore[V, A, R any](cfg Config, agg Aggregator[V, A, R], data []byte) (*En
 	if s.Format != snapshotFormat {
 		return nil, fmt.Errorf("%w: format %d, this build reads %d", ErrSnapshot, s.Format, snapshotFormat)
 	}
-	if s.Config != cfg {
+	if !s.Config.Equal(cfg) {
 		return nil, fmt.Errorf("%w: taken with %+v, restoring with %+v", ErrSnapshot, s.Config, cfg)
 	}
 	e.wm, e.stats = s.Watermark, s.Stats
@@ -173,11 +177,14 @@ func Restore[V, A, R any](cfg Config, agg Aggregator[V, A, R], data []byte) (*En
 		}
 	case *lookback[V, A, R]:
 		for _, ks := range s.Lookback {
-			if len(ks.Elems) == 0 || ks.Pending < 0 || ks.Pending > len(ks.Elems) {
-				return nil, fmt.Errorf("%w: key %q: %d events, %d fired", ErrSnapshot, ks.Key, len(ks.Elems), ks.Pending)
+			if len(ks.Elems) == 0 || ks.Pending < 0 || ks.Pending > len(ks.Elems) || len(ks.Fires) != len(op.spans) {
+				return nil, fmt.Errorf("%w: key %q: %d events, %d fired, %d spans", ErrSnapshot, ks.Key, len(ks.Elems), ks.Pending, len(ks.Fires))
 			}
 			k := op.newKey(ks.Key)
-			k.pending, k.lastFired, k.fires = ks.Pending, ks.LastFired, ks.Fires
+			k.pending, k.lastFired = ks.Pending, ks.LastFired
+			for i := range k.spans {
+				k.spans[i].fires = ks.Fires[i]
+			}
 			for _, x := range ks.Elems {
 				k.elems = append(k.elems, lbElem[V]{x.T, x.V})
 			}

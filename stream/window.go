@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -101,6 +102,12 @@ type Config struct {
 	// lookback window looks back over (the event's own instant included:
 	// a lookback of 60 s at t covers [t−59999, t]).
 	Size int64
+	// Spans are more lookback spans over the same events: each event then
+	// fires one window per span, Size's first, then these in order. One
+	// engine keeps the events once and looks each key up once for all of
+	// them, which is what rules over several spans ("10 in 60 s or $5,000
+	// in 5 min") want. Lookback only.
+	Spans []int64
 	// Slide is how far apart sliding windows start, at most Size. Events
 	// are stored in panes gcd(Size, Slide) long, each in exactly one.
 	Slide int64
@@ -118,6 +125,15 @@ type Config struct {
 	// Accumulating.
 	Mode Mode
 }
+
+// Equal reports whether c and o configure the same windows.
+func (c Config) Equal(o Config) bool {
+	return c.Kind == o.Kind && c.Size == o.Size && c.Slide == o.Slide && c.Gap == o.Gap &&
+		c.Offset == o.Offset && c.Lateness == o.Lateness && c.Mode == o.Mode && slices.Equal(c.Spans, o.Spans)
+}
+
+// spans is every lookback span, Size's first.
+func (c Config) spans() []int64 { return append([]int64{c.Size}, c.Spans...) }
 
 // Millis converts d to the engine's milliseconds, rounding down.
 func Millis(d time.Duration) int64 { return d.Milliseconds() }
@@ -152,8 +168,14 @@ func (c Config) Validate() error {
 		dur("gap", c.Gap, true)
 	case Lookback:
 		dur("size", c.Size, true)
+		for _, sp := range c.Spans {
+			dur("span", sp, true)
+		}
 	default:
 		bad("window type is required (tumbling, sliding, session or lookback)")
+	}
+	if c.Kind != Lookback && len(c.Spans) > 0 {
+		bad("spans apply only to lookback windows")
 	}
 	if c.Kind != Sliding && c.Slide != 0 {
 		bad("slide applies only to sliding windows")

@@ -213,7 +213,7 @@ func (j *Job[V, A, R]) Run(ctx context.Context, src Source[V], sink Sink[V, R]) 
 		}
 	}
 	if cp != nil {
-		if cp.Window != j.Window || len(cp.Engines) != parts || cp.MaxOutOfOrder != j.MaxOutOfOrder {
+		if !cp.Window.Equal(j.Window) || len(cp.Engines) != parts || cp.MaxOutOfOrder != j.MaxOutOfOrder {
 			return fmt.Errorf("%w: job %s was checkpointed with window %+v, %d partitions, max out-of-order %d; it runs with %+v, %d, %d (start it under another name or in another directory)",
 				ErrCheckpoint, j.Name, cp.Window, len(cp.Engines), cp.MaxOutOfOrder, j.Window, parts, j.MaxOutOfOrder)
 		}
