@@ -275,6 +275,40 @@ func BenchmarkFraudRules(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		reportState(b, sum.Stats().Keys, func() { count, sum = nil, nil })
 	})
+	b.Run("engine-two-spans", func(b *testing.B) {
+		// One lookback engine over both spans: count+sum over 60 s and
+		// over 5 min, each event's two windows from one event array.
+		g := newTxGen(keys, 100)
+		e, err := New(Config{Kind: Lookback, Size: 60_000, Spans: []int64{300_000}}, CountSum{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		alerts := 0
+		limit := num.FromInt(5000)
+		for i := range warmup(300_000, 100) + b.N {
+			if i == warmup(300_000, 100) {
+				b.ResetTimer()
+			}
+			k, ts, v := g.next()
+			e.Watermark(ts - 1)
+			if _, err := e.Event(k, ts, v); err != nil {
+				b.Fatal(err)
+			}
+			for _, r := range e.Ready() {
+				if r.Window.End-r.Window.Start == 60_000 {
+					if r.Value.N > 10 {
+						alerts++
+					}
+				} else if r.Value.Sum.Cmp(limit) > 0 {
+					alerts++
+				}
+			}
+			e.Advance()
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		reportState(b, e.Stats().Keys, func() { e = nil })
+	})
 	b.Run("hand-written", func(b *testing.B) {
 		g := newTxGen(keys, 100)
 		type user struct {
