@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/eventlog"
@@ -225,5 +226,83 @@ func TestLinesSource(t *testing.T) {
 	bad := &LinesSource[num.Dec]{R: strings.NewReader(in + "\n{\"user\":\"c\",\"ts\":5}"), Parse: txFields.Line}
 	if err := j.Run(context.Background(), bad, sink); err == nil || !strings.Contains(err.Error(), "line 5") {
 		t.Fatalf("got %v, want an error naming line 5", err)
+	}
+}
+
+// TestFollowLive: a job following the log emits results for events
+// appended while it runs, without waiting for a full interval (the flush
+// interval ends it), and a restarted job goes on from its checkpoint.
+func TestFollowLive(t *testing.T) {
+	dir := t.TempDir()
+	l, err := eventlog.Open(filepath.Join(dir, "log"), eventlog.Options{Durability: eventlog.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	appendTx := func(user string, ts int64) {
+		t.Helper()
+		data := fmt.Appendf(nil, `{"user":%q,"amount":"1","ts":%d}`, user, ts)
+		if _, err := l.Append(ctx, "card-"+user, store.Any, event.Event{Type: "tx", Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newJob := func() *Job[num.Dec, int64, int64] {
+		return &Job[num.Dec, int64, int64]{
+			Name: "live", Window: stream.Config{Kind: stream.Tumbling, Size: 1000},
+			Agg: stream.Count[num.Dec]{}, Partitions: 2, Dir: filepath.Join(dir, "cp"),
+			FlushInterval: 10 * time.Millisecond,
+		}
+	}
+	src := &LogSource[num.Dec]{Store: l, Types: []string{"tx"}, Extract: txFields.Record, Follow: true}
+	results := make(chan string, 100)
+	sink := FuncSink[num.Dec, int64](func(_ context.Context, outs []Output[num.Dec, int64]) error {
+		for _, o := range outs {
+			results <- fmt.Sprintf("%s %v %d", o.Result.Key, o.Result.Window, o.Result.Value)
+		}
+		return nil
+	})
+	run := func() (context.CancelFunc, chan error) {
+		jctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- newJob().Run(jctx, src, sink) }()
+		return cancel, done
+	}
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case got := <-results:
+			if got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no result %q within 10 s", want)
+		}
+	}
+
+	cancel, done := run()
+	appendTx("a", 100)
+	appendTx("a", 900)
+	appendTx("b", 1500) // moves the watermark to 1499: [0, 1000) fires
+	expect("a [0, 1000) 2")
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("job ended with %v", err)
+	}
+
+	// Restarted: b's window is still open in the checkpoint.
+	cancel, done = run()
+	defer cancel()
+	appendTx("b", 1700)
+	appendTx("a", 2100)
+	expect("b [1000, 2000) 2")
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("job ended with %v", err)
+	}
+	select {
+	case extra := <-results:
+		t.Fatalf("unexpected result %q", extra)
+	default:
 	}
 }
