@@ -23,6 +23,7 @@ type windowOpts struct {
 	kind, mode, agg               string
 	size, slide, gap, offset      msDuration
 	lateness, maxOutOfOrder       msDuration
+	spans                         msDurations
 	emitWatermarks                bool
 }
 
@@ -101,6 +102,7 @@ lines before it produced.`,
 	f := cmd.Flags()
 	f.StringVar(&o.kind, "type", "", "window type: tumbling, sliding, session or lookback (required)")
 	f.Var(&o.size, "size", "window length (tumbling, sliding), or how far back a lookback window reaches, its event's instant included")
+	f.Var(&o.spans, "spans", "more lookback spans over the same events, comma-separated (--size 60s --spans 5m): each event fires one window per span, --size's first")
 	f.Var(&o.slide, "slide", "how far apart sliding windows start (at most --size)")
 	f.Var(&o.gap, "gap", "session gap: events further apart are in different sessions")
 	f.Var(&o.offset, "offset", "shift of tumbling and sliding windows' alignment (windows start at offset + k×slide)")
@@ -153,6 +155,7 @@ func (o *windowOpts) config() (stream.Config, error) {
 		Offset:   int64(o.offset),
 		Lateness: int64(o.lateness),
 		Mode:     mode,
+		Spans:    o.spans,
 	}
 	if err := cfg.Validate(); err != nil {
 		return stream.Config{}, &usageError{err}
@@ -186,6 +189,31 @@ func (d *msDuration) Set(s string) error {
 		return fmt.Errorf("%q is not a whole number of milliseconds", s)
 	}
 	*d = msDuration(v.Milliseconds())
+	return nil
+}
+
+// msDurations is a list of msDuration flags, comma-separated or repeated.
+type msDurations []int64
+
+func (d *msDurations) String() string {
+	parts := make([]string, len(*d))
+	for i, v := range *d {
+		m := msDuration(v)
+		parts[i] = m.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (d *msDurations) Type() string { return "durations" }
+
+func (d *msDurations) Set(s string) error {
+	for _, part := range strings.Split(s, ",") {
+		var m msDuration
+		if err := m.Set(strings.TrimSpace(part)); err != nil {
+			return err
+		}
+		*d = append(*d, int64(m))
+	}
 	return nil
 }
 

@@ -376,3 +376,20 @@ func TestWindowManyLines(t *testing.T) {
 		t.Errorf("last result %+v", l)
 	}
 }
+
+// --spans: one lookback engine, a window per span for each event.
+func TestWindowLookbackSpans(t *testing.T) {
+	in := lines(`{"key":"u1","ts":1000,"value":"10"}`, `{"key":"u1","ts":61000,"value":"5"}`)
+	r := runWindowCmd(t, ExitOK, in, "--type", "lookback", "--size", "60s", "--spans", "2m", "--agg", "sum")
+	want := lines(
+		`{"key":"u1","window_start":-58999,"window_end":1001,"value":10}`,
+		`{"key":"u1","window_start":-118999,"window_end":1001,"value":10}`,
+		`{"key":"u1","window_start":1001,"window_end":61001,"value":5}`,
+		`{"key":"u1","window_start":-58999,"window_end":61001,"value":15}`,
+	)
+	if r.stdout != want {
+		t.Fatalf("got\n%s\nwant\n%s", r.stdout, want)
+	}
+	runWindowCmd(t, ExitUsage, in, "--type", "tumbling", "--size", "60s", "--spans", "2m")
+	runWindowCmd(t, ExitUsage, in, "--type", "lookback", "--size", "60s", "--spans", "2m,x")
+}
