@@ -309,6 +309,43 @@ func BenchmarkFraudRules(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		reportState(b, e.Stats().Keys, func() { e = nil })
 	})
+	b.Run("rescan", func(b *testing.B) {
+		// Flink's fraud demo: keep the user's events of the longest span
+		// and rescan them all for every event.
+		g := newTxGen(keys, 100)
+		state := map[string][]Elem[num.Dec]{}
+		alerts := 0
+		limit := num.FromInt(5000)
+		for i := range warmup(300_000, 100) + b.N {
+			if i == warmup(300_000, 100) {
+				b.ResetTimer()
+			}
+			k, ts, v := g.next()
+			es := append(state[k], Elem[num.Dec]{ts, v})
+			kept := es[:0]
+			var n60 int
+			var sum num.Dec
+			for _, e := range es {
+				if e.Time > ts-300_000 {
+					kept = append(kept, e)
+					sum = sum.Add(e.Value)
+					if e.Time > ts-60_000 {
+						n60++
+					}
+				}
+			}
+			state[k] = kept
+			if n60 > 10 {
+				alerts++
+			}
+			if sum.Cmp(limit) > 0 {
+				alerts++
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		reportState(b, len(state), func() { state = nil })
+	})
 	b.Run("hand-written", func(b *testing.B) {
 		g := newTxGen(keys, 100)
 		type user struct {
