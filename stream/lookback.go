@@ -29,7 +29,7 @@ type lbElem[V any] struct {
 type lbSpan[A any] struct {
 	lo    int
 	total A
-	win   swag[A]
+	win   *swag[A] // only for aggregators that cannot retract
 	fires firings
 }
 
@@ -40,8 +40,9 @@ type lookbackKey[V, A any] struct {
 	// instant); elems[:hi] have been added to every span's window.
 	dead, pending, hi int
 	lastFired         int64
-	spans             []lbSpan[A]
-	dirty             bool // the windows must be rebuilt (a late event, or nothing fired yet)
+	spans             []lbSpan[A] // inline's storage when there are at most two
+	dirty             bool        // the windows must be rebuilt (a late event, or nothing fired yet)
+	inline            [2]lbSpan[A]
 
 	// Two timers: the next firing, and a cleanup check. The cleanup time
 	// only moves later, so a pending check is kept rather than moved (on
@@ -63,10 +64,18 @@ func newLookback[V, A, R any](c *core[V, A, R]) *lookback[V, A, R] {
 func (l *lookback[V, A, R]) numKeys() int { return len(l.keys) }
 
 func (l *lookback[V, A, R]) newKey(key string) *lookbackKey[V, A] {
-	k := &lookbackKey[V, A]{key: key, dirty: true, spans: make([]lbSpan[A], len(l.spans))}
+	k := &lookbackKey[V, A]{key: key, dirty: true}
+	// The spans live in the key itself when they fit: one cache line
+	// fewer to fetch per event.
+	if len(l.spans) <= len(k.inline) {
+		k.spans = k.inline[:len(l.spans)]
+	} else {
+		k.spans = make([]lbSpan[A], len(l.spans))
+	}
 	if l.c.ret == nil {
 		for i := range k.spans {
-			k.spans[i].win = l.c.newSwag()
+			w := l.c.newSwag()
+			k.spans[i].win = &w
 		}
 	}
 	return k

@@ -59,14 +59,6 @@ func (f *fifo[K]) pop() timer[K] {
 	return t
 }
 
-func (q *timerQueue[K]) len() int {
-	n := len(q.heap)
-	for i := range q.lanes {
-		n += len(q.lanes[i].q) - q.lanes[i].head
-	}
-	return n
-}
-
 // push queues a timer in a lane and returns its sequence number.
 func (q *timerQueue[K]) push(lane int, at int64, k K) uint64 {
 	q.seq++
@@ -97,15 +89,8 @@ func (q *timerQueue[K]) min() (int, *timer[K]) {
 	return where, best
 }
 
-// peek returns the earliest timer, if any.
-func (q *timerQueue[K]) peek() (*timer[K], bool) {
-	_, t := q.min()
-	return t, t != nil
-}
-
-// pop removes and returns the earliest timer; the queue must not be empty.
-func (q *timerQueue[K]) pop() timer[K] {
-	where, _ := q.min()
+// popFrom removes the earliest timer, which min said is in where.
+func (q *timerQueue[K]) popFrom(where int) timer[K] {
 	if where < lanes {
 		return q.lanes[where].pop()
 	}
@@ -156,11 +141,11 @@ func (q *timerQueue[K]) down(i int) {
 // to visit (which may push more).
 func (q *timerQueue[K]) due(w int64, visit func(timer[K])) {
 	for {
-		t, ok := q.peek()
-		if !ok || t.at > w {
+		where, t := q.min()
+		if t == nil || t.at > w {
 			return
 		}
-		visit(q.pop())
+		visit(q.popFrom(where))
 	}
 }
 
