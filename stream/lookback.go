@@ -24,8 +24,8 @@ type lbElem[V any] struct {
 }
 
 // lbSpan is a key's running window of one span: elems[lo:hi] of its key
-// are in the window of lastFired, whose aggregate is total (a Retracting
-// aggregator) or win (the others).
+// are in the window of the last instant fired, whose aggregate is total (a
+// Retracting aggregator) or win (the others).
 type lbSpan[A any] struct {
 	lo    int
 	total A
@@ -39,7 +39,6 @@ type lookbackKey[V, A any] struct {
 	// elems[:pending] have fired (their windows, or later ones at the same
 	// instant); elems[:hi] have been added to every span's window.
 	dead, pending, hi int
-	lastFired         int64
 	spans             []lbSpan[A] // inline's storage when there are at most two
 	dirty             bool        // the windows must be rebuilt (a late event, or nothing fired yet)
 	inline            [2]lbSpan[A]
@@ -268,7 +267,7 @@ func (l *lookback[V, A, R]) fire(k *lookbackKey[V, A], t0 int64, j int) {
 		}
 		k.hi = j
 	}
-	k.pending, k.lastFired = j, t0
+	k.pending = j
 	for s, span := range l.spans {
 		ks := &k.spans[s]
 		for ks.lo < k.hi && k.elems[ks.lo].t <= t0-span {

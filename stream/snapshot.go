@@ -58,11 +58,10 @@ type elemSnap[V any] struct {
 }
 
 type lookbackSnap[V any] struct {
-	Key       string
-	Elems     []elemSnap[V]
-	Pending   int
-	LastFired int64
-	Fires     []map[int64]uint32 // per span
+	Key     string
+	Elems   []elemSnap[V]
+	Pending int
+	Fires   []map[int64]uint32 // per span
 }
 
 // ErrSnapshot is wrapped by every error restoring a snapshot.
@@ -122,7 +121,7 @@ func (e *Engine[V, A, R]) Snapshot() ([]byte, error) {
 			for i := range k.spans {
 				fires[i] = k.spans[i].fires
 			}
-			s.Lookback = append(s.Lookback, lookbackSnap[V]{Key: k.key, Elems: es, Pending: k.pending - k.dead, LastFired: k.lastFired, Fires: fires})
+			s.Lookback = append(s.Lookback, lookbackSnap[V]{Key: k.key, Elems: es, Pending: k.pending - k.dead, Fires: fires})
 		}
 	}
 	var b bytes.Buffer
@@ -181,7 +180,7 @@ func Restore[V, A, R any](cfg Config, agg Aggregator[V, A, R], data []byte) (*En
 				return nil, fmt.Errorf("%w: key %q: %d events, %d fired, %d spans", ErrSnapshot, ks.Key, len(ks.Elems), ks.Pending, len(ks.Fires))
 			}
 			k := op.newKey(ks.Key)
-			k.pending, k.lastFired = ks.Pending, ks.LastFired
+			k.pending = ks.Pending
 			for i := range k.spans {
 				k.spans[i].fires = ks.Fires[i]
 			}
