@@ -63,17 +63,18 @@ func heapNow() uint64 {
 // apart: benchmarks of windows measure the steady state, after it.
 func warmup(span int64, gap uint64) int { return int(uint64(span) * 1000 / gap) }
 
-// feed runs n generated events through e with a watermark after each (no
-// out-of-orderness), discarding the results.
-func feed[A, R any](b *testing.B, e *Engine[num.Dec, A, R], g *txGen, n int) {
-	for range n {
-		k, ts, v := g.next()
-		e.Watermark(ts - 1)
-		if _, err := e.Event(k, ts, v); err != nil {
-			b.Fatal(err)
-		}
-		e.Advance()
+// steady runs step warm times untimed (to fill the windows), then b.N
+// times timed, and reports events per second.
+func steady(b *testing.B, warm int, step func()) {
+	for range warm {
+		step()
 	}
+	b.ResetTimer()
+	for range b.N {
+		step()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
 // BenchmarkSliding: sliding 60 s / 1 s count+sum with 1,000,000 keys
@@ -90,8 +91,7 @@ func BenchmarkSliding(b *testing.B) {
 			b.Fatal(err)
 		}
 		results := uint64(0)
-		b.ResetTimer()
-		for range b.N {
+		steady(b, 0, func() {
 			k, ts, v := g.next()
 			e.Watermark(ts - 1)
 			if _, err := e.Event(k, ts, v); err != nil {
@@ -99,9 +99,7 @@ func BenchmarkSliding(b *testing.B) {
 			}
 			results += uint64(len(e.Ready()))
 			e.Advance()
-		}
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
 		b.ReportMetric(float64(results)/float64(b.N), "results/event")
 		reportState(b, e.Stats().Keys, func() { e = nil })
 	})
@@ -109,14 +107,11 @@ func BenchmarkSliding(b *testing.B) {
 		g := newTxGen(keys, 1000)
 		n := newNaiveSliding(cfg.Size, cfg.Slide)
 		results := uint64(0)
-		b.ResetTimer()
-		for range b.N {
+		steady(b, 0, func() {
 			k, ts, v := g.next()
 			results += uint64(n.watermark(ts - 1))
 			n.event(k, ts, v)
-		}
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
 		b.ReportMetric(float64(results)/float64(b.N), "results/event")
 		reportState(b, len(n.keys), func() { n = nil })
 	})
@@ -187,20 +182,20 @@ func BenchmarkLookback(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		feed(b, e, g, warmup(60_000, 100))
-		b.ResetTimer()
-		feed(b, e, g, b.N)
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		steady(b, warmup(60_000, 100), func() {
+			k, ts, v := g.next()
+			e.Watermark(ts - 1)
+			if _, err := e.Event(k, ts, v); err != nil {
+				b.Fatal(err)
+			}
+			e.Advance()
+		})
 	})
 	b.Run("rescan", func(b *testing.B) {
 		g := newTxGen(keys, 100)
 		state := map[string][]Elem[num.Dec]{}
 		var sink Moments
-		for i := range warmup(60_000, 100) + b.N {
-			if i == warmup(60_000, 100) {
-				b.ResetTimer()
-			}
+		steady(b, warmup(60_000, 100), func() {
 			k, ts, v := g.next()
 			es := append(state[k], Elem[num.Dec]{ts, v})
 			// Rescan: every kept event, evicting the expired.
@@ -214,10 +209,8 @@ func BenchmarkLookback(b *testing.B) {
 			}
 			state[k] = kept
 			sink = acc
-		}
-		b.StopTimer()
+		})
 		_ = sink
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
 }
 
@@ -226,11 +219,12 @@ var fraudKeys int
 func init() { flag.IntVar(&fraudKeys, "fraud-users", 100_000, "users in BenchmarkFraudRules") }
 
 // BenchmarkFraudRules: the two reference rules ("more than 10
-// transactions in any 60 s", "over $5,000 in any 5 min") as two lookback
-// engines fed every transaction (after 5 minutes of them, so that the
-// windows are full), 100,000 users, events 100 µs apart (about
-// 6 per user per minute, 30 per 5 minutes), against a hand-written per-user
-// deque that computes exactly those two numbers and nothing else.
+// transactions in any 60 s", "over $5,000 in any 5 min") fed every
+// transaction (after 5 minutes of them, so that the windows are full),
+// -fraud-users users (100,000: about 30 events per user in 5 minutes),
+// events 100 µs apart: two lookback engines, one engine over both spans,
+// the rescan of Flink's fraud demo, and a hand-written per-user deque that
+// computes exactly those two numbers and nothing else.
 func BenchmarkFraudRules(b *testing.B) {
 	keys := fraudKeys
 	b.Run("engine", func(b *testing.B) {
@@ -245,10 +239,7 @@ func BenchmarkFraudRules(b *testing.B) {
 		}
 		alerts := 0
 		limit := num.FromInt(5000)
-		for i := range warmup(300_000, 100) + b.N {
-			if i == warmup(300_000, 100) {
-				b.ResetTimer()
-			}
+		steady(b, warmup(300_000, 100), func() {
 			k, ts, v := g.next()
 			count.Watermark(ts - 1)
 			sum.Watermark(ts - 1)
@@ -270,9 +261,7 @@ func BenchmarkFraudRules(b *testing.B) {
 			}
 			count.Advance()
 			sum.Advance()
-		}
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
 		reportState(b, sum.Stats().Keys, func() { count, sum = nil, nil })
 	})
 	b.Run("engine-two-spans", func(b *testing.B) {
@@ -285,10 +274,7 @@ func BenchmarkFraudRules(b *testing.B) {
 		}
 		alerts := 0
 		limit := num.FromInt(5000)
-		for i := range warmup(300_000, 100) + b.N {
-			if i == warmup(300_000, 100) {
-				b.ResetTimer()
-			}
+		steady(b, warmup(300_000, 100), func() {
 			k, ts, v := g.next()
 			e.Watermark(ts - 1)
 			if _, err := e.Event(k, ts, v); err != nil {
@@ -304,9 +290,7 @@ func BenchmarkFraudRules(b *testing.B) {
 				}
 			}
 			e.Advance()
-		}
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
 		reportState(b, e.Stats().Keys, func() { e = nil })
 	})
 	b.Run("rescan", func(b *testing.B) {
@@ -316,10 +300,7 @@ func BenchmarkFraudRules(b *testing.B) {
 		state := map[string][]Elem[num.Dec]{}
 		alerts := 0
 		limit := num.FromInt(5000)
-		for i := range warmup(300_000, 100) + b.N {
-			if i == warmup(300_000, 100) {
-				b.ResetTimer()
-			}
+		steady(b, warmup(300_000, 100), func() {
 			k, ts, v := g.next()
 			es := append(state[k], Elem[num.Dec]{ts, v})
 			kept := es[:0]
@@ -341,9 +322,7 @@ func BenchmarkFraudRules(b *testing.B) {
 			if sum.Cmp(limit) > 0 {
 				alerts++
 			}
-		}
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
 		reportState(b, len(state), func() { state = nil })
 	})
 	b.Run("hand-written", func(b *testing.B) {
@@ -357,10 +336,7 @@ func BenchmarkFraudRules(b *testing.B) {
 		users := map[string]*user{}
 		alerts := 0
 		limit := num.FromInt(5000)
-		for i := range warmup(300_000, 100) + b.N {
-			if i == warmup(300_000, 100) {
-				b.ResetTimer()
-			}
+		steady(b, warmup(300_000, 100), func() {
 			k, ts, v := g.next()
 			u := users[k]
 			if u == nil {
@@ -385,9 +361,7 @@ func BenchmarkFraudRules(b *testing.B) {
 			if u.sum.Cmp(limit) > 0 {
 				alerts++
 			}
-		}
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
 		reportState(b, len(users), func() { users = nil })
 	})
 }
