@@ -27,10 +27,9 @@ type alignedKey[A any] struct {
 	// firing (or had nothing in it when the watermark passed its end).
 	fired int64
 	// win aggregates the panes of [fired−size, fired), whose starts are
-	// winStarts[winHead:]; dirty means a late event changed one of them.
+	// winStarts; dirty means a late event changed one of them.
 	win       swag[A]
-	winStarts []int64
-	winHead   int
+	winStarts deque[int64]
 	dirty     bool
 	fires     firings // lateness > 0: firings so far of windows that may fire again
 
@@ -196,23 +195,19 @@ func (a *aligned[V, A, R]) fire(k *alignedKey[A], end int64) {
 	from := k.fired
 	if k.dirty || start >= k.fired {
 		k.win.reset()
-		k.winStarts, k.winHead = k.winStarts[:0], 0
+		k.winStarts.reset()
 		k.dirty = false
 		from = start
 	} else {
-		for k.winHead < len(k.winStarts) && k.winStarts[k.winHead] < start {
+		for k.winStarts.len() > 0 && *k.winStarts.front() < start {
 			k.win.pop()
-			k.winHead++
+			k.winStarts.pop()
 		}
 	}
 	i := sort.Search(len(k.panes), func(i int) bool { return k.panes[i].start >= from })
 	for ; i < len(k.panes) && k.panes[i].start < end; i++ {
 		k.win.push(k.panes[i].acc)
-		k.winStarts = append(k.winStarts, k.panes[i].start)
-	}
-	if k.winHead > 64 && k.winHead > len(k.winStarts)/2 {
-		n := copy(k.winStarts, k.winStarts[k.winHead:])
-		k.winStarts, k.winHead = k.winStarts[:n], 0
+		k.winStarts.push(k.panes[i].start)
 	}
 	k.fired = end
 	var firing uint32

@@ -12,8 +12,7 @@ type swag[A any] struct {
 
 	// running total (ret != nil)
 	total A
-	vals  []A
-	head  int
+	vals  deque[A]
 
 	// two stacks (ret == nil): front[i] is the aggregate of the front
 	// stack's values from i up (front[len-1] is the oldest value's, so it
@@ -32,7 +31,7 @@ func newSwag[A any](init func() A, merge func(a, b A) A, ret func(a, b A) A) swa
 
 func (s *swag[A]) len() int {
 	if s.ret != nil {
-		return len(s.vals) - s.head
+		return s.vals.len()
 	}
 	return s.n
 }
@@ -40,7 +39,7 @@ func (s *swag[A]) len() int {
 func (s *swag[A]) push(x A) {
 	if s.ret != nil {
 		s.total = s.merge(s.total, x)
-		s.vals = append(s.vals, x)
+		s.vals.push(x)
 		return
 	}
 	s.back = append(s.back, x)
@@ -51,17 +50,7 @@ func (s *swag[A]) push(x A) {
 // pop removes the oldest value; the queue must not be empty.
 func (s *swag[A]) pop() {
 	if s.ret != nil {
-		var zero A
-		s.total = s.ret(s.total, s.vals[s.head])
-		s.vals[s.head] = zero
-		s.head++
-		if s.head == len(s.vals) {
-			s.vals, s.head = s.vals[:0], 0
-		} else if s.head > 64 && s.head > len(s.vals)/2 {
-			n := copy(s.vals, s.vals[s.head:])
-			clear(s.vals[n:])
-			s.vals, s.head = s.vals[:n], 0
-		}
+		s.total = s.ret(s.total, s.vals.pop())
 		return
 	}
 	if len(s.front) == 0 {
@@ -97,8 +86,7 @@ func (s *swag[A]) query() A {
 }
 
 func (s *swag[A]) reset() {
-	clear(s.vals)
-	s.vals, s.head = s.vals[:0], 0
+	s.vals.reset()
 	clear(s.front)
 	clear(s.back)
 	s.front, s.back = s.front[:0], s.back[:0]

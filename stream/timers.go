@@ -31,32 +31,9 @@ const (
 )
 
 type fifo[K any] struct {
-	q       []timer[K]
-	head    int   // q[head:] are queued
+	deque[timer[K]]
 	lastAt  int64 // at of the newest entry
 	started bool
-}
-
-func (f *fifo[K]) front() *timer[K] {
-	if f.head < len(f.q) {
-		return &f.q[f.head]
-	}
-	return nil
-}
-
-func (f *fifo[K]) pop() timer[K] {
-	t := f.q[f.head]
-	var zero timer[K]
-	f.q[f.head] = zero // let k go
-	f.head++
-	if f.head == len(f.q) {
-		f.q, f.head = f.q[:0], 0
-	} else if f.head > 1024 && f.head > len(f.q)/2 {
-		n := copy(f.q, f.q[f.head:])
-		clear(f.q[n:])
-		f.q, f.head = f.q[:n], 0
-	}
-	return t
 }
 
 // push queues a timer in a lane and returns its sequence number.
@@ -64,9 +41,9 @@ func (q *timerQueue[K]) push(lane int, at int64, k K) uint64 {
 	q.seq++
 	t := timer[K]{at: at, seq: q.seq, k: k}
 	f := &q.lanes[lane]
-	if !f.started || at >= f.lastAt || f.head == len(f.q) {
+	if !f.started || at >= f.lastAt || f.len() == 0 {
 		f.started, f.lastAt = true, at
-		f.q = append(f.q, t)
+		f.push(t)
 		return q.seq
 	}
 	q.heap = append(q.heap, t)
@@ -79,8 +56,8 @@ func (q *timerQueue[K]) push(lane int, at int64, k K) uint64 {
 func (q *timerQueue[K]) min() (int, *timer[K]) {
 	best, where := (*timer[K])(nil), -1
 	for i := range q.lanes {
-		if f := q.lanes[i].front(); f != nil && (best == nil || f.before(best)) {
-			best, where = f, i
+		if l := &q.lanes[i]; l.len() > 0 && (best == nil || l.front().before(best)) {
+			best, where = l.front(), i
 		}
 	}
 	if len(q.heap) > 0 && (best == nil || q.heap[0].before(best)) {
