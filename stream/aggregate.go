@@ -147,23 +147,23 @@ func mergeFirstLast[V any](a, b firstLast[V]) firstLast[V] {
 	return a
 }
 
+// firstLastAgg is what First and Last share: they keep the same
+// accumulator and differ only in the value they read from it.
+type firstLastAgg[V any] struct{}
+
+func (firstLastAgg[V]) Init() firstLast[V] { return firstLast[V]{} }
+func (firstLastAgg[V]) Add(acc firstLast[V], t int64, v V) firstLast[V] {
+	return acc.add(acc, Elem[V]{t, v})
+}
+func (firstLastAgg[V]) Merge(a, b firstLast[V]) firstLast[V] { return mergeFirstLast(a, b) }
+
 // First is the value of the earliest event (the first to arrive among
 // equals).
-type First[V any] struct{}
+type First[V any] struct{ firstLastAgg[V] }
 
-func (First[V]) Init() firstLast[V] { return firstLast[V]{} }
-func (First[V]) Add(acc firstLast[V], t int64, v V) firstLast[V] {
-	return acc.add(acc, Elem[V]{t, v})
-}
-func (First[V]) Merge(a, b firstLast[V]) firstLast[V] { return mergeFirstLast(a, b) }
-func (First[V]) Result(acc firstLast[V]) V            { return acc.First.Value }
+func (First[V]) Result(acc firstLast[V]) V { return acc.First.Value }
 
 // Last is the value of the latest event (the last to arrive among equals).
-type Last[V any] struct{}
+type Last[V any] struct{ firstLastAgg[V] }
 
-func (Last[V]) Init() firstLast[V] { return firstLast[V]{} }
-func (Last[V]) Add(acc firstLast[V], t int64, v V) firstLast[V] {
-	return acc.add(acc, Elem[V]{t, v})
-}
-func (Last[V]) Merge(a, b firstLast[V]) firstLast[V] { return mergeFirstLast(a, b) }
-func (Last[V]) Result(acc firstLast[V]) V            { return acc.Last.Value }
+func (Last[V]) Result(acc firstLast[V]) V { return acc.Last.Value }
