@@ -239,7 +239,7 @@ func BenchmarkFraudRules(b *testing.B) {
 		}
 		alerts := 0
 		limit := num.FromInt(5000)
-		steady(b, warmup(300_000, 100), func() {
+		steady(b, warmup(3*300_000, 100), func() {
 			k, ts, v := g.next()
 			count.Watermark(ts - 1)
 			sum.Watermark(ts - 1)
@@ -274,7 +274,7 @@ func BenchmarkFraudRules(b *testing.B) {
 		}
 		alerts := 0
 		limit := num.FromInt(5000)
-		steady(b, warmup(300_000, 100), func() {
+		steady(b, warmup(3*300_000, 100), func() {
 			k, ts, v := g.next()
 			e.Watermark(ts - 1)
 			if _, err := e.Event(k, ts, v); err != nil {
@@ -300,7 +300,7 @@ func BenchmarkFraudRules(b *testing.B) {
 		state := map[string][]Elem[num.Dec]{}
 		alerts := 0
 		limit := num.FromInt(5000)
-		steady(b, warmup(300_000, 100), func() {
+		steady(b, warmup(3*300_000, 100), func() {
 			k, ts, v := g.next()
 			es := append(state[k], Elem[num.Dec]{ts, v})
 			kept := es[:0]
@@ -336,7 +336,7 @@ func BenchmarkFraudRules(b *testing.B) {
 		users := map[string]*user{}
 		alerts := 0
 		limit := num.FromInt(5000)
-		steady(b, warmup(300_000, 100), func() {
+		steady(b, warmup(3*300_000, 100), func() {
 			k, ts, v := g.next()
 			u := users[k]
 			if u == nil {

@@ -23,8 +23,8 @@ type lbElem[V any] struct {
 	v V
 }
 
-// lbSpan is a key's running window of one span: elems[lo:hi] of its key
-// are in the window of the last instant fired, whose aggregate is total (a
+// lbSpan is a key's running window of one span: the events at positions
+// [lo, hi) of its key are in the window of the last instant fired, whose aggregate is total (a
 // Retracting aggregator) or win (the others).
 type lbSpan[A any] struct {
 	lo    int
@@ -34,14 +34,21 @@ type lbSpan[A any] struct {
 }
 
 type lookbackKey[V, A any] struct {
-	key   string
-	elems []lbElem[V] // by time, ties in arrival order; elems[:dead] are forgotten
-	// elems[:pending] have fired (their windows, or later ones at the same
-	// instant); elems[:hi] have been added to every span's window.
-	dead, pending, hi int
-	spans             []lbSpan[A] // inline's storage when there are at most two
-	dirty             bool        // the windows must be rebuilt (a late event, or nothing fired yet)
-	inline            [2]lbSpan[A]
+	key string
+	// The live events, by time, ties in arrival order, at their positions:
+	// those before pending have fired (their windows, or later ones at the
+	// same instant), those before hi have been added to every span's
+	// window. An out-of-order event takes the position of the events from
+	// it on, which move one later.
+	elems       deque[lbElem[V]]
+	pending, hi int
+	// last is the newest event's time (when there are events): kept here
+	// so that an event in order is appended without first fetching the
+	// newest one, a cache miss of its own.
+	last   int64
+	spans  []lbSpan[A] // inline's storage when there are at most two
+	dirty  bool        // the windows must be rebuilt (a late event, or nothing fired yet)
+	inline [2]lbSpan[A]
 
 	// Two timers: the next firing, and a cleanup check. The cleanup time
 	// only moves later, so a pending check is kept rather than moved (on
@@ -91,14 +98,12 @@ func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 		k = l.newKey(key)
 		l.keys[key] = k
 	}
-	n := len(k.elems)
-	if n == k.dead || k.elems[n-1].t <= t {
-		k.elems = append(k.elems, lbElem[V]{t, v})
+	if k.elems.empty() || k.last <= t {
+		k.elems.push(lbElem[V]{t, v})
+		k.last = t
 	} else {
-		i := k.dead + sort.Search(n-k.dead, func(i int) bool { return k.elems[k.dead+i].t > t })
-		k.elems = append(k.elems, lbElem[V]{})
-		copy(k.elems[i+1:], k.elems[i:])
-		k.elems[i] = lbElem[V]{t, v}
+		i := l.first(k, t)
+		k.elems.insert(i, lbElem[V]{t, v})
 		if i <= k.hi {
 			k.dirty = true
 			k.hi++
@@ -116,12 +121,12 @@ func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 		// Late but allowed: the windows at t, and every later fired window
 		// that reaches back over t and is not cleaned up, fire again now,
 		// by instant, then span.
-		if k.pending < len(k.elems) && k.elems[k.pending].t == t {
+		if k.pending < k.elems.tail && k.elems.at(k.pending).t == t {
 			k.pending++ // appended at the end, behind nothing pending
 		}
 		last := int64(-1 << 63)
-		for i := k.dead + sort.Search(k.pending-k.dead, func(i int) bool { return k.elems[k.dead+i].t >= t }); i < k.pending; i++ {
-			e := k.elems[i].t
+		for i := l.first(k, t-1); i < k.pending; i++ {
+			e := k.elems.at(i).t
 			if e == last {
 				continue
 			}
@@ -154,25 +159,27 @@ func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 func (l *lookback[V, A, R]) total(k *lookbackKey[V, A], e, span int64) A {
 	agg := l.c.agg
 	acc := agg.Init()
-	for i := l.first(k, e-span); i < len(k.elems) && k.elems[i].t <= e; i++ {
-		acc = agg.Add(acc, k.elems[i].t, k.elems[i].v)
+	for i := l.first(k, e-span); i < k.elems.tail && k.elems.at(i).t <= e; i++ {
+		x := k.elems.at(i)
+		acc = agg.Add(acc, x.t, x.v)
 	}
 	return acc
 }
 
-// first is the index of k's first live event after time t.
+// first is the position of k's first live event after time t.
 func (l *lookback[V, A, R]) first(k *lookbackKey[V, A], t int64) int {
-	return k.dead + sort.Search(len(k.elems)-k.dead, func(i int) bool { return k.elems[k.dead+i].t > t })
+	d := &k.elems
+	return d.head + sort.Search(d.len(), func(i int) bool { return d.at(d.head+i).t > t })
 }
 
 func (l *lookback[V, A, R]) schedule(k *lookbackKey[V, A]) {
-	if k.pending < len(k.elems) {
-		arm(&k.fire, &l.timers, fireLane, k.elems[k.pending].t, k)
+	if k.pending < k.elems.tail {
+		arm(&k.fire, &l.timers, fireLane, k.elems.at(k.pending).t, k)
 	} else {
 		k.fire.armed = false
 	}
 	if !k.clean.armed {
-		arm(&k.clean, &l.timers, cleanupLane, k.elems[len(k.elems)-1].t+l.maxSpan+l.c.cfg.Lateness-1, k)
+		arm(&k.clean, &l.timers, cleanupLane, k.last+l.maxSpan+l.c.cfg.Lateness-1, k)
 	}
 }
 
@@ -197,43 +204,31 @@ func (l *lookback[V, A, R]) advance(w int64) {
 // window can reach any more. It reports whether k has state left.
 func (l *lookback[V, A, R]) step(k *lookbackKey[V, A], now int64, fire bool) bool {
 	c := l.c
-	if fire && k.pending < len(k.elems) && k.elems[k.pending].t <= now {
-		t0 := k.elems[k.pending].t
+	d := &k.elems
+	if fire && k.pending < d.tail && d.at(k.pending).t <= now {
+		t0 := d.at(k.pending).t
 		j := k.pending + 1
-		for j < len(k.elems) && k.elems[j].t == t0 {
+		for j < d.tail && d.at(j).t == t0 {
 			j++
 		}
 		l.fire(k, t0, j)
 	}
 	// Forget events before every window that no window still to fire, or
-	// to fire again, reaches; compact once half the slice is forgotten.
+	// to fire again, reaches.
 	limit := now - c.cfg.Lateness + 1 - l.maxSpan
 	lo := k.hi
 	for s := range k.spans {
 		lo = min(lo, k.spans[s].lo)
 	}
-	for k.dead < lo && k.elems[k.dead].t <= limit {
-		var zero lbElem[V]
-		k.elems[k.dead] = zero
-		k.dead++
-	}
-	if n := k.dead; n > 16 && n > len(k.elems)/2 {
-		m := copy(k.elems, k.elems[n:])
-		clear(k.elems[m:])
-		k.elems = k.elems[:m]
-		k.dead = 0
-		for s := range k.spans {
-			k.spans[s].lo -= n
-		}
-		k.hi -= n
-		k.pending -= n
+	for d.head < lo && d.front().t <= limit {
+		d.pop()
 	}
 	if c.cfg.Lateness > 0 {
 		for s := range k.spans {
 			k.spans[s].fires.forget(now, c.cfg.Lateness)
 		}
 	}
-	if k.pending == len(k.elems) && (len(k.elems) == k.dead || k.elems[len(k.elems)-1].t <= limit) {
+	if k.pending == d.tail && (d.empty() || k.last <= limit) {
 		k.gone = true
 		delete(l.keys, k.key)
 		return false
@@ -255,14 +250,14 @@ func (l *lookback[V, A, R]) fire(k *lookbackKey[V, A], t0 int64, j int) {
 			}
 			ks.lo = l.first(k, t0-span)
 			for i := ks.lo; i < j; i++ {
-				l.push(ks, &k.elems[i])
+				l.push(ks, k.elems.at(i))
 			}
 		}
 		k.hi, k.dirty = j, false
 	} else {
 		for i := k.hi; i < j; i++ {
 			for s := range k.spans {
-				l.push(&k.spans[s], &k.elems[i])
+				l.push(&k.spans[s], k.elems.at(i))
 			}
 		}
 		k.hi = j
@@ -270,9 +265,9 @@ func (l *lookback[V, A, R]) fire(k *lookbackKey[V, A], t0 int64, j int) {
 	k.pending = j
 	for s, span := range l.spans {
 		ks := &k.spans[s]
-		for ks.lo < k.hi && k.elems[ks.lo].t <= t0-span {
+		for ks.lo < k.hi && k.elems.at(ks.lo).t <= t0-span {
 			if c.ret != nil {
-				e := &k.elems[ks.lo]
+				e := k.elems.at(ks.lo)
 				ks.total = c.ret(ks.total, c.one(e.t, e.v))
 			} else {
 				ks.win.pop()

@@ -112,16 +112,16 @@ func (e *Engine[V, A, R]) Snapshot() ([]byte, error) {
 			return maxWatermark, 0
 		})
 		for _, k := range ks {
-			live := k.elems[k.dead:]
-			es := make([]elemSnap[V], len(live))
-			for i, x := range live {
-				es[i] = elemSnap[V]{x.t, x.v}
+			es := make([]elemSnap[V], 0, k.elems.len())
+			for i := k.elems.head; i < k.elems.tail; i++ {
+				x := k.elems.at(i)
+				es = append(es, elemSnap[V]{x.t, x.v})
 			}
 			fires := make([]map[int64]uint32, len(k.spans))
 			for i := range k.spans {
 				fires[i] = k.spans[i].fires
 			}
-			s.Lookback = append(s.Lookback, lookbackSnap[V]{Key: k.key, Elems: es, Pending: k.pending - k.dead, Fires: fires})
+			s.Lookback = append(s.Lookback, lookbackSnap[V]{Key: k.key, Elems: es, Pending: k.pending - k.elems.head, Fires: fires})
 		}
 	}
 	var b bytes.Buffer
@@ -185,7 +185,8 @@ func Restore[V, A, R any](cfg Config, agg Aggregator[V, A, R], data []byte) (*En
 				k.spans[i].fires = ks.Fires[i]
 			}
 			for _, x := range ks.Elems {
-				k.elems = append(k.elems, lbElem[V]{x.T, x.V})
+				k.elems.push(lbElem[V]{x.T, x.V})
+				k.last = x.T
 			}
 			op.keys[k.key] = k
 			op.schedule(k)
