@@ -25,14 +25,19 @@ const (
 func (d *deque[T]) len() int      { return d.tail - d.head }
 func (d *deque[T]) at(i int) *T   { return &d.buf[i&(len(d.buf)-1)] }
 func (d *deque[T]) front() *T     { return d.at(d.head) }
-func (d *deque[T]) back() *T      { return d.at(d.tail - 1) }
 func (d *deque[T]) grow()         { d.resize(max(minDeque, 2*len(d.buf))) }
 func (d *deque[T]) full() bool    { return d.tail-d.head == len(d.buf) }
-func (d *deque[T]) push(x T)      { d.insert(d.tail, x) }
 func (d *deque[T]) empty() bool   { return d.tail == d.head }
 func (d *deque[T]) reset()        { clear(d.buf); d.head, d.tail = 0, 0 }
-func (d *deque[T]) cap() int      { return len(d.buf) }
 func (d *deque[T]) pos(i int) int { return i & (len(d.buf) - 1) }
+
+func (d *deque[T]) push(x T) {
+	if d.full() {
+		d.grow()
+	}
+	*d.at(d.tail) = x
+	d.tail++
+}
 
 // insert puts x at position i (head ≤ i ≤ tail), moving the values from i
 // on one position later.

@@ -116,6 +116,36 @@ func (e *Engine[V, A, R]) Event(key string, t int64, v V) (late bool, err error)
 	return false, nil
 }
 
+// ErrProbe is returned by Probe for a window kind it cannot answer.
+var ErrProbe = errors.New("stream: probe answers lookback windows only")
+
+// Probe appends to dst what key's lookback windows at instant t would hold if
+// an event (t, v) were added now, one result per span (Firing 0), without
+// adding it: the question an authorization asks before it decides ("would
+// this transaction be the 11th in 60 s?"). The engine's state and what it
+// will output are unchanged. A time the engine would take as late (at or
+// before the watermark less the allowed lateness) may be answered without
+// events it has already forgotten.
+func (e *Engine[V, A, R]) Probe(dst []Result[R], key string, t int64, v V) ([]Result[R], error) {
+	if t < MinTime || t > MaxTime {
+		return dst, fmt.Errorf("%w: %d", ErrTime, t)
+	}
+	l, ok := e.op.(*lookback[V, A, R])
+	if !ok {
+		return dst, fmt.Errorf("%w: %v", ErrProbe, e.cfg.Kind)
+	}
+	k := l.keys[key]
+	for s, span := range l.spans {
+		acc := e.agg.Init()
+		if k != nil {
+			acc = l.window(k, s, t)
+		}
+		acc = e.agg.Add(acc, t, v)
+		dst = append(dst, Result[R]{Key: key, Window: Window{t - span + 1, t + 1}, Value: e.agg.Result(acc)})
+	}
+	return dst, nil
+}
+
 // Watermark tells the engine no event with time ≤ w will come (more may, and
 // are then late). Windows due fire, in order of time; a watermark that does
 // not advance is ignored. EndOfInput fires and cleans up everything.

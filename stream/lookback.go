@@ -166,6 +166,31 @@ func (l *lookback[V, A, R]) total(k *lookbackKey[V, A], e, span int64) A {
 	return acc
 }
 
+// window aggregates k's events in the window of span s at instant t,
+// leaving the key as it is. When the running window already holds every
+// event of the key and t is not before the newest, it is the running window
+// less the events that t's window has left behind (retracted from a copy),
+// or, for aggregators that cannot retract, the running window itself when
+// it has left none behind; otherwise the events are folded anew.
+func (l *lookback[V, A, R]) window(k *lookbackKey[V, A], s int, t int64) A {
+	c := l.c
+	ks, span := &k.spans[s], l.spans[s]
+	if !k.dirty && k.hi == k.elems.tail && t >= k.last {
+		if c.ret != nil {
+			acc := c.agg.Merge(c.agg.Init(), ks.total)
+			for i := ks.lo; i < k.hi && k.elems.at(i).t <= t-span; i++ {
+				e := k.elems.at(i)
+				acc = c.ret(acc, c.one(e.t, e.v))
+			}
+			return acc
+		}
+		if ks.lo == k.hi || k.elems.at(ks.lo).t > t-span {
+			return c.agg.Merge(c.agg.Init(), ks.win.query())
+		}
+	}
+	return l.total(k, t, span)
+}
+
 // first is the position of k's first live event after time t.
 func (l *lookback[V, A, R]) first(k *lookbackKey[V, A], t int64) int {
 	d := &k.elems
