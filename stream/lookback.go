@@ -167,26 +167,34 @@ func (l *lookback[V, A, R]) total(k *lookbackKey[V, A], e, span int64) A {
 }
 
 // window aggregates k's events in the window of span s at instant t,
-// leaving the key as it is. When the running window already holds every
-// event of the key and t is not before the newest, it is the running window
-// less the events that t's window has left behind (retracted from a copy),
-// or, for aggregators that cannot retract, the running window itself when
-// it has left none behind; otherwise the events are folded anew.
+// leaving the key as it is. When t is not before the key's newest event,
+// that is the running window (a copy) less the events t's window has left
+// behind, plus the events not yet added to it (those not yet fired): for
+// aggregators that cannot retract, only when none has been left behind.
+// Otherwise the events are folded anew.
 func (l *lookback[V, A, R]) window(k *lookbackKey[V, A], s int, t int64) A {
 	c := l.c
 	ks, span := &k.spans[s], l.spans[s]
-	if !k.dirty && k.hi == k.elems.tail && t >= k.last {
-		if c.ret != nil {
-			acc := c.agg.Merge(c.agg.Init(), ks.total)
+	if !k.dirty && t >= k.last {
+		var acc A
+		switch {
+		case c.ret != nil:
+			acc = c.agg.Merge(c.agg.Init(), ks.total)
 			for i := ks.lo; i < k.hi && k.elems.at(i).t <= t-span; i++ {
 				e := k.elems.at(i)
 				acc = c.ret(acc, c.one(e.t, e.v))
 			}
-			return acc
+		case ks.lo == k.hi || k.elems.at(ks.lo).t > t-span:
+			acc = c.agg.Merge(c.agg.Init(), ks.win.query())
+		default:
+			return l.total(k, t, span)
 		}
-		if ks.lo == k.hi || k.elems.at(ks.lo).t > t-span {
-			return c.agg.Merge(c.agg.Init(), ks.win.query())
+		for i := k.hi; i < k.elems.tail; i++ {
+			if e := k.elems.at(i); e.t > t-span {
+				acc = c.agg.Add(acc, e.t, e.v)
+			}
 		}
+		return acc
 	}
 	return l.total(k, t, span)
 }
