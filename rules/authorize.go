@@ -1,0 +1,326 @@
+package rules
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/num"
+	"github.com/stratadb/strata/store"
+)
+
+// Event types the authorizer writes: a transaction and its decision, in one
+// append to the user's stream (txn-USER).
+const (
+	TypeTransaction = "transaction"
+	TypeDecision    = "transaction.decided"
+)
+
+// Decision is what Authorize answers, and the data of the decision event.
+type Decision struct {
+	Transaction event.ID  `json:"transaction_id"`
+	User        string    `json:"user_id"`
+	At          time.Time `json:"at"`
+	Outcome     Action    `json:"outcome"` // approve, review or deny
+	Fired       []Fired   `json:"fired,omitempty"`
+	// Position is where the transaction is in the log.
+	Position uint64 `json:"-"`
+	// Repeated is set when the transaction had already been decided: this
+	// is the recorded decision, and nothing was appended.
+	Repeated bool `json:"-"`
+}
+
+// Fired is a rule that fired, with the values its condition read (the
+// candidate counted in).
+type Fired struct {
+	Rule     string  `json:"rule"`
+	Version  uint64  `json:"version,omitempty"`
+	Action   Action  `json:"action"`
+	Severity string  `json:"severity,omitempty"`
+	Values   []Value `json:"values"`
+}
+
+// Value is one aggregate a condition read, named as the condition wrote it.
+type Value struct {
+	Name  string  `json:"name"`
+	Value num.Dec `json:"value"`
+}
+
+// Options tunes an Authorizer. The zero value is ready to use.
+type Options struct {
+	// Shards is how many independent locks the windows are split over
+	// (256): concurrent decisions about different keys proceed in parallel
+	// and their appends share group commits.
+	Shards int
+	// Remember is how long (event time) a decided transaction's id is kept
+	// to answer a retry with the recorded decision (10 minutes, and at
+	// least the longest window).
+	Remember time.Duration
+	// Now is the clock for transactions without a time (time.Now).
+	Now func() time.Time
+}
+
+// Authorizer decides about transactions with a rule set's windows, and
+// records each transaction with its decision in the log.
+type Authorizer struct {
+	st   store.Store
+	opts Options
+
+	mu     sync.RWMutex // held for writing while the rule set changes
+	log    ruleLog      // the rules as recorded
+	set    *Set         // the enabled ones, compiled
+	shards []*shard
+	maxT    atomic.Int64 // the latest transaction time seen (ms)
+}
+
+type shard struct {
+	mu      sync.Mutex
+	windows *windows
+	recent  map[event.ID]Decision
+	order   []recentID // recent's ids by time, order[oldest:] still in recent
+	oldest  int
+	vals    []num.Dec
+}
+
+type recentID struct {
+	t  int64
+	id event.ID
+}
+
+// Open loads the rule set from the log (the default set when the log has
+// none) and rebuilds the windows from the transactions recorded there.
+func Open(ctx context.Context, st store.Store, opts Options) (*Authorizer, error) {
+	if opts.Shards <= 0 {
+		opts.Shards = 256
+	}
+	if opts.Remember <= 0 {
+		opts.Remember = 10 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &Authorizer{st: st, opts: opts}
+	l, err := loadRules(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.rebuild(ctx, l); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// rebuild compiles rules and replays every recorded transaction into fresh
+// windows: a rule added now is as right about the next transaction as if
+// it had always been there.
+func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
+	set, err := NewSet(l.rules)
+	if err != nil {
+		return err
+	}
+	shards := make([]*shard, a.opts.Shards)
+	for i := range shards {
+		w, err := newWindows(set)
+		if err != nil {
+			return err
+		}
+		shards[i] = &shard{windows: w, recent: map[event.ID]Decision{}, vals: make([]num.Dec, len(set.terms.list))}
+	}
+	a.log, a.set, a.shards = l, set, shards
+	a.maxT.Store(0)
+	var txn *Transaction
+	var pos uint64
+	for rec, err := range a.st.ReadAll(ctx, store.ReadAllOptions{Filter: store.Filter{Types: []string{TypeTransaction, TypeDecision}, StreamPrefix: "txn-"}}) {
+		if err != nil {
+			return fmt.Errorf("rules: replay: %w", err)
+		}
+		switch rec.Type {
+		case TypeTransaction:
+			txn = new(Transaction)
+			if err := json.Unmarshal(rec.Data, txn); err != nil {
+				return fmt.Errorf("rules: replay: transaction at %d: %w", rec.Position, err)
+			}
+			pos = rec.Position
+		case TypeDecision:
+			var d Decision
+			if err := json.Unmarshal(rec.Data, &d); err != nil {
+				return fmt.Errorf("rules: replay: decision at %d: %w", rec.Position, err)
+			}
+			if txn == nil || txn.ID != d.Transaction {
+				return fmt.Errorf("rules: replay: decision at %d is not about the transaction before it", rec.Position)
+			}
+			d.Position = pos
+			locked := a.lock(txn)
+			err := a.apply(txn, d, locked)
+			a.unlock(locked)
+			if err != nil {
+				return err
+			}
+			txn = nil
+		}
+	}
+	return nil
+}
+
+// Authorize decides about txn with every rule in force, over the windows
+// with txn counted in, appends the transaction and the decision to the log
+// in one durable append, and only then counts txn in the windows (unless it
+// was denied: a denied transaction did not happen, except for rules that
+// count denied ones). A transaction whose id was decided before gets the
+// recorded decision back.
+func (a *Authorizer) Authorize(ctx context.Context, txn Transaction) (Decision, error) {
+	if err := txn.check(); err != nil {
+		return Decision{}, err
+	}
+	if txn.At.IsZero() {
+		txn.At = a.opts.Now()
+	}
+	txn.At = txn.At.UTC().Truncate(time.Millisecond)
+	if txn.ID.IsZero() {
+		txn.ID = event.NewID()
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	locked := a.lock(&txn)
+	defer a.unlock(locked)
+	home := a.shards[locked[0]]
+	if d, ok := home.recent[txn.ID]; ok {
+		d.Repeated = true
+		return d, nil
+	}
+	d, err := a.decide(&txn)
+	if err != nil {
+		return Decision{}, err
+	}
+	txnData, err := json.Marshal(&txn)
+	if err != nil {
+		return Decision{}, fmt.Errorf("rules: encode transaction: %w", err)
+	}
+	decData, err := json.Marshal(&d)
+	if err != nil {
+		return Decision{}, fmt.Errorf("rules: encode decision: %w", err)
+	}
+	res, err := a.st.Append(ctx, streamOf(txn.User), store.Any,
+		event.Event{ID: txn.ID, Type: TypeTransaction, Data: txnData},
+		event.Event{ID: decisionID(txn.ID), Type: TypeDecision, Data: decData})
+	if err != nil {
+		return Decision{}, fmt.Errorf("rules: record decision: %w", err)
+	}
+	d.Position = res.FirstPosition
+	if err := a.apply(&txn, d, locked); err != nil {
+		return Decision{}, err
+	}
+	return d, nil
+}
+
+// decisionID derives the decision event's id from the transaction's, so a
+// retried append is recognised whole.
+func decisionID(txn event.ID) event.ID {
+	id := txn
+	id[len(id)-1] ^= 0xff
+	return id
+}
+
+// lock takes the shards txn's keys live in, in order (so two decisions
+// never wait for each other), the user's first: it holds the ids decided.
+func (a *Authorizer) lock(txn *Transaction) []int {
+	n := len(a.shards)
+	home := shardOf(txn.User, n)
+	idx := []int{home}
+	for _, g := range a.set.groups {
+		if s := shardOf(g.key.str(txn), n); !slices.Contains(idx, s) {
+			idx = append(idx, s)
+		}
+	}
+	sorted := slices.Clone(idx)
+	slices.Sort(sorted)
+	for _, i := range sorted {
+		a.shards[i].mu.Lock()
+	}
+	return idx
+}
+
+func (a *Authorizer) unlock(idx []int) {
+	for _, i := range idx {
+		a.shards[i].mu.Unlock()
+	}
+}
+
+// decide evaluates every rule for txn (its shards locked).
+func (a *Authorizer) decide(txn *Transaction) (Decision, error) {
+	n := len(a.shards)
+	t := millis(txn.At)
+	vals := a.shards[shardOf(txn.User, n)].vals
+	for g, def := range a.set.groups {
+		key := def.key.str(txn)
+		sh := a.shards[shardOf(key, n)]
+		if err := sh.windows.engines[g].probe(key, t, txn, def.terms, vals); err != nil {
+			return Decision{}, fmt.Errorf("rules: %w", err)
+		}
+	}
+	d := Decision{Transaction: txn.ID, User: txn.User, At: txn.At, Outcome: Approve}
+	x := evalCtx{txn: txn, vals: vals}
+	for _, r := range a.set.rules {
+		if !r.cond(&x) {
+			continue
+		}
+		f := Fired{Rule: r.Name, Version: a.log.versions[r.Name], Action: r.Action, Severity: r.Severity, Values: make([]Value, len(r.slots))}
+		for i, slot := range r.slots {
+			f.Values[i] = Value{Name: r.names[i], Value: vals[slot]}
+		}
+		d.Fired = append(d.Fired, f)
+		if r.Action.rank() > d.Outcome.rank() && r.Action != Alert {
+			d.Outcome = r.Action
+		}
+	}
+	return d, nil
+}
+
+// apply counts a decided transaction in the windows and remembers its id.
+func (a *Authorizer) apply(txn *Transaction, d Decision, locked []int) error {
+	n := len(a.shards)
+	t := millis(txn.At)
+	for g, def := range a.set.groups {
+		if d.Outcome == Deny && !def.countDenied {
+			continue
+		}
+		key := def.key.str(txn)
+		if err := a.shards[shardOf(key, n)].windows.engines[g].add(key, t, txn); err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
+	}
+	for {
+		m := a.maxT.Load()
+		if t <= m || a.maxT.CompareAndSwap(m, t) {
+			break
+		}
+	}
+	// No transaction is expected before the latest seen: the windows of
+	// earlier instants can fire and be forgotten, and one that does come
+	// is counted where it belongs (within the lateness).
+	w := a.maxT.Load() - 1
+	for _, i := range locked {
+		for _, e := range a.shards[i].windows.engines {
+			e.watermark(w)
+		}
+	}
+	home := a.shards[locked[0]]
+	home.recent[d.Transaction] = d
+	home.order = append(home.order, recentID{t, d.Transaction})
+	keep := max(a.opts.Remember, a.set.maxSpan()).Milliseconds()
+	for home.oldest < len(home.order) && home.order[home.oldest].t < w-keep {
+		delete(home.recent, home.order[home.oldest].id)
+		home.order[home.oldest] = recentID{}
+		home.oldest++
+	}
+	if home.oldest > 1024 && home.oldest > len(home.order)/2 {
+		home.order = slices.Delete(home.order, 0, home.oldest)
+		home.oldest = 0
+	}
+	return nil
+}

@@ -1,0 +1,290 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stratadb/strata/eventlog"
+	"github.com/stratadb/strata/num"
+	"github.com/stratadb/strata/store"
+)
+
+var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+func openLog(t *testing.T, dir string) *eventlog.Log {
+	t.Helper()
+	l, err := eventlog.Open(dir, eventlog.Options{Durability: eventlog.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func openAuth(t *testing.T, st store.Store) *Authorizer {
+	t.Helper()
+	a, err := Open(context.Background(), st, Options{Shards: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func dec(s string) num.Dec {
+	d, err := num.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func authorize(t *testing.T, a *Authorizer, user, amount string, at time.Time) Decision {
+	t.Helper()
+	d, err := a.Authorize(context.Background(), Transaction{User: user, Amount: dec(amount), At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func fired(d Decision) string {
+	var s []string
+	for _, f := range d.Fired {
+		var vs []string
+		for _, v := range f.Values {
+			vs = append(vs, v.Name+"="+v.Value.String())
+		}
+		s = append(s, f.Rule+"("+strings.Join(vs, ",")+")")
+	}
+	return strings.Join(s, " ")
+}
+
+// The reference burst: 11 transactions of one user between 55 s and 65 s.
+// A tumbling minute would split them 5 + 6; the lookback window sees all
+// 11, and the 11th is denied by velocity.
+func TestVelocityBurstDeniedAtEleventh(t *testing.T) {
+	a := openAuth(t, openLog(t, t.TempDir()))
+	for i := range 11 {
+		at := t0.Add(55*time.Second + time.Duration(i)*time.Second)
+		d := authorize(t, a, "u1", "10", at)
+		want := Approve
+		if i == 10 {
+			want = Deny
+		}
+		if d.Outcome != want {
+			t.Fatalf("transaction %d at %v: %s (%s), want %s", i+1, at.Sub(t0), d.Outcome, fired(d), want)
+		}
+		if i == 10 && fired(d) != "velocity(count=11)" {
+			t.Fatalf("11th: fired %s, want velocity(count=11)", fired(d))
+		}
+	}
+	// The denied 11th does not count: a 12th, 1 ms later, is the 11th
+	// counted, and is denied; 60 s after the first, the window has let
+	// it go and the next one is approved.
+	if d := authorize(t, a, "u1", "10", t0.Add(65*time.Second+time.Millisecond)); d.Outcome != Deny {
+		t.Fatalf("12th: %s", d.Outcome)
+	}
+	if d := authorize(t, a, "u1", "10", t0.Add(115*time.Second)); d.Outcome != Approve {
+		t.Fatalf("at 115 s: %s (%s)", d.Outcome, fired(d))
+	}
+	// Another user is not affected.
+	if d := authorize(t, a, "u2", "10", t0.Add(65*time.Second)); d.Outcome != Approve {
+		t.Fatalf("u2: %s", d.Outcome)
+	}
+}
+
+func TestSpendOverFiveMinutes(t *testing.T) {
+	cases := []struct {
+		name    string
+		amounts []string
+		gap     time.Duration
+		want    Action
+		fired   string
+	}{
+		{"5001 in 5 min denied", []string{"2500", "2500", "1"}, time.Minute, Deny, "spend(sum(amount)=5001)"},
+		{"4999.99 approved", []string{"2500", "2499.99"}, time.Minute, Approve, ""},
+		{"4999 approved", []string{"4000", "999"}, 2 * time.Minute, Approve, ""},
+		{"exactly 5000 approved", []string{"2500", "2500"}, time.Minute, Approve, ""},
+		{"5001 over 5 min and 1 ms approved", []string{"2501", "2500"}, 5*time.Minute + time.Millisecond, Approve, ""},
+		{"5001 within 5 min less 1 ms denied", []string{"2501", "2500"}, 5*time.Minute - time.Millisecond, Deny, "spend(sum(amount)=5001)"},
+		{"one transaction over 5000 denied", []string{"5000.01"}, 0, Deny, "spend(sum(amount)=5000.01)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := openAuth(t, openLog(t, t.TempDir()))
+			var d Decision
+			for i, amt := range c.amounts {
+				d = authorize(t, a, "u1", amt, t0.Add(time.Duration(i)*c.gap))
+				if i < len(c.amounts)-1 && d.Outcome != Approve {
+					t.Fatalf("transaction %d: %s (%s)", i+1, d.Outcome, fired(d))
+				}
+			}
+			if d.Outcome != c.want || fired(d) != c.fired {
+				t.Fatalf("last: %s %q, want %s %q", d.Outcome, fired(d), c.want, c.fired)
+			}
+		})
+	}
+}
+
+// The decision is in the log, beside the transaction, and state survives
+// reopening: decisions after a restart are those of an uninterrupted run.
+func TestStateRebuiltFromLog(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	l, err := eventlog.Open(dir, eventlog.Options{Durability: eventlog.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := openAuth(t, l)
+	for i := range 6 {
+		authorize(t, a, "u1", "700", t0.Add(time.Duration(i)*time.Second))
+	}
+	l.Close()
+	a = openAuth(t, openLog(t, dir))
+	// 6 × 700 = 4200 recorded; 4200 + 801 > 5000.
+	d := authorize(t, a, "u1", "801", t0.Add(10*time.Second))
+	if d.Outcome != Deny || fired(d) != "spend(sum(amount)=5001)" {
+		t.Fatalf("after reopening: %s %s", d.Outcome, fired(d))
+	}
+	var types []string
+	for rec, err := range a.st.ReadStream(ctx, "txn-u1", store.ReadStreamOptions{From: 13}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, rec.Type)
+	}
+	if fmt.Sprint(types) != "[transaction transaction.decided]" {
+		t.Fatalf("the 7th append holds %v", types)
+	}
+}
+
+func TestRetryGetsRecordedDecision(t *testing.T) {
+	a := openAuth(t, openLog(t, t.TempDir()))
+	txn := Transaction{User: "u1", Amount: dec("4000"), At: t0}
+	first, err := a.Authorize(context.Background(), txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn.ID = first.Transaction
+	again, err := a.Authorize(context.Background(), txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Repeated || again.Outcome != Approve || again.Position != first.Position {
+		t.Fatalf("retry: %+v, first %+v", again, first)
+	}
+	// Counted once: 4000 + 1000 is not over 5000.
+	if d := authorize(t, a, "u1", "1000", t0.Add(time.Second)); d.Outcome != Approve {
+		t.Fatalf("after the retry: %s %s", d.Outcome, fired(d))
+	}
+}
+
+func TestBadTransactionWritesNothing(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	a := openAuth(t, l)
+	for _, txn := range []Transaction{
+		{User: "", Amount: dec("1")},
+		{User: "u1", Amount: dec("-1")},
+		{User: "u\x00", Amount: dec("1")},
+	} {
+		if _, err := a.Authorize(context.Background(), txn); !errors.Is(err, ErrTransaction) {
+			t.Fatalf("%+v: %v, want ErrTransaction", txn, err)
+		}
+	}
+	if h, _ := l.Head(context.Background()); h != 0 {
+		t.Fatalf("head %d after refused transactions", h)
+	}
+}
+
+// A rule added at runtime decides its first transaction on windows filled
+// from the recorded history (backfill), and the change is in the log.
+func TestRuleAddedAtRuntimeBackfills(t *testing.T) {
+	ctx := context.Background()
+	l := openLog(t, t.TempDir())
+	a := openAuth(t, l)
+	for i := range 3 {
+		authorize(t, a, "u1", "100", t0.Add(time.Duration(i)*time.Minute))
+	}
+	rule := Rule{Name: "three-in-ten", Key: "user_id", Window: &Window{Type: "lookback", Size: Duration(10 * time.Minute)},
+		Condition: "count >= 4", Action: Review, Severity: "medium"}
+	if err := a.Apply(ctx, "alice", rule); err != nil {
+		t.Fatal(err)
+	}
+	d := authorize(t, a, "u1", "100", t0.Add(3*time.Minute))
+	if d.Outcome != Review || fired(d) != "three-in-ten(count=4)" || d.Fired[0].Version != 1 {
+		t.Fatalf("first decision of the new rule: %s %s %+v", d.Outcome, fired(d), d.Fired)
+	}
+	// An invalid rule changes nothing.
+	bad := rule
+	bad.Condition = "count >"
+	if err := a.Apply(ctx, "alice", bad); !errors.Is(err, ErrSpec) {
+		t.Fatalf("invalid rule: %v", err)
+	}
+	if err := a.Disable(ctx, "bob", "three-in-ten"); err != nil {
+		t.Fatal(err)
+	}
+	if d := authorize(t, a, "u1", "100", t0.Add(4*time.Minute)); d.Outcome != Approve {
+		t.Fatalf("after disabling: %s %s", d.Outcome, fired(d))
+	}
+	if err := a.Remove(ctx, "bob", "velocity"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove(ctx, "bob", "velocity"); !errors.Is(err, ErrNoRule) {
+		t.Fatalf("removing twice: %v", err)
+	}
+	// The audit trail: the default set it started from, then each change.
+	var trail []string
+	for rec, err := range l.ReadStream(ctx, RulesStream, store.ReadStreamOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		trail = append(trail, rec.Type+":"+strings.Split(strings.Split(string(rec.Data), `"name":"`)[1], `"`)[0])
+	}
+	want := "[rule.applied:velocity rule.applied:spend rule.applied:three-in-ten rule.applied:three-in-ten rule.removed:velocity]"
+	if fmt.Sprint(trail) != want {
+		t.Fatalf("trail %v\nwant  %s", trail, want)
+	}
+	// A new authorizer on the same log has the same rules.
+	b := openAuth(t, l)
+	rs, vs := b.AllRules()
+	if len(rs) != 2 || rs[0].Name != "spend" || !rs[1].Disabled || vs["three-in-ten"] != 2 {
+		t.Fatalf("reloaded: %+v %v", rs, vs)
+	}
+}
+
+// Concurrent decisions about the same users at the same instant: each
+// decision sees every transaction decided before it, whatever the order
+// they come in (a transaction that comes after a later one is decided on
+// its own window, which does not reach forward).
+func TestConcurrentAuthorize(t *testing.T) {
+	a := openAuth(t, openLog(t, t.TempDir()))
+	const users, per = 4, 15
+	errs := make(chan error, users*per)
+	outcomes := make(chan Action, users*per)
+	for u := range users {
+		for range per {
+			go func() {
+				d, err := a.Authorize(context.Background(), Transaction{User: fmt.Sprint("u", u), Amount: dec("1"), At: t0})
+				errs <- err
+				outcomes <- d.Outcome
+			}()
+		}
+	}
+	denied := 0
+	for range users * per {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		if <-outcomes == Deny {
+			denied++
+		}
+	}
+	// Each user's 15: 10 approved, 5 denied.
+	if denied != users*5 {
+		t.Fatalf("%d denied, want %d", denied, users*5)
+	}
+}

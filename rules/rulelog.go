@@ -1,0 +1,222 @@
+package rules
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/store"
+)
+
+// Rule changes are events in the rules stream, so the log holds who changed
+// what and when, and the rule set in force is a fold of that stream (the
+// default set while it is empty).
+const (
+	RulesStream     = "rules"
+	TypeRuleApplied = "rule.applied"
+	TypeRuleRemoved = "rule.removed"
+)
+
+// Change is the data of a rule event.
+type Change struct {
+	Rule    Rule      `json:"rule"` // the rule as applied; only its name for a removal
+	Version uint64    `json:"version"`
+	By      string    `json:"by,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default is the rule set in force until the log records one: the two
+// reference rules, more than 10 transactions in any 60 s, and more than
+// $5,000 in any 5 minutes, both per user and both denying.
+func Default() []Rule {
+	s, err := Parse(bytes.NewReader(defaultYAML))
+	if err != nil {
+		panic(err) // checked by a test
+	}
+	return s.Rules
+}
+
+// ErrNoRule is returned for a change to a rule the set does not have.
+var ErrNoRule = errors.New("rules: no such rule")
+
+// ruleLog is the rules stream folded: every rule (disabled ones too), in
+// the order first applied, each one's version, and the stream's version (0:
+// no change recorded, the default set is in force).
+type ruleLog struct {
+	rules    []Rule
+	versions map[string]uint64
+	stream   uint64
+}
+
+// LoadRules returns the rules in force (disabled ones included) and each
+// one's version.
+func LoadRules(ctx context.Context, st store.Store) ([]Rule, map[string]uint64, error) {
+	l, err := loadRules(ctx, st)
+	return l.rules, l.versions, err
+}
+
+func loadRules(ctx context.Context, st store.Store) (ruleLog, error) {
+	var rules []Rule
+	versions := map[string]uint64{}
+	var stream uint64
+	for rec, err := range st.ReadStream(ctx, RulesStream, store.ReadStreamOptions{}) {
+		if errors.Is(err, store.ErrStreamNotFound) {
+			break
+		}
+		if err != nil {
+			return ruleLog{}, fmt.Errorf("rules: load: %w", err)
+		}
+		stream = rec.Version
+		var c Change
+		if err := json.Unmarshal(rec.Data, &c); err != nil {
+			return ruleLog{}, fmt.Errorf("rules: load: %s at %d: %w", rec.Type, rec.Position, err)
+		}
+		i := slices.IndexFunc(rules, func(r Rule) bool { return r.Name == c.Rule.Name })
+		switch rec.Type {
+		case TypeRuleApplied:
+			if i < 0 {
+				rules = append(rules, c.Rule)
+			} else {
+				rules[i] = c.Rule
+			}
+			versions[c.Rule.Name] = c.Version
+		case TypeRuleRemoved:
+			if i >= 0 {
+				rules = slices.Delete(rules, i, i+1)
+			}
+			delete(versions, c.Rule.Name)
+		}
+	}
+	if stream == 0 {
+		rules = Default()
+		for _, r := range rules {
+			versions[r.Name] = 0
+		}
+	}
+	return ruleLog{rules, versions, stream}, nil
+}
+
+// Apply adds rules or replaces the ones of the same names (a new version),
+// records the change in the log, and rebuilds the windows from the
+// recorded transactions, so that the new rules decide the next transaction
+// as if they had always been in force. Nothing changes when a rule is
+// invalid.
+func (a *Authorizer) Apply(ctx context.Context, by string, rules ...Rule) error {
+	return a.change(ctx, by, func(cur []Rule) ([]Rule, []Change, error) {
+		next := slices.Clone(cur)
+		var changes []Change
+		for _, r := range rules {
+			if i := slices.IndexFunc(next, func(x Rule) bool { return x.Name == r.Name }); i >= 0 {
+				next[i] = r
+			} else {
+				next = append(next, r)
+			}
+			changes = append(changes, Change{Rule: r})
+		}
+		return next, changes, nil
+	})
+}
+
+// Disable turns a rule off (a new version of it, disabled); Enable on again.
+func (a *Authorizer) Disable(ctx context.Context, by, name string) error {
+	return a.setDisabled(ctx, by, name, true)
+}
+
+// Enable turns a disabled rule on again.
+func (a *Authorizer) Enable(ctx context.Context, by, name string) error {
+	return a.setDisabled(ctx, by, name, false)
+}
+
+func (a *Authorizer) setDisabled(ctx context.Context, by, name string, off bool) error {
+	return a.change(ctx, by, func(cur []Rule) ([]Rule, []Change, error) {
+		i := slices.IndexFunc(cur, func(x Rule) bool { return x.Name == name })
+		if i < 0 {
+			return nil, nil, fmt.Errorf("%w: %q", ErrNoRule, name)
+		}
+		next := slices.Clone(cur)
+		next[i].Disabled = off
+		return next, []Change{{Rule: next[i]}}, nil
+	})
+}
+
+// Remove deletes a rule.
+func (a *Authorizer) Remove(ctx context.Context, by, name string) error {
+	return a.change(ctx, by, func(cur []Rule) ([]Rule, []Change, error) {
+		i := slices.IndexFunc(cur, func(x Rule) bool { return x.Name == name })
+		if i < 0 {
+			return nil, nil, fmt.Errorf("%w: %q", ErrNoRule, name)
+		}
+		return slices.Delete(slices.Clone(cur), i, i+1), []Change{{Rule: Rule{Name: name}}}, nil
+	})
+}
+
+// AllRules returns every rule, disabled ones included, with its version.
+func (a *Authorizer) AllRules() ([]Rule, map[string]uint64) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return slices.Clone(a.log.rules), a.log.versions
+}
+
+// change validates the rule set edit makes, appends its events (the first
+// change to a log that has no rule events records the default set it
+// starts from), and rebuilds.
+func (a *Authorizer) change(ctx context.Context, by string, edit func([]Rule) ([]Rule, []Change, error)) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	next, changes, err := edit(a.log.rules)
+	if err != nil {
+		return err
+	}
+	if _, err := NewSet(next); err != nil {
+		return err
+	}
+	var evs []event.Event
+	now := a.opts.Now().UTC()
+	versions := map[string]uint64{}
+	for k, v := range a.log.versions {
+		versions[k] = v
+	}
+	// Exactly the version read: a change made meanwhile by another
+	// process fails rather than being overwritten unseen.
+	expected := store.Exactly(a.log.stream)
+	if a.log.stream == 0 {
+		expected = store.NoStream
+		for _, r := range a.log.rules {
+			data, err := json.Marshal(Change{Rule: r, Version: 0, By: "strata (default rule set)", At: now})
+			if err != nil {
+				return err
+			}
+			evs = append(evs, event.Event{Type: TypeRuleApplied, Data: data})
+		}
+	}
+	for _, c := range changes {
+		c.By, c.At = by, now
+		typ := TypeRuleApplied
+		if slices.IndexFunc(next, func(r Rule) bool { return r.Name == c.Rule.Name }) < 0 {
+			typ = TypeRuleRemoved
+			delete(versions, c.Rule.Name)
+		} else {
+			versions[c.Rule.Name]++
+			c.Version = versions[c.Rule.Name]
+		}
+		data, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, event.Event{Type: typ, Data: data})
+	}
+	res, err := a.st.Append(ctx, RulesStream, expected, evs...)
+	if err != nil {
+		return fmt.Errorf("rules: record change: %w", err)
+	}
+	return a.rebuild(ctx, ruleLog{next, versions, res.Version})
+}

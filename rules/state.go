@@ -1,0 +1,213 @@
+package rules
+
+import (
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"time"
+
+	"github.com/stratadb/strata/num"
+	"github.com/stratadb/strata/stream"
+)
+
+// A rule set's windows live in lookback engines (stream.Engine), one per
+// group of terms that can share one: the same key, the same aggregate family
+// and the same counting of denied transactions, over any number of spans
+// (an engine keeps each key's events once for all its spans). The two
+// reference rules, count over 60 s and sum(amount) over 5 min of a user,
+// are one engine over two spans.
+
+// groupDef is what one engine computes.
+type groupDef struct {
+	key         field
+	family      aggKind // aggCount: count, sum and avg (moments over amount); aggMin; aggMax; aggDistinct
+	field       field   // distinct's argument
+	countDenied bool
+	spans       []time.Duration
+	terms       []groupTerm
+}
+
+// groupTerm is where a term's value comes from in its group's results.
+type groupTerm struct {
+	slot, span int
+	agg        aggKind
+}
+
+// Set is a compiled rule set: its enabled rules, their terms and the engines
+// that compute them.
+type Set struct {
+	rules  []*compiledRule
+	terms  terms
+	groups []groupDef
+}
+
+// NewSet compiles rules (validating them; disabled ones are left out).
+func NewSet(rules []Rule) (*Set, error) {
+	s := &Set{}
+	seen := map[string]bool{}
+	for i, r := range rules {
+		if seen[r.Name] {
+			return nil, &FieldError{fmt.Sprintf("rules[%d].name", i), fmt.Errorf("%q is used twice", r.Name)}
+		}
+		seen[r.Name] = true
+		if r.Disabled {
+			continue
+		}
+		cr, err := compileInto(r, fmt.Sprintf("rules[%d]", i), &s.terms)
+		if err != nil {
+			return nil, err
+		}
+		s.rules = append(s.rules, cr)
+	}
+	for slot, t := range s.terms.list {
+		gk := groupDef{key: t.key, family: t.agg, countDenied: t.countDenied}
+		switch t.agg {
+		case aggSum, aggAvg:
+			gk.family = aggCount
+		case aggDistinct:
+			gk.field = t.field
+		}
+		g := slices.IndexFunc(s.groups, func(g groupDef) bool {
+			return g.key == gk.key && g.family == gk.family && g.field == gk.field && g.countDenied == gk.countDenied
+		})
+		if g < 0 {
+			s.groups = append(s.groups, gk)
+			g = len(s.groups) - 1
+		}
+		def := &s.groups[g]
+		sp := slices.Index(def.spans, t.span)
+		if sp < 0 {
+			def.spans = append(def.spans, t.span)
+			sp = len(def.spans) - 1
+		}
+		def.terms = append(def.terms, groupTerm{slot: slot, span: sp, agg: t.agg})
+	}
+	return s, nil
+}
+
+// Rules returns the rules the set evaluates.
+func (s *Set) Rules() []Rule {
+	out := make([]Rule, len(s.rules))
+	for i, r := range s.rules {
+		out[i] = r.Rule
+	}
+	return out
+}
+
+// maxSpan is the longest window of the set.
+func (s *Set) maxSpan() time.Duration {
+	var m time.Duration
+	for _, g := range s.groups {
+		for _, sp := range g.spans {
+			m = max(m, sp)
+		}
+	}
+	return m
+}
+
+// windows is one shard's engines, one per group of the set.
+type windows struct {
+	engines []engine
+}
+
+// engine is a group's lookback engine, whatever its value and accumulator
+// types.
+type engine interface {
+	// probe sets the group's term values for the candidate at t.
+	probe(key string, t int64, txn *Transaction, terms []groupTerm, vals []num.Dec) error
+	// add counts the transaction in the windows.
+	add(key string, t int64, txn *Transaction) error
+	// watermark moves time on: no transaction before w is expected.
+	watermark(w int64)
+	numKeys() int
+}
+
+func newWindows(s *Set) (*windows, error) {
+	w := &windows{}
+	for _, g := range s.groups {
+		cfg := stream.Config{Kind: stream.Lookback, Size: g.spans[0].Milliseconds()}
+		longest := g.spans[0]
+		for _, sp := range g.spans[1:] {
+			cfg.Spans = append(cfg.Spans, sp.Milliseconds())
+			longest = max(longest, sp)
+		}
+		// A transaction that comes late, by as much as the longest window,
+		// still counts where it belongs.
+		cfg.Lateness = longest.Milliseconds()
+		amount := func(t *Transaction) num.Dec { return t.Amount }
+		var (
+			e   engine
+			err error
+		)
+		switch g.family {
+		case aggCount:
+			e, err = newEngine(cfg, stream.CountSum{}, amount, func(m stream.Moments, k aggKind) num.Dec {
+				switch k {
+				case aggCount:
+					return num.FromInt(m.N)
+				case aggSum:
+					return m.Sum
+				}
+				return stream.Avg{}.Result(m)
+			})
+		case aggMin:
+			e, err = newEngine(cfg, stream.Min{}, amount, func(v num.Dec, _ aggKind) num.Dec { return v })
+		case aggMax:
+			e, err = newEngine(cfg, stream.Max{}, amount, func(v num.Dec, _ aggKind) num.Dec { return v })
+		case aggDistinct:
+			f := g.field
+			e, err = newEngine(cfg, stream.Distinct[string]{}, f.str, func(n int64, _ aggKind) num.Dec { return num.FromInt(n) })
+		}
+		if err != nil {
+			return nil, err
+		}
+		w.engines = append(w.engines, e)
+	}
+	return w, nil
+}
+
+type engineOf[V, A, R any] struct {
+	e     *stream.Engine[V, A, R]
+	value func(*Transaction) V
+	read  func(R, aggKind) num.Dec
+	res   []stream.Result[R]
+}
+
+func newEngine[V, A, R any](cfg stream.Config, agg stream.Aggregator[V, A, R], value func(*Transaction) V, read func(R, aggKind) num.Dec) (*engineOf[V, A, R], error) {
+	e, err := stream.New(cfg, agg)
+	if err != nil {
+		return nil, err
+	}
+	return &engineOf[V, A, R]{e: e, value: value, read: read}, nil
+}
+
+func (g *engineOf[V, A, R]) probe(key string, t int64, txn *Transaction, terms []groupTerm, vals []num.Dec) error {
+	res, err := g.e.Probe(g.res[:0], key, t, g.value(txn))
+	g.res = res
+	if err != nil {
+		return err
+	}
+	for _, gt := range terms {
+		vals[gt.slot] = g.read(res[gt.span].Value, gt.agg)
+	}
+	return nil
+}
+
+func (g *engineOf[V, A, R]) add(key string, t int64, txn *Transaction) error {
+	_, err := g.e.Event(key, t, g.value(txn))
+	// The windows' firings are not needed: decisions probe.
+	g.e.Advance()
+	return err
+}
+
+func (g *engineOf[V, A, R]) watermark(w int64) {
+	g.e.Watermark(w)
+	g.e.Advance()
+}
+
+func (g *engineOf[V, A, R]) numKeys() int { return g.e.Stats().Keys }
+
+var seed = maphash.MakeSeed()
+
+// shardOf spreads key values over n shards.
+func shardOf(key string, n int) int { return int(maphash.String(seed, key) % uint64(n)) }
