@@ -75,7 +75,7 @@ type Authorizer struct {
 	log    ruleLog      // the rules as recorded
 	set    *Set         // the enabled ones, compiled
 	shards []*shard
-	maxT    atomic.Int64 // the latest transaction time seen (ms)
+	maxT   atomic.Int64 // the latest transaction time seen (ms)
 }
 
 type shard struct {

@@ -212,6 +212,8 @@ is not given, or ./strata-data when neither is.`,
 		newQueryCmd(a),
 		newGenCmd(a),
 		newWindowCmd(a),
+		newAuthorizeCmd(a),
+		newRulesCmd(a),
 	)
 	return root
 }

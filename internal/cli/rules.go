@@ -1,0 +1,250 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stratadb/strata/num"
+	"github.com/stratadb/strata/rules"
+	"github.com/stratadb/strata/store"
+)
+
+func newAuthorizeCmd(a *app) *cobra.Command {
+	var (
+		txn            rules.Transaction
+		amount, at, id string
+		output         string
+		attrs          []string
+	)
+	cmd := &cobra.Command{
+		Use:   "authorize --user U --amount A",
+		Short: "Decide about a transaction with the fraud rules, and record it with the decision",
+		Long: `Decide about one transaction with every rule in force (strata rules list),
+over the windows of the transactions recorded before it, the candidate
+counted in. The transaction and the decision are appended to the log in one
+durable append (stream txn-USER); a denied transaction does not count toward
+later decisions unless a rule says so. State lives in the log, so it carries
+over from one invocation to the next.
+
+Exit status 0 whatever the decision; the decision is the output.`,
+		Example: `  strata authorize --user u1 --amount 12.50
+  strata authorize --user u1 --amount 4999 --at 2026-11-28T12:00:00Z -o json
+  strata authorize --user u1 --amount 20 --merchant m42 --attr channel=web`,
+		Args: cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(output); err != nil {
+				return err
+			}
+			var err error
+			if txn.Amount, err = num.Parse(amount); err != nil {
+				return usagef("--amount %q: %v", amount, err)
+			}
+			if at != "" {
+				if txn.At, err = time.Parse(time.RFC3339Nano, at); err != nil {
+					return usagef("--at %q: want RFC 3339 (2026-11-28T12:00:00Z)", at)
+				}
+			}
+			if id != "" {
+				if err := txn.ID.UnmarshalText([]byte(id)); err != nil {
+					return usagef("--id %q: %v", id, err)
+				}
+			}
+			for _, kv := range attrs {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return usagef("--attr %q: want NAME=VALUE", kv)
+				}
+				if txn.Attrs == nil {
+					txn.Attrs = map[string]string{}
+				}
+				txn.Attrs[k] = v
+			}
+			return a.withStore(false, func(s store.Store) error {
+				auth, err := rules.Open(cmd.Context(), s, rules.Options{})
+				if err != nil {
+					return err
+				}
+				d, err := auth.Authorize(cmd.Context(), txn)
+				if err != nil {
+					return err
+				}
+				return printDecision(cmd.OutOrStdout(), output, d)
+			})
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&txn.User, "user", "", "the user (required)")
+	f.StringVar(&amount, "amount", "", "the amount, an exact decimal (required)")
+	f.StringVar(&at, "at", "", "the transaction's time, RFC 3339 (default now)")
+	f.StringVar(&id, "id", "", "the transaction's id (a UUID): a retry with the same id gets the recorded decision")
+	f.StringVar(&txn.Merchant, "merchant", "", "the merchant")
+	f.StringVar(&txn.Country, "country", "", "the country")
+	f.StringVar(&txn.Currency, "currency", "", "the currency")
+	f.StringArrayVar(&attrs, "attr", nil, "an attribute NAME=VALUE (repeatable), read by rules as attrs.NAME")
+	_ = cmd.MarkFlagRequired("user")
+	_ = cmd.MarkFlagRequired("amount")
+	addOutputFlag(cmd, &output, formatTable)
+	return cmd
+}
+
+// decisionJSON is authorize's JSON output.
+type decisionJSON struct {
+	rules.Decision
+	Position uint64 `json:"position"`
+	Repeated bool   `json:"repeated,omitempty"`
+}
+
+func printDecision(w io.Writer, format string, d rules.Decision) error {
+	if format == formatJSON {
+		return writeJSON(w, decisionJSON{d, d.Position, d.Repeated})
+	}
+	rows := [][2]string{
+		{"decision", string(d.Outcome)},
+		{"transaction", d.Transaction.String()},
+		{"user", d.User},
+		{"at", d.At.Format(time.RFC3339Nano)},
+		{"position", fmt.Sprint(d.Position)},
+	}
+	if d.Repeated {
+		rows = append(rows, [2]string{"repeated", "yes: decided before, nothing recorded"})
+	}
+	for _, f := range d.Fired {
+		var vs []string
+		for _, v := range f.Values {
+			vs = append(vs, v.Name+" = "+v.Value.String())
+		}
+		rows = append(rows, [2]string{"fired", fmt.Sprintf("%s v%d (%s, %s): %s", f.Rule, f.Version, f.Action, f.Severity, strings.Join(vs, ", "))})
+	}
+	return writeKV(w, rows)
+}
+
+func newRulesCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "List and change the fraud rules (changes are events in the rules stream)",
+		Long: `The fraud rules authorize decides with. Until the log records a change,
+the default set is in force: velocity (more than 10 transactions of a user in
+any 60 s) and spend (more than $5,000 in any 5 minutes), both denying.
+
+Every change is an event in the stream "rules" (who, when, what), and takes
+effect with windows rebuilt from the recorded transactions, so a new rule is
+right from its first decision. A rule file is YAML or JSON; see docs/rules.md.`,
+		Example: `  strata rules list
+  strata rules apply --file my-rules.yaml --by alice
+  strata rules disable velocity
+  strata rules rm spend`,
+	}
+	by := ""
+	if u, err := user.Current(); err == nil {
+		by = u.Username
+	}
+	var file, output string
+	apply := &cobra.Command{
+		Use:   "apply --file FILE",
+		Short: "Add rules, or replace the rules of the same names (a new version each)",
+		Args:  cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			var r io.Reader = cmd.InOrStdin()
+			if file != "" && file != "-" {
+				f, err := os.Open(file)
+				if err != nil {
+					return &usageError{err}
+				}
+				defer f.Close()
+				r = f
+			}
+			spec, err := rules.Parse(r)
+			if err != nil {
+				return &usageError{err}
+			}
+			return withAuthorizer(a, cmd, func(auth *rules.Authorizer) error {
+				if err := auth.Apply(cmd.Context(), by, spec.Rules...); err != nil {
+					return err
+				}
+				return listRules(cmd.OutOrStdout(), formatTable, auth)
+			})
+		}),
+	}
+	apply.Flags().StringVarP(&file, "file", "f", "", "the rule file (YAML or JSON; - or none for stdin)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the rules, with their versions",
+		Args:  cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(output); err != nil {
+				return err
+			}
+			return withAuthorizer(a, cmd, func(auth *rules.Authorizer) error { return listRules(cmd.OutOrStdout(), output, auth) })
+		}),
+	}
+	addOutputFlag(list, &output, formatTable)
+	change := func(use, short string, do func(*rules.Authorizer, *cobra.Command, string) error) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " NAME",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: runE(func(cmd *cobra.Command, args []string) error {
+				return withAuthorizer(a, cmd, func(auth *rules.Authorizer) error {
+					if err := do(auth, cmd, args[0]); err != nil {
+						return err
+					}
+					return listRules(cmd.OutOrStdout(), formatTable, auth)
+				})
+			}),
+		}
+	}
+	cmd.AddCommand(apply, list,
+		change("disable", "Turn a rule off (kept, as a new version)", func(auth *rules.Authorizer, cmd *cobra.Command, name string) error {
+			return auth.Disable(cmd.Context(), by, name)
+		}),
+		change("enable", "Turn a disabled rule on again", func(auth *rules.Authorizer, cmd *cobra.Command, name string) error {
+			return auth.Enable(cmd.Context(), by, name)
+		}),
+		change("rm", "Remove a rule", func(auth *rules.Authorizer, cmd *cobra.Command, name string) error {
+			return auth.Remove(cmd.Context(), by, name)
+		}))
+	cmd.PersistentFlags().StringVar(&by, "by", by, "who makes the change, recorded with it")
+	return cmd
+}
+
+func withAuthorizer(a *app, cmd *cobra.Command, fn func(*rules.Authorizer) error) error {
+	return a.withStore(false, func(s store.Store) error {
+		auth, err := rules.Open(cmd.Context(), s, rules.Options{})
+		if err != nil {
+			return err
+		}
+		return fn(auth)
+	})
+}
+
+func listRules(w io.Writer, format string, auth *rules.Authorizer) error {
+	rs, versions := auth.AllRules()
+	if format == formatJSON {
+		type ruleJSON struct {
+			rules.Rule
+			Version uint64 `json:"version"`
+		}
+		out := make([]ruleJSON, len(rs))
+		for i, r := range rs {
+			out[i] = ruleJSON{r, versions[r.Name]}
+		}
+		return writeJSON(w, out)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tACTION\tSEVERITY\tKEY\tCONDITION")
+	for _, r := range rs {
+		state := "enabled"
+		if r.Disabled {
+			state = "disabled"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, versions[r.Name], state, r.Action, r.Severity, r.Key, r.Condition)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// State carries over between invocations: the 11th transaction of a burst
+// is denied by velocity, and the decision names the rule and its value.
+func TestAuthorizeAcrossInvocations(t *testing.T) {
+	run := cli(t, t.TempDir())
+	var d struct {
+		Outcome string `json:"outcome"`
+		Fired   []struct {
+			Rule   string `json:"rule"`
+			Values []struct {
+				Name  string `json:"name"`
+				Value string `json:"value"`
+			} `json:"values"`
+		} `json:"fired"`
+		Position uint64 `json:"position"`
+	}
+	for i := range 11 {
+		r := run(ExitOK, "authorize", "--user", "u1", "--amount", "12.50", "--durability", "none",
+			"--at", fmt.Sprintf("2026-11-28T12:00:%02dZ", 49+i), "-o", "json")
+		if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+			t.Fatalf("%q: %v", r.stdout, err)
+		}
+		if want := map[bool]string{false: "approve", true: "deny"}[i == 10]; d.Outcome != want {
+			t.Fatalf("transaction %d: %s", i+1, r.stdout)
+		}
+	}
+	if len(d.Fired) != 1 || d.Fired[0].Rule != "velocity" || d.Fired[0].Values[0].Value != "11" || d.Position != 21 {
+		t.Fatalf("11th: %+v", d)
+	}
+	r := run(ExitOK, "authorize", "--user", "u1", "--amount", "4875.01", "--at", "2026-11-28T12:02:00Z", "--durability", "none")
+	if !strings.Contains(r.stdout, "deny") || !strings.Contains(r.stdout, "sum(amount) = 5000.01") {
+		t.Fatalf("spend: %s", r.stdout)
+	}
+	run(ExitUsage, "authorize", "--user", "u1", "--amount", "ten")
+	run(ExitUsage, "authorize", "--amount", "1")
+}
+
+func TestRulesCommands(t *testing.T) {
+	dir := t.TempDir()
+	run := cli(t, dir)
+	file := filepath.Join(dir, "r.yaml")
+	if err := os.WriteFile(file, []byte(`rules:
+  - name: big
+    key: user_id
+    window: {type: lookback, size: 1h}
+    condition: max(amount) >= 1000
+    action: review
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(ExitOK, "rules", "apply", "-f", file, "--by", "alice")
+	run(ExitOK, "rules", "disable", "velocity")
+	r := run(ExitOK, "rules", "list")
+	for _, want := range []string{"big       1        enabled", "velocity  1        disabled", "spend     0        enabled"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("list lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = run(ExitOK, "authorize", "--user", "u2", "--amount", "1000")
+	if !strings.Contains(r.stdout, "review") || !strings.Contains(r.stdout, "big v1") {
+		t.Fatalf("authorize with the new rule: %s", r.stdout)
+	}
+	run(ExitOK, "rules", "rm", "big")
+	run(ExitFailure, "rules", "rm", "big")
+	if err := os.WriteFile(file, []byte("rules:\n  - name: x\n    key: nope\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = run(ExitUsage, "rules", "apply", "-f", file)
+	if !strings.Contains(r.stderr, "rules[0].key") {
+		t.Fatalf("bad rule file: %s", r.stderr)
+	}
+}
