@@ -81,8 +81,8 @@ type Authorizer struct {
 type shard struct {
 	mu      sync.Mutex
 	windows *windows
-	recent  map[event.ID]Decision
-	order   []recentID // recent's ids by time, order[oldest:] still in recent
+	recent  map[event.ID]uint64 // transaction id → its position, for ids callers gave
+	order   []recentID          // recent's ids by time, order[oldest:] still in recent
 	oldest  int
 	vals    []num.Dec
 }
@@ -129,7 +129,7 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 		if err != nil {
 			return err
 		}
-		shards[i] = &shard{windows: w, recent: map[event.ID]Decision{}, vals: make([]num.Dec, len(set.terms.list))}
+		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, vals: make([]num.Dec, len(set.terms.list))}
 	}
 	a.log, a.set, a.shards = l, set, shards
 	a.maxT.Store(0)
@@ -157,6 +157,9 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 			d.Position = pos
 			locked := a.lock(txn)
 			err := a.apply(txn, d, locked)
+			if err == nil {
+				a.remember(locked[0], millis(txn.At), txn.ID, pos)
+			}
 			a.unlock(locked)
 			if err != nil {
 				return err
@@ -181,41 +184,70 @@ func (a *Authorizer) Authorize(ctx context.Context, txn Transaction) (Decision, 
 		txn.At = a.opts.Now()
 	}
 	txn.At = txn.At.UTC().Truncate(time.Millisecond)
-	if txn.ID.IsZero() {
+	given := !txn.ID.IsZero()
+	if !given {
 		txn.ID = event.NewID()
 	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	locked := a.lock(&txn)
 	defer a.unlock(locked)
-	home := a.shards[locked[0]]
-	if d, ok := home.recent[txn.ID]; ok {
-		d.Repeated = true
-		return d, nil
+	if pos, ok := a.shards[locked[0]].recent[txn.ID]; given && ok {
+		return a.recorded(ctx, pos)
 	}
 	d, err := a.decide(&txn)
 	if err != nil {
 		return Decision{}, err
 	}
-	txnData, err := json.Marshal(&txn)
-	if err != nil {
-		return Decision{}, fmt.Errorf("rules: encode transaction: %w", err)
+	if err := a.record(ctx, &txn, &d); err != nil {
+		return Decision{}, err
 	}
-	decData, err := json.Marshal(&d)
+	if err := a.apply(&txn, d, locked); err != nil {
+		return Decision{}, err
+	}
+	if given {
+		a.remember(locked[0], millis(txn.At), txn.ID, d.Position)
+	}
+	return d, nil
+}
+
+// recorded reads back the decision recorded for the transaction at pos.
+func (a *Authorizer) recorded(ctx context.Context, pos uint64) (Decision, error) {
+	for rec, err := range a.st.ReadAll(ctx, store.ReadAllOptions{After: pos, Limit: 1}) {
+		if err != nil {
+			return Decision{}, fmt.Errorf("rules: read the recorded decision: %w", err)
+		}
+		var d Decision
+		if rec.Type != TypeDecision {
+			break
+		}
+		if err := json.Unmarshal(rec.Data, &d); err != nil {
+			return Decision{}, fmt.Errorf("rules: read the recorded decision: %w", err)
+		}
+		d.Position, d.Repeated = pos, true
+		return d, nil
+	}
+	return Decision{}, fmt.Errorf("rules: no decision recorded after the transaction at %d", pos)
+}
+
+// record appends the transaction and its decision in one append.
+func (a *Authorizer) record(ctx context.Context, txn *Transaction, d *Decision) error {
+	txnData, err := json.Marshal(txn)
 	if err != nil {
-		return Decision{}, fmt.Errorf("rules: encode decision: %w", err)
+		return fmt.Errorf("rules: encode transaction: %w", err)
+	}
+	decData, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("rules: encode decision: %w", err)
 	}
 	res, err := a.st.Append(ctx, streamOf(txn.User), store.Any,
 		event.Event{ID: txn.ID, Type: TypeTransaction, Data: txnData},
 		event.Event{ID: decisionID(txn.ID), Type: TypeDecision, Data: decData})
 	if err != nil {
-		return Decision{}, fmt.Errorf("rules: record decision: %w", err)
+		return fmt.Errorf("rules: record decision: %w", err)
 	}
 	d.Position = res.FirstPosition
-	if err := a.apply(&txn, d, locked); err != nil {
-		return Decision{}, err
-	}
-	return d, nil
+	return nil
 }
 
 // decisionID derives the decision event's id from the transaction's, so a
@@ -309,9 +341,16 @@ func (a *Authorizer) apply(txn *Transaction, d Decision, locked []int) error {
 			e.watermark(w)
 		}
 	}
-	home := a.shards[locked[0]]
-	home.recent[d.Transaction] = d
-	home.order = append(home.order, recentID{t, d.Transaction})
+	return nil
+}
+
+// remember keeps a decided transaction's id (one its caller gave) in its
+// home shard, to recognise a retry, and forgets those past Remember.
+func (a *Authorizer) remember(shard int, t int64, id event.ID, pos uint64) {
+	home := a.shards[shard]
+	home.recent[id] = pos
+	home.order = append(home.order, recentID{t, id})
+	w := a.maxT.Load()
 	keep := max(a.opts.Remember, a.set.maxSpan()).Milliseconds()
 	for home.oldest < len(home.order) && home.order[home.oldest].t < w-keep {
 		delete(home.recent, home.order[home.oldest].id)
@@ -322,5 +361,4 @@ func (a *Authorizer) apply(txn *Transaction, d Decision, locked []int) error {
 		home.order = slices.Delete(home.order, 0, home.oldest)
 		home.oldest = 0
 	}
-	return nil
 }

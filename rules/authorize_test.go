@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/eventlog"
 	"github.com/stratadb/strata/num"
 	"github.com/stratadb/strata/store"
@@ -164,12 +165,11 @@ func TestStateRebuiltFromLog(t *testing.T) {
 
 func TestRetryGetsRecordedDecision(t *testing.T) {
 	a := openAuth(t, openLog(t, t.TempDir()))
-	txn := Transaction{User: "u1", Amount: dec("4000"), At: t0}
+	txn := Transaction{ID: event.NewID(), User: "u1", Amount: dec("4000"), At: t0}
 	first, err := a.Authorize(context.Background(), txn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	txn.ID = first.Transaction
 	again, err := a.Authorize(context.Background(), txn)
 	if err != nil {
 		t.Fatal(err)

@@ -14,9 +14,9 @@ import (
 // of the "transaction" event the decision is recorded with, so that rule
 // keys read like event fields (data.user_id).
 type Transaction struct {
-	// ID makes a retry safe: a transaction whose ID was already decided
-	// gets the recorded decision back, and nothing is appended. A zero ID
-	// is replaced by a fresh one.
+	// ID makes a retry safe: a transaction whose ID (given by the caller)
+	// was decided within Options.Remember gets the recorded decision back,
+	// and nothing is appended. A zero ID is replaced by a fresh one.
 	ID       event.ID          `json:"id"`
 	User     string            `json:"user_id"`
 	Amount   num.Dec           `json:"amount"`

@@ -206,6 +206,18 @@ func (f *firings) next(end int64) uint32 {
 	return n
 }
 
+// again counts a firing of a window that has fired before, where only
+// such firings are counted (lookback: a first firing needs no entry), and
+// returns its number (1 for the second).
+func (f *firings) again(end int64) uint32 {
+	if *f == nil {
+		*f = firings{}
+	}
+	n := (*f)[end] + 1
+	(*f)[end] = n
+	return n
+}
+
 // forget drops the counts of windows cleaned up at watermark w.
 func (f firings) forget(w, lateness int64) {
 	for end := range f {

@@ -30,7 +30,7 @@ type lbSpan[A any] struct {
 	lo    int
 	total A
 	win   *swag[A] // only for aggregators that cannot retract
-	fires firings
+	fires firings // lookback counts only firings again (late events)
 }
 
 type lookbackKey[V, A any] struct {
@@ -98,6 +98,13 @@ func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 		k = l.newKey(key)
 		l.keys[key] = k
 	}
+	// Whether t's windows have fired before: a late event at an instant
+	// with events makes them fire again; at a new one, for the first time.
+	refire := false
+	if t <= w {
+		i := l.first(k, t-1)
+		refire = i < k.elems.tail && k.elems.at(i).t == t
+	}
 	if k.elems.empty() || k.last <= t {
 		k.elems.push(lbElem[V]{t, v})
 		k.last = t
@@ -147,7 +154,11 @@ func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 				} else {
 					acc = l.total(k, e, span)
 				}
-				c.emit(k.key, Window{e - span + 1, e + 1}, acc, k.spans[s].fires.next(e+1))
+				var firing uint32
+				if e != t || refire {
+					firing = k.spans[s].fires.again(e + 1)
+				}
+				c.emit(k.key, Window{e - span + 1, e + 1}, acc, firing)
 			}
 		}
 	}
@@ -307,15 +318,13 @@ func (l *lookback[V, A, R]) fire(k *lookbackKey[V, A], t0 int64, j int) {
 			}
 			ks.lo++
 		}
-		var firing uint32
-		if c.cfg.Lateness > 0 {
-			firing = ks.fires.next(t0 + 1)
-		}
+		// A window fires here for the first time (Firing 0); its firings
+		// again are counted where late events cause them.
 		acc := ks.total
 		if c.ret == nil {
 			acc = ks.win.query()
 		}
-		c.emit(k.key, Window{t0 - span + 1, t0 + 1}, acc, firing)
+		c.emit(k.key, Window{t0 - span + 1, t0 + 1}, acc, 0)
 	}
 }
 

@@ -26,7 +26,8 @@ type snapshot[V, A any] struct {
 	Lookback  []lookbackSnap[V]
 }
 
-const snapshotFormat = 2
+// snapshotFormat 3: lookback keys count only their windows' firings again.
+const snapshotFormat = 3
 
 type paneSnap[A any] struct {
 	Start int64
