@@ -30,7 +30,7 @@ type lbSpan[A any] struct {
 	lo    int
 	total A
 	win   *swag[A] // only for aggregators that cannot retract
-	fires firings // lookback counts only firings again (late events)
+	fires firings  // lookback counts only firings again (late events)
 }
 
 type lookbackKey[V, A any] struct {
