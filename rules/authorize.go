@@ -63,6 +63,11 @@ type Options struct {
 	Remember time.Duration
 	// Now is the clock for transactions without a time (time.Now).
 	Now func() time.Time
+	// Lateness is how far behind the latest transaction seen one may come
+	// and still count in the windows where it belongs (1 minute); one
+	// later than that is decided on what the windows still hold, and not
+	// counted.
+	Lateness time.Duration
 }
 
 // Authorizer decides about transactions with a rule set's windows, and
@@ -104,6 +109,9 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Authorizer, error
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Lateness <= 0 {
+		opts.Lateness = time.Minute
+	}
 	a := &Authorizer{st: st, opts: opts}
 	l, err := loadRules(ctx, st)
 	if err != nil {
@@ -125,7 +133,7 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 	}
 	shards := make([]*shard, a.opts.Shards)
 	for i := range shards {
-		w, err := newWindows(set)
+		w, err := newWindows(set, a.opts.Lateness)
 		if err != nil {
 			return err
 		}
@@ -155,12 +163,13 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 				return fmt.Errorf("rules: replay: decision at %d is not about the transaction before it", rec.Position)
 			}
 			d.Position = pos
-			locked := a.lock(txn)
-			err := a.apply(txn, d, locked)
+			var h held
+			a.lock(txn, &h)
+			err := a.apply(txn, d, &h)
 			if err == nil {
-				a.remember(locked[0], millis(txn.At), txn.ID, pos)
+				a.remember(h.home, millis(txn.At), txn.ID, pos)
 			}
-			a.unlock(locked)
+			a.unlock(&h)
 			if err != nil {
 				return err
 			}
@@ -190,23 +199,24 @@ func (a *Authorizer) Authorize(ctx context.Context, txn Transaction) (Decision, 
 	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	locked := a.lock(&txn)
-	defer a.unlock(locked)
-	if pos, ok := a.shards[locked[0]].recent[txn.ID]; given && ok {
+	var h held
+	a.lock(&txn, &h)
+	defer a.unlock(&h)
+	if pos, ok := a.shards[h.home].recent[txn.ID]; given && ok {
 		return a.recorded(ctx, pos)
 	}
-	d, err := a.decide(&txn)
+	d, err := a.decide(&txn, &h)
 	if err != nil {
 		return Decision{}, err
 	}
 	if err := a.record(ctx, &txn, &d); err != nil {
 		return Decision{}, err
 	}
-	if err := a.apply(&txn, d, locked); err != nil {
+	if err := a.apply(&txn, d, &h); err != nil {
 		return Decision{}, err
 	}
 	if given {
-		a.remember(locked[0], millis(txn.At), txn.ID, d.Position)
+		a.remember(h.home, millis(txn.At), txn.ID, d.Position)
 	}
 	return d, nil
 }
@@ -258,39 +268,51 @@ func decisionID(txn event.ID) event.ID {
 	return id
 }
 
-// lock takes the shards txn's keys live in, in order (so two decisions
-// never wait for each other), the user's first: it holds the ids decided.
-func (a *Authorizer) lock(txn *Transaction) []int {
-	n := len(a.shards)
-	home := shardOf(txn.User, n)
-	idx := []int{home}
-	for _, g := range a.set.groups {
-		if s := shardOf(g.key.str(txn), n); !slices.Contains(idx, s) {
-			idx = append(idx, s)
-		}
-	}
-	sorted := slices.Clone(idx)
-	slices.Sort(sorted)
-	for _, i := range sorted {
-		a.shards[i].mu.Lock()
-	}
-	return idx
+// held is what one decision holds: the shard of the transaction's user
+// (where its id is remembered), the shard of each group's key, and the
+// distinct ones, locked in ascending order so that two decisions never
+// wait for each other.
+type held struct {
+	home   int
+	groups []int
+	shards []int
+	buf    [16]int
 }
 
-func (a *Authorizer) unlock(idx []int) {
-	for _, i := range idx {
+func (a *Authorizer) lock(txn *Transaction, h *held) {
+	n := len(a.shards)
+	h.groups, h.shards = h.buf[:0:8], h.buf[8:8:16]
+	h.home = shardOf(txn.User, n)
+	h.shards = append(h.shards, h.home)
+	for _, g := range a.set.groups {
+		s := h.home
+		if g.key.name != "user_id" {
+			s = shardOf(g.key.str(txn), n)
+		}
+		h.groups = append(h.groups, s)
+		if !slices.Contains(h.shards, s) {
+			h.shards = append(h.shards, s)
+		}
+	}
+	slices.Sort(h.shards)
+	for _, i := range h.shards {
+		a.shards[i].mu.Lock()
+	}
+}
+
+func (a *Authorizer) unlock(h *held) {
+	for _, i := range h.shards {
 		a.shards[i].mu.Unlock()
 	}
 }
 
 // decide evaluates every rule for txn (its shards locked).
-func (a *Authorizer) decide(txn *Transaction) (Decision, error) {
-	n := len(a.shards)
+func (a *Authorizer) decide(txn *Transaction, h *held) (Decision, error) {
 	t := millis(txn.At)
-	vals := a.shards[shardOf(txn.User, n)].vals
+	vals := a.shards[h.home].vals
 	for g, def := range a.set.groups {
 		key := def.key.str(txn)
-		sh := a.shards[shardOf(key, n)]
+		sh := a.shards[h.groups[g]]
 		if err := sh.windows.engines[g].probe(key, t, txn, def.terms, vals); err != nil {
 			return Decision{}, fmt.Errorf("rules: %w", err)
 		}
@@ -314,15 +336,14 @@ func (a *Authorizer) decide(txn *Transaction) (Decision, error) {
 }
 
 // apply counts a decided transaction in the windows and remembers its id.
-func (a *Authorizer) apply(txn *Transaction, d Decision, locked []int) error {
-	n := len(a.shards)
+func (a *Authorizer) apply(txn *Transaction, d Decision, h *held) error {
 	t := millis(txn.At)
 	for g, def := range a.set.groups {
 		if d.Outcome == Deny && !def.countDenied {
 			continue
 		}
 		key := def.key.str(txn)
-		if err := a.shards[shardOf(key, n)].windows.engines[g].add(key, t, txn); err != nil {
+		if err := a.shards[h.groups[g]].windows.engines[g].add(key, t, txn); err != nil {
 			return fmt.Errorf("rules: %w", err)
 		}
 	}
@@ -336,7 +357,7 @@ func (a *Authorizer) apply(txn *Transaction, d Decision, locked []int) error {
 	// earlier instants can fire and be forgotten, and one that does come
 	// is counted where it belongs (within the lateness).
 	w := a.maxT.Load() - 1
-	for _, i := range locked {
+	for _, i := range h.shards {
 		for _, e := range a.shards[i].windows.engines {
 			e.watermark(w)
 		}

@@ -25,58 +25,127 @@ import (
 
 var ruleUsers = flag.Int("rule-users", 1_000_000, "users in the rules benchmarks")
 
-func benchTxns(n, users int) []Transaction {
-	txns := make([]Transaction, n)
-	x := uint64(88172645463325252)
-	at := t0
-	for i := range txns {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		at = at.Add(time.Duration(x%200) * time.Microsecond)
-		txns[i] = Transaction{ID: event.NewID(), User: fmt.Sprint("user-", x%uint64(users)), Amount: num.FromMicro(int64(x>>40) % 300_000_000), At: at.Truncate(time.Millisecond)}
-	}
-	return txns
+// txnGen is a deterministic stream of transactions: users drawn
+// uniformly, event time advancing 100 µs per transaction on average,
+// amounts up to $300.
+type txnGen struct {
+	x     uint64
+	at    time.Time
+	users []string
 }
 
+func newTxnGen(users int) *txnGen {
+	g := &txnGen{x: 88172645463325252, at: t0, users: make([]string, users)}
+	for i := range g.users {
+		g.users[i] = fmt.Sprint("user-", i)
+	}
+	return g
+}
+
+func (g *txnGen) next(txn *Transaction) {
+	g.x ^= g.x << 13
+	g.x ^= g.x >> 7
+	g.x ^= g.x << 17
+	g.at = g.at.Add(time.Duration(g.x%200) * time.Microsecond)
+	*txn = Transaction{User: g.users[g.x%uint64(len(g.users))], Amount: num.FromMicro(int64(g.x>>40) % 300_000_000), At: g.at.Truncate(time.Millisecond)}
+}
+
+// BenchmarkDecide: the reference rules through the Authorizer's decision
+// (windows probed, conditions evaluated, the transaction counted unless
+// denied), against a hand-written per-user deque that knows only those two
+// rules, in the same run.
 func BenchmarkDecide(b *testing.B) {
-	l, err := eventlog.Open(b.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	// One shard: one goroutine decides, as on one core.
-	a, err := Open(context.Background(), l, Options{Shards: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	warm := 3_000_000 // 5 minutes of transactions: the windows are full
-	txns := benchTxns(warm+b.N, *ruleUsers)
-	denied := 0
-	step := func(txn *Transaction) {
-		locked := a.lock(txn)
-		d, err := a.decide(txn)
+	const warm = 3_000_000 // 5 minutes of transactions: the windows are full
+	b.Run("authorizer", func(b *testing.B) {
+		l, err := eventlog.Open(b.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if d.Outcome == Deny {
-			denied++
-		}
-		if err := a.apply(txn, d, locked); err != nil {
+		defer l.Close()
+		// One shard: one goroutine decides, as on one core.
+		a, err := Open(context.Background(), l, Options{Shards: 1})
+		if err != nil {
 			b.Fatal(err)
 		}
-		a.unlock(locked)
-	}
-	for i := range warm {
-		step(&txns[i])
-	}
-	b.ResetTimer()
-	for i := range b.N {
-		step(&txns[warm+i])
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txns/s")
-	b.ReportMetric(float64(denied)/float64(warm+b.N), "denied/txn")
+		g := newTxnGen(*ruleUsers)
+		denied := 0
+		var txn Transaction
+		step := func() {
+			g.next(&txn)
+			var h held
+			a.lock(&txn, &h)
+			d, err := a.decide(&txn, &h)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if d.Outcome == Deny {
+				denied++
+			}
+			if err := a.apply(&txn, d, &h); err != nil {
+				b.Fatal(err)
+			}
+			a.unlock(&h)
+		}
+		for range warm {
+			step()
+		}
+		b.ResetTimer()
+		for range b.N {
+			step()
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txns/s")
+		b.ReportMetric(float64(denied)/float64(warm+b.N), "denied/txn")
+	})
+	b.Run("hand-written", func(b *testing.B) {
+		type user struct {
+			ts  []int64
+			amt []num.Dec
+			n1  int // transactions in the last 60 s are ts[len-n1:]
+			sum num.Dec
+		}
+		users := map[string]*user{}
+		limit := num.FromInt(5000)
+		g := newTxnGen(*ruleUsers)
+		denied := 0
+		var txn Transaction
+		step := func() {
+			g.next(&txn)
+			u := users[txn.User]
+			if u == nil {
+				u = &user{}
+				users[txn.User] = u
+			}
+			t := millis(txn.At)
+			drop := 0
+			for drop < len(u.ts) && u.ts[drop] <= t-300_000 {
+				u.sum = u.sum.Sub(u.amt[drop])
+				drop++
+			}
+			u.ts, u.amt = u.ts[drop:], u.amt[drop:]
+			u.n1 = min(u.n1, len(u.ts))
+			for u.n1 > 0 && u.ts[len(u.ts)-u.n1] <= t-60_000 {
+				u.n1--
+			}
+			if u.n1+1 > 10 || u.sum.Add(txn.Amount).Cmp(limit) > 0 {
+				denied++
+				return
+			}
+			u.ts, u.amt = append(u.ts, t), append(u.amt, txn.Amount)
+			u.sum = u.sum.Add(txn.Amount)
+			u.n1++
+		}
+		for range warm {
+			step()
+		}
+		b.ResetTimer()
+		for range b.N {
+			step()
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txns/s")
+		b.ReportMetric(float64(denied)/float64(warm+b.N), "denied/txn")
+	})
 }
 
 func BenchmarkAuthorize(b *testing.B) {
@@ -89,7 +158,12 @@ func BenchmarkAuthorize(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	txns := benchTxns(b.N, *ruleUsers)
+	g := newTxnGen(*ruleUsers)
+	txns := make([]Transaction, b.N)
+	for i := range txns {
+		g.next(&txns[i])
+		txns[i].ID = event.NewID()
+	}
 	const callers = 64
 	lat := make([][]time.Duration, callers)
 	var wg sync.WaitGroup

@@ -122,18 +122,17 @@ type engine interface {
 	numKeys() int
 }
 
-func newWindows(s *Set) (*windows, error) {
+func newWindows(s *Set, lateness time.Duration) (*windows, error) {
 	w := &windows{}
 	for _, g := range s.groups {
 		cfg := stream.Config{Kind: stream.Lookback, Size: g.spans[0].Milliseconds()}
-		longest := g.spans[0]
 		for _, sp := range g.spans[1:] {
 			cfg.Spans = append(cfg.Spans, sp.Milliseconds())
-			longest = max(longest, sp)
 		}
-		// A transaction that comes late, by as much as the longest window,
-		// still counts where it belongs.
-		cfg.Lateness = longest.Milliseconds()
+		// A transaction that comes late, by up to the lateness, still
+		// counts where it belongs; events are kept for the longest window
+		// and the lateness.
+		cfg.Lateness = lateness.Milliseconds()
 		amount := func(t *Transaction) num.Dec { return t.Amount }
 		var (
 			e   engine
@@ -210,4 +209,9 @@ func (g *engineOf[V, A, R]) numKeys() int { return g.e.Stats().Keys }
 var seed = maphash.MakeSeed()
 
 // shardOf spreads key values over n shards.
-func shardOf(key string, n int) int { return int(maphash.String(seed, key) % uint64(n)) }
+func shardOf(key string, n int) int {
+	if n == 1 {
+		return 0
+	}
+	return int(maphash.String(seed, key) % uint64(n))
+}

@@ -135,6 +135,7 @@ func (e *Engine[V, A, R]) Probe(dst []Result[R], key string, t int64, v V) ([]Re
 		return dst, fmt.Errorf("%w: %v", ErrProbe, e.cfg.Kind)
 	}
 	k := l.keys[key]
+	l.probed = k
 	for s, span := range l.spans {
 		acc := e.agg.Init()
 		if k != nil {

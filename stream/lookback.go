@@ -16,6 +16,10 @@ type lookback[V, A, R any] struct {
 	maxSpan int64
 	keys    map[string]*lookbackKey[V, A]
 	timers  timerQueue[*lookbackKey[V, A]]
+	// probed is the key the last Probe found: an authorization probes a
+	// key, decides, then adds the event, and the second lookup of a key
+	// among millions is a cache miss of its own.
+	probed *lookbackKey[V, A]
 }
 
 type lbElem[V any] struct {
@@ -93,7 +97,10 @@ func (l *lookback[V, A, R]) event(key string, t int64, v V) bool {
 	if t+lateness <= w {
 		return true
 	}
-	k := l.keys[key]
+	k := l.probed
+	if k == nil || k.key != key {
+		k = l.keys[key]
+	}
 	if k == nil {
 		k = l.newKey(key)
 		l.keys[key] = k
@@ -275,6 +282,9 @@ func (l *lookback[V, A, R]) step(k *lookbackKey[V, A], now int64, fire bool) boo
 	if k.pending == d.tail && (d.empty() || k.last <= limit) {
 		k.gone = true
 		delete(l.keys, k.key)
+		if l.probed == k {
+			l.probed = nil
+		}
 		return false
 	}
 	return true
