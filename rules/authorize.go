@@ -33,6 +33,9 @@ type Decision struct {
 	// Repeated is set when the transaction had already been decided: this
 	// is the recorded decision, and nothing was appended.
 	Repeated bool `json:"-"`
+	// Amendments are the user's earlier decisions this transaction, come
+	// late, changed; they are recorded with it.
+	Amendments []Amendment `json:"-"`
 }
 
 // Fired is a rule that fired, with the values its condition read (the
@@ -87,6 +90,7 @@ type shard struct {
 	mu      sync.Mutex
 	windows *windows
 	recent  map[event.ID]uint64 // transaction id → its position, for ids callers gave
+	lastAt  map[string]int64    // user → the latest time decided
 	order   []recentID          // recent's ids by time, order[oldest:] still in recent
 	oldest  int
 	vals    []num.Dec
@@ -137,7 +141,7 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 		if err != nil {
 			return err
 		}
-		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, vals: make([]num.Dec, len(set.terms.list))}
+		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, lastAt: map[string]int64{}, vals: make([]num.Dec, len(set.terms.list))}
 	}
 	a.log, a.set, a.shards = l, set, shards
 	a.maxT.Store(0)
@@ -209,6 +213,11 @@ func (a *Authorizer) Authorize(ctx context.Context, txn Transaction) (Decision, 
 	if err != nil {
 		return Decision{}, err
 	}
+	if a.shards[h.home].late(txn.User, millis(txn.At)) {
+		if d.Amendments, err = a.amendments(ctx, &txn, d, &h); err != nil {
+			return Decision{}, err
+		}
+	}
 	if err := a.record(ctx, &txn, &d); err != nil {
 		return Decision{}, err
 	}
@@ -250,9 +259,18 @@ func (a *Authorizer) record(ctx context.Context, txn *Transaction, d *Decision) 
 	if err != nil {
 		return fmt.Errorf("rules: encode decision: %w", err)
 	}
-	res, err := a.st.Append(ctx, streamOf(txn.User), store.Any,
-		event.Event{ID: txn.ID, Type: TypeTransaction, Data: txnData},
-		event.Event{ID: decisionID(txn.ID), Type: TypeDecision, Data: decData})
+	evs := []event.Event{
+		{ID: txn.ID, Type: TypeTransaction, Data: txnData},
+		{ID: decisionID(txn.ID), Type: TypeDecision, Data: decData},
+	}
+	for _, am := range d.Amendments {
+		data, err := json.Marshal(am)
+		if err != nil {
+			return fmt.Errorf("rules: encode amendment: %w", err)
+		}
+		evs = append(evs, event.Event{Type: TypeAmendment, Data: data})
+	}
+	res, err := a.st.Append(ctx, streamOf(txn.User), store.Any, evs...)
 	if err != nil {
 		return fmt.Errorf("rules: record decision: %w", err)
 	}
@@ -306,33 +324,80 @@ func (a *Authorizer) unlock(h *held) {
 	}
 }
 
-// decide evaluates every rule for txn (its shards locked).
+// decide evaluates every rule for txn (its shards locked), with txn
+// counted in.
 func (a *Authorizer) decide(txn *Transaction, h *held) (Decision, error) {
-	t := millis(txn.At)
 	vals := a.shards[h.home].vals
-	for g, def := range a.set.groups {
-		key := def.key.str(txn)
-		sh := a.shards[h.groups[g]]
-		if err := sh.windows.engines[g].probe(key, t, txn, def.terms, vals); err != nil {
-			return Decision{}, fmt.Errorf("rules: %w", err)
+	if err := a.values(h, txn, millis(txn.At), []counted{{txn: txn}}, vals, false); err != nil {
+		return Decision{}, err
+	}
+	d := Decision{Transaction: txn.ID, User: txn.User, At: txn.At}
+	d.Outcome, d.Fired = a.evaluate(txn, vals, false)
+	return d, nil
+}
+
+// counted is a transaction probed into the windows with the outcome that
+// says whether they count it ("": the candidate, counted whatever). With
+// ifNotCounted, it is one the windows already have where they count it, so
+// it is added only where they do not.
+type counted struct {
+	txn          *Transaction
+	outcome      Action
+	ifNotCounted bool
+}
+
+func (c counted) in(def *groupDef) bool {
+	counts := c.outcome != Deny || def.countDenied
+	if c.ifNotCounted {
+		return !counts
+	}
+	return c.outcome == "" || counts
+}
+
+// values sets every term's value for the windows of of's keys at instant t,
+// with the given transactions counted in where their outcomes let them
+// (userOnly: only the windows kept per user).
+func (a *Authorizer) values(h *held, of *Transaction, t int64, extra []counted, vals []num.Dec, userOnly bool) error {
+	var in []*Transaction
+	for g := range a.set.groups {
+		def := &a.set.groups[g]
+		if userOnly && def.key.name != "user_id" {
+			continue
+		}
+		in = in[:0]
+		for _, c := range extra {
+			if c.in(def) {
+				in = append(in, c.txn)
+			}
+		}
+		key := def.key.str(of)
+		if err := a.shards[h.groups[g]].windows.engines[g].probe(key, t, in, def.terms, vals); err != nil {
+			return fmt.Errorf("rules: %w", err)
 		}
 	}
-	d := Decision{Transaction: txn.ID, User: txn.User, At: txn.At, Outcome: Approve}
+	return nil
+}
+
+// evaluate runs every rule's condition on the term values: the outcome is
+// the strongest action among the rules that fired (alert leaves it approve).
+func (a *Authorizer) evaluate(txn *Transaction, vals []num.Dec, userOnly bool) (Action, []Fired) {
+	outcome := Approve
+	var fired []Fired
 	x := evalCtx{txn: txn, vals: vals}
 	for _, r := range a.set.rules {
-		if !r.cond(&x) {
+		if userOnly && !r.userKeyed() || !r.cond(&x) {
 			continue
 		}
 		f := Fired{Rule: r.Name, Version: a.log.versions[r.Name], Action: r.Action, Severity: r.Severity, Values: make([]Value, len(r.slots))}
 		for i, slot := range r.slots {
 			f.Values[i] = Value{Name: r.names[i], Value: vals[slot]}
 		}
-		d.Fired = append(d.Fired, f)
-		if r.Action.rank() > d.Outcome.rank() && r.Action != Alert {
-			d.Outcome = r.Action
+		fired = append(fired, f)
+		if r.Action.rank() > outcome.rank() && r.Action != Alert {
+			outcome = r.Action
 		}
 	}
-	return d, nil
+	return outcome, fired
 }
 
 // apply counts a decided transaction in the windows and remembers its id.
@@ -353,6 +418,7 @@ func (a *Authorizer) apply(txn *Transaction, d Decision, h *held) error {
 			break
 		}
 	}
+	a.shards[h.home].decided(txn.User, t)
 	// No transaction is expected before the latest seen: the windows of
 	// earlier instants can fire and be forgotten, and one that does come
 	// is counted where it belongs (within the lateness).

@@ -288,3 +288,52 @@ func TestConcurrentAuthorize(t *testing.T) {
 		t.Fatalf("%d denied, want %d", denied, users*5)
 	}
 }
+
+// A transaction that comes late is decided on what its own window holds,
+// and counts where it belongs: the user's later decision whose window now
+// holds 11 transactions is amended (approve → deny), in the same append.
+func TestLateTransactionAmendsLaterDecision(t *testing.T) {
+	ctx := context.Background()
+	l := openLog(t, t.TempDir())
+	a := openAuth(t, l)
+	var ids []event.ID
+	for i := range 10 {
+		d := authorize(t, a, "u1", "10", t0.Add(time.Duration(10+i)*time.Second))
+		if d.Outcome != Approve {
+			t.Fatalf("transaction at %ds: %s", 10+i, d.Outcome)
+		}
+		ids = append(ids, d.Transaction)
+	}
+	late := authorize(t, a, "u1", "10", t0.Add(5*time.Second))
+	if late.Outcome != Approve || len(late.Amendments) != 1 {
+		t.Fatalf("late transaction: %s, amendments %+v", late.Outcome, late.Amendments)
+	}
+	am := late.Amendments[0]
+	if am.Transaction != ids[9] || am.Previous != Approve || am.Outcome != Deny || am.Cause != late.Transaction ||
+		len(am.Fired) != 1 || am.Fired[0].Rule != "velocity" || am.Fired[0].Values[0].Value.String() != "11" {
+		t.Fatalf("amendment %+v, want the transaction at 19 s, approve → deny by velocity(count=11)", am)
+	}
+	var types []string
+	for rec, err := range l.ReadStream(ctx, "txn-u1", store.ReadStreamOptions{From: 21}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, rec.Type)
+	}
+	if fmt.Sprint(types) != "[transaction transaction.decided transaction.amended]" {
+		t.Fatalf("the late append holds %v", types)
+	}
+	// Another late one, denied by velocity itself (its window at 6 s holds
+	// 2): it is approved, and the decision at 19 s, already amended to
+	// deny, is not amended again; the one at 18 s now sees 11 (5 s, 6 s
+	// and 10 s..18 s) and is.
+	late2 := authorize(t, a, "u1", "10", t0.Add(6*time.Second))
+	if late2.Outcome != Approve || len(late2.Amendments) != 1 || late2.Amendments[0].Transaction != ids[8] {
+		t.Fatalf("second late transaction: %s %+v", late2.Outcome, late2.Amendments)
+	}
+	// An amendment changes no state: a new transaction at 20 s sees
+	// 5, 6 and 10..19 s in its window, 13 with itself.
+	if d := authorize(t, a, "u1", "10", t0.Add(20*time.Second)); d.Outcome != Deny || fired(d) != "velocity(count=13)" {
+		t.Fatalf("at 20 s: %s %s", d.Outcome, fired(d))
+	}
+}

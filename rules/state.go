@@ -113,8 +113,9 @@ type windows struct {
 // engine is a group's lookback engine, whatever its value and accumulator
 // types.
 type engine interface {
-	// probe sets the group's term values for the candidate at t.
-	probe(key string, t int64, txn *Transaction, terms []groupTerm, vals []num.Dec) error
+	// probe sets the group's term values at instant t, with the extra
+	// transactions counted in (each at its own time).
+	probe(key string, t int64, extra []*Transaction, terms []groupTerm, vals []num.Dec) error
 	// add counts the transaction in the windows.
 	add(key string, t int64, txn *Transaction) error
 	// watermark moves time on: no transaction before w is expected.
@@ -170,6 +171,7 @@ type engineOf[V, A, R any] struct {
 	value func(*Transaction) V
 	read  func(R, aggKind) num.Dec
 	res   []stream.Result[R]
+	extra []stream.Elem[V]
 }
 
 func newEngine[V, A, R any](cfg stream.Config, agg stream.Aggregator[V, A, R], value func(*Transaction) V, read func(R, aggKind) num.Dec) (*engineOf[V, A, R], error) {
@@ -180,8 +182,12 @@ func newEngine[V, A, R any](cfg stream.Config, agg stream.Aggregator[V, A, R], v
 	return &engineOf[V, A, R]{e: e, value: value, read: read}, nil
 }
 
-func (g *engineOf[V, A, R]) probe(key string, t int64, txn *Transaction, terms []groupTerm, vals []num.Dec) error {
-	res, err := g.e.Probe(g.res[:0], key, t, g.value(txn))
+func (g *engineOf[V, A, R]) probe(key string, t int64, extra []*Transaction, terms []groupTerm, vals []num.Dec) error {
+	g.extra = g.extra[:0]
+	for _, x := range extra {
+		g.extra = append(g.extra, stream.Elem[V]{Time: millis(x.At), Value: g.value(x)})
+	}
+	res, err := g.e.Probe(g.res[:0], key, t, g.extra...)
 	g.res = res
 	if err != nil {
 		return err

@@ -119,14 +119,15 @@ func (e *Engine[V, A, R]) Event(key string, t int64, v V) (late bool, err error)
 // ErrProbe is returned by Probe for a window kind it cannot answer.
 var ErrProbe = errors.New("stream: probe answers lookback windows only")
 
-// Probe appends to dst what key's lookback windows at instant t would hold if
-// an event (t, v) were added now, one result per span (Firing 0), without
-// adding it: the question an authorization asks before it decides ("would
-// this transaction be the 11th in 60 s?"). The engine's state and what it
-// will output are unchanged. A time the engine would take as late (at or
-// before the watermark less the allowed lateness) may be answered without
-// events it has already forgotten.
-func (e *Engine[V, A, R]) Probe(dst []Result[R], key string, t int64, v V) ([]Result[R], error) {
+// Probe appends to dst what key's lookback windows at instant t would hold
+// if the extra events were added now (each in the windows its time falls
+// in), one result per span (Firing 0), without adding them: the question an
+// authorization asks before it decides ("would this transaction be the 11th
+// in 60 s?"), or, with no extra event, what the windows hold. The engine's
+// state and what it will output are unchanged. A time the engine would take
+// as late (at or before the watermark less the allowed lateness) may be
+// answered without events it has already forgotten.
+func (e *Engine[V, A, R]) Probe(dst []Result[R], key string, t int64, extra ...Elem[V]) ([]Result[R], error) {
 	if t < MinTime || t > MaxTime {
 		return dst, fmt.Errorf("%w: %d", ErrTime, t)
 	}
@@ -141,7 +142,11 @@ func (e *Engine[V, A, R]) Probe(dst []Result[R], key string, t int64, v V) ([]Re
 		if k != nil {
 			acc = l.window(k, s, t)
 		}
-		acc = e.agg.Add(acc, t, v)
+		for _, x := range extra {
+			if x.Time > t-span && x.Time <= t {
+				acc = e.agg.Add(acc, x.Time, x.Value)
+			}
+		}
 		dst = append(dst, Result[R]{Key: key, Window: Window{t - span + 1, t + 1}, Value: e.agg.Result(acc)})
 	}
 	return dst, nil

@@ -289,8 +289,12 @@ func drive[A any](t *rapid.T, cfg Config, agg Aggregator[int64, A, int64], ref r
 			key := rapid.SampledFrom(keys).Draw(t, fmt.Sprint("key", i))
 			ts := wm + 1 - cfg.Lateness + rapid.Int64Range(0, 30+cfg.Lateness).Draw(t, fmt.Sprint("ts", i))
 			v := rapid.Int64Range(-5, 9).Draw(t, fmt.Sprint("v", i))
-			rs, err := e.Probe(nil, key, ts, v)
+			rs, err := e.Probe(nil, key, ts, Elem[int64]{ts, v})
 			if err != nil {
+				t.Fatal(err)
+			}
+			// The same windows without the probed event.
+			if rs, err = e.Probe(rs, key, ts); err != nil {
 				t.Fatal(err)
 			}
 			for _, r := range rs {
@@ -298,6 +302,16 @@ func drive[A any](t *rapid.T, cfg Config, agg Aggregator[int64, A, int64], ref r
 			}
 			for _, s := range spans {
 				want = append(want, s.(*naiveLookback).probe(key, ts, v))
+			}
+			for _, s := range spans {
+				n := s.(*naiveLookback)
+				var es []nElem
+				for _, x := range n.events[key] {
+					if x.t > ts-n.cfg.Size && x.t <= ts {
+						es = append(es, x)
+					}
+				}
+				want = append(want, out{key: key, start: ts - n.cfg.Size + 1, end: ts + 1, value: n.agg.of(es)})
 			}
 			if g, w := fmt.Sprint(got), fmt.Sprint(want); g != w {
 				t.Fatalf("step %d (probe %s %d %d):\nengine    %s\nreference %s", i, key, ts, v, g, w)
