@@ -43,7 +43,7 @@ var rows = []struct {
 	{5, []string{"aggregate/..."}},
 	{6, []string{"projection"}},
 	{7, []string{"stream/..."}},
-	{8, []string{"rules"}},
+	{8, []string{"rules/..."}},
 	{9, []string{"api"}},
 	{10, []string{"client"}},
 	{11, []string{"examples/..."}},
