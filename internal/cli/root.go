@@ -214,6 +214,7 @@ is not given, or ./strata-data when neither is.`,
 		newWindowCmd(a),
 		newAuthorizeCmd(a),
 		newRulesCmd(a),
+		newAlertsCmd(a),
 	)
 	return root
 }

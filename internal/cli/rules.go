@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,10 +11,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/stratadb/strata/num"
 	"github.com/stratadb/strata/rules"
+	"github.com/stratadb/strata/rules/alerts"
 	"github.com/stratadb/strata/store"
 )
 
@@ -247,4 +251,86 @@ func listRules(w io.Writer, format string, auth *rules.Authorizer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, versions[r.Name], state, r.Action, r.Severity, r.Key, r.Condition)
 	}
 	return tw.Flush()
+}
+
+func newAlertsCmd(a *app) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "alerts",
+		Short: "Raise the alerts the recorded decisions call for, and print them",
+		Long: `Every denied or reviewed transaction, every alert rule that fired and every
+amendment raises an alert: an alert.raised event in the stream "alerts",
+derived from the decisions in the log (running this again raises each one
+once). Prints the alerts raised now as JSON lines; --follow keeps raising
+them as decisions are recorded. Read the whole stream with
+'strata read alerts'.`,
+		Example: `  strata alerts
+  strata alerts --follow
+  strata alerts deliver --webhook https://example.com/hooks/fraud --name ops`,
+		Args: cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			return a.withStore(false, func(s store.Store) error {
+				err := alerts.Derive(cmd.Context(), s, alerts.DeriveOptions{Follow: follow, Raised: func(al alerts.Alert) { writeJSON(out, al) }})
+				if follow && errors.Is(err, context.Canceled) {
+					return nil
+				}
+				return err
+			})
+		}),
+	}
+	cmd.Flags().BoolVar(&follow, "follow", false, "keep raising alerts as decisions are recorded, until interrupted")
+	var webhook, natsURL, subject, name string
+	var dfollow bool
+	deliver := &cobra.Command{
+		Use:   "deliver (--webhook URL | --nats URL --subject S) --name NAME",
+		Short: "Deliver the alerts to a webhook or a NATS subject, at least once",
+		Long: `Send the alerts after the delivery's checkpoint (the stream
+alerts-delivered-NAME) in order, each with an idempotency key (the
+Idempotency-Key header; Nats-Msg-Id on NATS), retrying with backoff until
+the receiver takes it. A webhook answering 4xx (other than 408 or 429) stops
+the delivery there, with nothing skipped. Alerts are raised first, as
+'strata alerts' does.`,
+		Args: cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			var sink alerts.Sink
+			switch {
+			case webhook != "" && natsURL == "":
+				sink = &alerts.Webhook{URL: webhook}
+			case natsURL != "" && webhook == "" && subject != "":
+				nc, err := nats.Connect(natsURL)
+				if err != nil {
+					return fmt.Errorf("nats %s: %w", natsURL, err)
+				}
+				defer nc.Close()
+				sink = &alerts.NATS{Conn: nc, Subject: subject}
+			default:
+				return usagef("want --webhook URL, or --nats URL with --subject")
+			}
+			if name == "" {
+				return usagef("--name is required: it names the delivery's checkpoint")
+			}
+			out := cmd.OutOrStdout()
+			return a.withStore(false, func(s store.Store) error {
+				if err := alerts.Derive(cmd.Context(), s, alerts.DeriveOptions{}); err != nil {
+					return err
+				}
+				n := 0
+				err := alerts.Deliver(cmd.Context(), s, sink, alerts.DeliverOptions{Name: name, Follow: dfollow, Delivered: func(alerts.Alert) { n++ }})
+				if dfollow && errors.Is(err, context.Canceled) {
+					err = nil
+				}
+				fmt.Fprintf(out, "delivered %d alerts\n", n)
+				return err
+			})
+		}),
+	}
+	df := deliver.Flags()
+	df.StringVar(&webhook, "webhook", "", "POST each alert as JSON to this URL")
+	df.StringVar(&natsURL, "nats", "", "publish each alert to a NATS server at this URL")
+	df.StringVar(&subject, "subject", "strata.alerts", "the NATS subject")
+	df.StringVar(&name, "name", "", "the delivery's name (its checkpoint)")
+	df.BoolVar(&dfollow, "follow", false, "keep delivering new alerts until interrupted (raise them with 'strata alerts --follow')")
+	cmd.AddCommand(deliver)
+	return cmd
 }

@@ -3,6 +3,8 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,4 +81,29 @@ func TestRulesCommands(t *testing.T) {
 	if !strings.Contains(r.stderr, "rules[0].key") {
 		t.Fatalf("bad rule file: %s", r.stderr)
 	}
+}
+
+func TestAlertsCommands(t *testing.T) {
+	run := cli(t, t.TempDir())
+	for i := range 11 {
+		run(ExitOK, "authorize", "--user", "u1", "--amount", "1", "--durability", "none", "--at", fmt.Sprintf("2026-11-28T12:00:%02dZ", 10+i))
+	}
+	r := run(ExitOK, "alerts")
+	if strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, `"kind":"deny"`) {
+		t.Fatalf("alerts: %s", r.stdout)
+	}
+	if r := run(ExitOK, "alerts"); r.stdout != "" {
+		t.Fatalf("alerts raised twice: %s", r.stdout)
+	}
+	got := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Idempotency-Key")
+	}))
+	defer srv.Close()
+	r = run(ExitOK, "alerts", "deliver", "--webhook", srv.URL, "--name", "ops")
+	if r.stdout != "delivered 1 alerts\n" || len(got) != 1 {
+		t.Fatalf("deliver: %q, %d requests", r.stdout, len(got))
+	}
+	run(ExitUsage, "alerts", "deliver", "--name", "ops")
+	run(ExitUsage, "alerts", "deliver", "--webhook", srv.URL)
 }
