@@ -20,7 +20,7 @@ func newGenCmd(a *app) *cobra.Command {
   strata --data /tmp/shop --durability none gen orders --events 100000`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newGenOrdersCmd(a))
+	cmd.AddCommand(newGenOrdersCmd(a), newGenTransactionsCmd(a))
 	return cmd
 }
 

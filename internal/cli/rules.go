@@ -17,6 +17,7 @@ import (
 	"github.com/stratadb/strata/num"
 	"github.com/stratadb/strata/rules"
 	"github.com/stratadb/strata/rules/alerts"
+	"github.com/stratadb/strata/rules/txngen"
 	"github.com/stratadb/strata/store"
 )
 
@@ -332,5 +333,137 @@ the delivery there, with nothing skipped. Alerts are raised first, as
 	df.StringVar(&name, "name", "", "the delivery's name (its checkpoint)")
 	df.BoolVar(&dfollow, "follow", false, "keep delivering new alerts until interrupted (raise them with 'strata alerts --follow')")
 	cmd.AddCommand(deliver)
+	return cmd
+}
+
+func newGenTransactionsCmd(a *app) *cobra.Command {
+	var (
+		opts             txngen.Options
+		out, truth, outp string
+	)
+	cmd := &cobra.Command{
+		Use:   "transactions",
+		Short: "Generate card traffic with planted fraud, authorize it, and score the detection",
+		Long: `Generate transactions in event-time order: ordinary users (user-0 …), who
+stay inside the reference rules (at most 8 transactions in any 60 s and $3,000
+in any 5 minutes), and --fraud-ratio of the users (fraud-0 …) with one planted
+episode each: a burst of 11 or more transactions within a minute (fraud-0's
+is the reference burst, 11 between 55 s and 65 s), or more than $5,000 in a
+few large purchases within 5 minutes.
+
+Each transaction is authorized into the log (as 'strata authorize' does) and
+the decisions are scored against what was planted: episodes caught (a
+transaction denied or sent to review) and ordinary transactions flagged. The
+ground truth goes to --truth as JSON lines. With --out, the transactions are
+written there as JSON lines instead, and nothing is authorized.`,
+		Example: `  strata --durability none gen transactions --users 1000 --rate 100 --fraud-ratio 0.02
+  strata gen transactions --users 50 --rate 5 --duration 5m --out txns.jsonl --truth truth.jsonl`,
+		Args: cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(outp); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var sink func(rules.Transaction) bool
+			var fail error
+			counts := map[rules.Action]int{}
+			var sc *txngen.Scorer
+			var decisions []rules.Decision
+			run := func(s store.Store) error {
+				var w io.Writer
+				if out != "" {
+					f, err := os.Create(out)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					w = f
+					sink = func(t rules.Transaction) bool {
+						if err := writeJSON(w, t); err != nil {
+							fail = err
+							return false
+						}
+						return true
+					}
+				} else {
+					auth, err := rules.Open(ctx, s, rules.Options{})
+					if err != nil {
+						return err
+					}
+					sink = func(t rules.Transaction) bool {
+						d, err := auth.Authorize(ctx, t)
+						if err != nil {
+							fail = err
+							return false
+						}
+						counts[d.Outcome]++
+						decisions = append(decisions, rules.Decision{Transaction: d.Transaction, Outcome: d.Outcome})
+						return true
+					}
+				}
+				episodes, err := txngen.Generate(opts, sink)
+				if err != nil {
+					return &usageError{err}
+				}
+				if fail != nil {
+					return fail
+				}
+				if truth != "" {
+					f, err := os.Create(truth)
+					if err != nil {
+						return err
+					}
+					for _, ep := range episodes {
+						if err := writeJSON(f, ep); err != nil {
+							f.Close()
+							return err
+						}
+					}
+					if err := f.Close(); err != nil {
+						return err
+					}
+				}
+				sc = txngen.NewScorer(episodes)
+				for _, d := range decisions {
+					sc.Add(d)
+				}
+				return nil
+			}
+			var err error
+			if out != "" {
+				err = run(nil)
+			} else {
+				err = a.withStore(false, run)
+			}
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if out != "" {
+				fmt.Fprintf(w, "wrote %s (%d episodes planted)\n", out, sc.Score().Episodes)
+				return nil
+			}
+			s := sc.Score()
+			if outp == formatJSON {
+				return writeJSON(w, map[string]any{"approve": counts[rules.Approve], "review": counts[rules.Review], "deny": counts[rules.Deny],
+					"episodes": s.Episodes, "caught": s.Caught, "ordinary": s.Ordinary, "flagged": s.Flagged, "recall": s.Recall()})
+			}
+			return writeKV(w, [][2]string{
+				{"transactions", fmt.Sprint(counts[rules.Approve] + counts[rules.Review] + counts[rules.Deny])},
+				{"approved / review / denied", fmt.Sprintf("%d / %d / %d", counts[rules.Approve], counts[rules.Review], counts[rules.Deny])},
+				{"planted episodes caught", fmt.Sprintf("%d of %d (recall %.4f)", s.Caught, s.Episodes, s.Recall())},
+				{"ordinary transactions flagged", fmt.Sprintf("%d of %d", s.Flagged, s.Ordinary)},
+			})
+		}),
+	}
+	f := cmd.Flags()
+	f.IntVar(&opts.Users, "users", 1000, "users, ordinary and fraudulent")
+	f.Float64Var(&opts.Rate, "rate", 100, "transactions per second of event time, on average")
+	f.Float64Var(&opts.FraudRatio, "fraud-ratio", 0.01, "the share of users with a planted fraud episode")
+	f.DurationVar(&opts.Duration, "duration", 10*time.Minute, "event time covered")
+	f.Uint64Var(&opts.Seed, "seed", 1, "the same seed gives the same traffic")
+	f.StringVar(&out, "out", "", "write the transactions here as JSON lines instead of authorizing them")
+	f.StringVar(&truth, "truth", "", "write the planted episodes here as JSON lines")
+	addOutputFlag(cmd, &outp, formatTable)
 	return cmd
 }

@@ -107,3 +107,22 @@ func TestAlertsCommands(t *testing.T) {
 	run(ExitUsage, "alerts", "deliver", "--name", "ops")
 	run(ExitUsage, "alerts", "deliver", "--webhook", srv.URL)
 }
+
+func TestGenTransactionsScores(t *testing.T) {
+	dir := t.TempDir()
+	run := cli(t, dir)
+	r := run(ExitOK, "gen", "transactions", "--users", "200", "--rate", "10", "--fraud-ratio", "0.05", "--duration", "4m",
+		"--durability", "none", "--truth", filepath.Join(dir, "truth.jsonl"), "-o", "json")
+	var s struct{ Episodes, Caught, Flagged, Ordinary int }
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Episodes != 10 || s.Caught != 10 || s.Flagged != 0 || s.Ordinary == 0 {
+		t.Fatalf("score %s", r.stdout)
+	}
+	truth, err := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
+	if err != nil || strings.Count(string(truth), "\n") != 10 {
+		t.Fatalf("ground truth: %v\n%s", err, truth)
+	}
+	run(ExitUsage, "gen", "transactions", "--users", "0")
+}
