@@ -71,6 +71,11 @@ type Options struct {
 	// later than that is decided on what the windows still hold, and not
 	// counted.
 	Lateness time.Duration
+	// Dir, when set, is where the windows are checkpointed (every
+	// CheckpointEvery decisions, 100,000, and on Close), so that Open
+	// replays only the transactions recorded after the checkpoint.
+	Dir             string
+	CheckpointEvery int
 }
 
 // Authorizer decides about transactions with a rule set's windows, and
@@ -84,6 +89,9 @@ type Authorizer struct {
 	set    *Set         // the enabled ones, compiled
 	shards []*shard
 	maxT   atomic.Int64 // the latest transaction time seen (ms)
+
+	applied         atomic.Uint64 // the position up to which transactions are counted
+	sinceCheckpoint atomic.Int64
 }
 
 type shard struct {
@@ -96,9 +104,11 @@ type shard struct {
 	vals    []num.Dec
 }
 
+// recentID is a remembered id and its transaction's time (exported
+// fields: checkpoints hold them).
 type recentID struct {
-	t  int64
-	id event.ID
+	T  int64
+	ID event.ID
 }
 
 // Open loads the rule set from the log (the default set when the log has
@@ -115,6 +125,9 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Authorizer, error
 	}
 	if opts.Lateness <= 0 {
 		opts.Lateness = time.Minute
+	}
+	if opts.CheckpointEvery <= 0 {
+		opts.CheckpointEvery = 100_000
 	}
 	a := &Authorizer{st: st, opts: opts}
 	l, err := loadRules(ctx, st)
@@ -144,10 +157,15 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, lastAt: map[string]int64{}, vals: make([]num.Dec, len(set.terms.list))}
 	}
 	a.log, a.set, a.shards = l, set, shards
-	a.maxT.Store(0)
+	after, maxT, err := a.restore(shards)
+	if err != nil {
+		return err
+	}
+	a.maxT.Store(maxT)
+	a.applied.Store(after)
 	var txn *Transaction
 	var pos uint64
-	for rec, err := range a.st.ReadAll(ctx, store.ReadAllOptions{Filter: store.Filter{Types: []string{TypeTransaction, TypeDecision}, StreamPrefix: "txn-"}}) {
+	for rec, err := range a.st.ReadAll(ctx, store.ReadAllOptions{After: after, Filter: store.Filter{Types: []string{TypeTransaction, TypeDecision}, StreamPrefix: "txn-"}}) {
 		if err != nil {
 			return fmt.Errorf("rules: replay: %w", err)
 		}
@@ -172,6 +190,7 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 			err := a.apply(txn, d, &h)
 			if err == nil {
 				a.remember(h.home, millis(txn.At), txn.ID, pos)
+				a.covered(rec.Position)
 			}
 			a.unlock(&h)
 			if err != nil {
@@ -190,6 +209,14 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 // count denied ones). A transaction whose id was decided before gets the
 // recorded decision back.
 func (a *Authorizer) Authorize(ctx context.Context, txn Transaction) (Decision, error) {
+	d, err := a.authorize(ctx, txn)
+	if err == nil && a.opts.Dir != "" && a.sinceCheckpoint.Add(1) == int64(a.opts.CheckpointEvery) {
+		err = a.Checkpoint()
+	}
+	return d, err
+}
+
+func (a *Authorizer) authorize(ctx context.Context, txn Transaction) (Decision, error) {
 	if err := txn.check(); err != nil {
 		return Decision{}, err
 	}
@@ -275,7 +302,20 @@ func (a *Authorizer) record(ctx context.Context, txn *Transaction, d *Decision) 
 		return fmt.Errorf("rules: record decision: %w", err)
 	}
 	d.Position = res.FirstPosition
+	a.covered(res.LastPosition)
 	return nil
+}
+
+// covered notes that the transactions up to pos are counted (decisions are
+// applied under their shards' locks, so none before pos is still in flight
+// when a checkpoint holds them all back).
+func (a *Authorizer) covered(pos uint64) {
+	for {
+		p := a.applied.Load()
+		if pos <= p || a.applied.CompareAndSwap(p, pos) {
+			return
+		}
+	}
 }
 
 // decisionID derives the decision event's id from the transaction's, so a
@@ -439,8 +479,8 @@ func (a *Authorizer) remember(shard int, t int64, id event.ID, pos uint64) {
 	home.order = append(home.order, recentID{t, id})
 	w := a.maxT.Load()
 	keep := max(a.opts.Remember, a.set.maxSpan()).Milliseconds()
-	for home.oldest < len(home.order) && home.order[home.oldest].t < w-keep {
-		delete(home.recent, home.order[home.oldest].id)
+	for home.oldest < len(home.order) && home.order[home.oldest].T < w-keep {
+		delete(home.recent, home.order[home.oldest].ID)
 		home.order[home.oldest] = recentID{}
 		home.oldest++
 	}

@@ -2,7 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"hash/maphash"
 	"slices"
 	"time"
 
@@ -121,6 +120,8 @@ type engine interface {
 	// watermark moves time on: no transaction before w is expected.
 	watermark(w int64)
 	numKeys() int
+	snapshot() ([]byte, error)
+	restore(data []byte) error
 }
 
 func newWindows(s *Set, lateness time.Duration) (*windows, error) {
@@ -168,6 +169,7 @@ func newWindows(s *Set, lateness time.Duration) (*windows, error) {
 
 type engineOf[V, A, R any] struct {
 	e     *stream.Engine[V, A, R]
+	agg   stream.Aggregator[V, A, R]
 	value func(*Transaction) V
 	read  func(R, aggKind) num.Dec
 	res   []stream.Result[R]
@@ -179,7 +181,7 @@ func newEngine[V, A, R any](cfg stream.Config, agg stream.Aggregator[V, A, R], v
 	if err != nil {
 		return nil, err
 	}
-	return &engineOf[V, A, R]{e: e, value: value, read: read}, nil
+	return &engineOf[V, A, R]{e: e, agg: agg, value: value, read: read}, nil
 }
 
 func (g *engineOf[V, A, R]) probe(key string, t int64, extra []*Transaction, terms []groupTerm, vals []num.Dec) error {
@@ -212,12 +214,16 @@ func (g *engineOf[V, A, R]) watermark(w int64) {
 
 func (g *engineOf[V, A, R]) numKeys() int { return g.e.Stats().Keys }
 
-var seed = maphash.MakeSeed()
-
-// shardOf spreads key values over n shards.
+// shardOf spreads key values over n shards, the same way in every process
+// (a checkpoint holds each shard's keys): FNV-1a.
 func shardOf(key string, n int) int {
 	if n == 1 {
 		return 0
 	}
-	return int(maphash.String(seed, key) % uint64(n))
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	return int(h % uint64(n))
 }

@@ -1,0 +1,179 @@
+package rules
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/stream"
+)
+
+// A checkpoint is the windows' state with the log position it covers, so
+// that opening an Authorizer restores it and replays only the transactions
+// recorded after it, instead of the whole history. It is only a shortcut:
+// the log is the truth, and a checkpoint that does not match the rule set
+// in force (or cannot be read) is ignored, the windows then rebuilt from
+// the log.
+
+const checkpointFormat = 1
+
+type checkpointFile struct {
+	Format   int
+	Rules    []byte // the rule log (JSON) the windows were built for
+	Shards   int
+	Position uint64 // every transaction at or before it is counted
+	MaxT     int64
+	State    []shardState
+}
+
+type shardState struct {
+	Engines [][]byte // stream snapshots, one per group
+	LastAt  map[string]int64
+	Recent  map[event.ID]uint64
+	Order   []recentID
+}
+
+func (a *Authorizer) checkpointPath() string {
+	return filepath.Join(a.opts.Dir, "authorizer.checkpoint")
+}
+
+func (l ruleLog) fingerprint() []byte {
+	b, _ := json.Marshal(struct {
+		Rules    []Rule
+		Versions map[string]uint64
+		Stream   uint64
+	}{l.rules, l.versions, l.stream})
+	return b
+}
+
+// Checkpoint writes the windows' state to Options.Dir (atomically: a crash
+// leaves the previous checkpoint), holding every decision back meanwhile.
+// Without Options.Dir it does nothing.
+func (a *Authorizer) Checkpoint() error {
+	if a.opts.Dir == "" {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.checkpoint()
+}
+
+func (a *Authorizer) checkpoint() error {
+	cp := checkpointFile{Format: checkpointFormat, Rules: a.log.fingerprint(), Shards: len(a.shards), Position: a.applied.Load(), MaxT: a.maxT.Load()}
+	for _, sh := range a.shards {
+		st := shardState{LastAt: sh.lastAt, Recent: sh.recent, Order: sh.order[sh.oldest:]}
+		for _, e := range sh.windows.engines {
+			b, err := e.snapshot()
+			if err != nil {
+				return fmt.Errorf("rules: checkpoint: %w", err)
+			}
+			st.Engines = append(st.Engines, b)
+		}
+		cp.State = append(cp.State, st)
+	}
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(&cp); err != nil {
+		return fmt.Errorf("rules: checkpoint: %w", err)
+	}
+	if err := writeAtomic(a.checkpointPath(), b.Bytes()); err != nil {
+		return fmt.Errorf("rules: checkpoint: %w", err)
+	}
+	a.sinceCheckpoint.Store(0)
+	return nil
+}
+
+// restore loads the checkpoint into freshly built shards, reporting the
+// position it covers (0 and no error when there is none to use).
+func (a *Authorizer) restore(shards []*shard) (uint64, int64, error) {
+	if a.opts.Dir == "" {
+		return 0, 0, nil
+	}
+	data, err := os.ReadFile(a.checkpointPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("rules: checkpoint: %w", err)
+	}
+	var cp checkpointFile
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&cp); err != nil ||
+		cp.Format != checkpointFormat || !bytes.Equal(cp.Rules, a.log.fingerprint()) || cp.Shards != len(shards) || len(cp.State) != len(shards) {
+		return 0, 0, nil // another rule set, shard count or format: rebuild from the log
+	}
+	for i, sh := range shards {
+		st := cp.State[i]
+		if len(st.Engines) != len(sh.windows.engines) {
+			return 0, 0, nil
+		}
+		for g, e := range sh.windows.engines {
+			if err := e.restore(st.Engines[g]); err != nil {
+				return 0, 0, fmt.Errorf("rules: checkpoint: %w", err)
+			}
+		}
+		if st.LastAt != nil {
+			sh.lastAt = st.LastAt
+		}
+		if st.Recent != nil {
+			sh.recent = st.Recent
+		}
+		sh.order = st.Order
+	}
+	return cp.Position, cp.MaxT, nil
+}
+
+func (g *engineOf[V, A, R]) snapshot() ([]byte, error) { return g.e.Snapshot() }
+
+func (g *engineOf[V, A, R]) restore(data []byte) error {
+	e, err := stream.Restore(g.e.Config(), g.agg, data)
+	if err != nil {
+		return err
+	}
+	g.e = e
+	return nil
+}
+
+// Close writes a checkpoint (with Options.Dir), so that the next Open
+// replays only what is recorded after it. The store stays open.
+func (a *Authorizer) Close(ctx context.Context) error {
+	return a.Checkpoint()
+}
+
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		var d *os.File
+		if d, err = os.Open(dir); err == nil {
+			err = d.Sync()
+			d.Close()
+		}
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
