@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -72,12 +73,15 @@ Exit status 0 whatever the decision; the decision is the output.`,
 				txn.Attrs[k] = v
 			}
 			return a.withStore(false, func(s store.Store) error {
-				auth, err := rules.Open(cmd.Context(), s, rules.Options{})
+				auth, err := openAuthorizer(cmd.Context(), a, s)
 				if err != nil {
 					return err
 				}
 				d, err := auth.Authorize(cmd.Context(), txn)
 				if err != nil {
+					return err
+				}
+				if err := auth.Close(cmd.Context()); err != nil {
 					return err
 				}
 				return printDecision(cmd.OutOrStdout(), output, d)
@@ -221,12 +225,22 @@ right from its first decision. A rule file is YAML or JSON; see docs/rules.md.`,
 
 func withAuthorizer(a *app, cmd *cobra.Command, fn func(*rules.Authorizer) error) error {
 	return a.withStore(false, func(s store.Store) error {
-		auth, err := rules.Open(cmd.Context(), s, rules.Options{})
+		auth, err := openAuthorizer(cmd.Context(), a, s)
 		if err != nil {
 			return err
 		}
-		return fn(auth)
+		if err := fn(auth); err != nil {
+			return err
+		}
+		return auth.Close(cmd.Context())
 	})
+}
+
+// openAuthorizer opens the rules' authorizer over the log, with its
+// checkpoints in DATA/rules (so that a command replays only what was
+// recorded since the last one).
+func openAuthorizer(ctx context.Context, a *app, s store.Store) (*rules.Authorizer, error) {
+	return rules.Open(ctx, s, rules.Options{Dir: filepath.Join(a.dataDir, "rules")})
 }
 
 func listRules(w io.Writer, format string, auth *rules.Authorizer) error {
@@ -386,10 +400,11 @@ written there as JSON lines instead, and nothing is authorized.`,
 						return true
 					}
 				} else {
-					auth, err := rules.Open(ctx, s, rules.Options{})
+					auth, err := openAuthorizer(ctx, a, s)
 					if err != nil {
 						return err
 					}
+					defer auth.Close(ctx)
 					sink = func(t rules.Transaction) bool {
 						d, err := auth.Authorize(ctx, t)
 						if err != nil {
