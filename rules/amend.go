@@ -122,14 +122,37 @@ func (r *compiledRule) userKeyed() bool {
 	return f.name == "user_id"
 }
 
-// late reports whether the user has decisions at txn's instant or after.
-func (s *shard) late(user string, t int64) bool {
-	last, ok := s.lastAt[user]
+// late reports whether the user has decisions at txn's instant or after:
+// counted ones are in the user-keyed windows (which the decision has just
+// probed, so asking costs no lookup), denied ones that no such window
+// counts are in the home shard's lastDenied.
+func (a *Authorizer) late(txn *Transaction, h *held) bool {
+	t := millis(txn.At)
+	for g := range a.set.groups {
+		if a.set.groups[g].key.name != "user_id" {
+			continue
+		}
+		if last, ok := a.shards[h.groups[g]].windows.engines[g].newest(txn.User); ok && t <= last {
+			return true
+		}
+	}
+	last, ok := a.shards[h.home].lastDenied[txn.User]
 	return ok && t <= last
 }
 
-func (s *shard) decided(user string, t int64) {
-	if last, ok := s.lastAt[user]; !ok || t > last {
-		s.lastAt[user] = t
+// decided notes a denied transaction some user-keyed window does not count.
+func (a *Authorizer) decided(txn *Transaction, d Decision, h *held) {
+	if d.Outcome != Deny {
+		return
+	}
+	for g := range a.set.groups {
+		def := &a.set.groups[g]
+		if def.key.name == "user_id" && !def.countDenied {
+			s := a.shards[h.home]
+			if last, ok := s.lastDenied[txn.User]; !ok || millis(txn.At) > last {
+				s.lastDenied[txn.User] = millis(txn.At)
+			}
+			return
+		}
 	}
 }

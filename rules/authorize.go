@@ -98,10 +98,12 @@ type shard struct {
 	mu      sync.Mutex
 	windows *windows
 	recent  map[event.ID]uint64 // transaction id → its position, for ids callers gave
-	lastAt  map[string]int64    // user → the latest time decided
-	order   []recentID          // recent's ids by time, order[oldest:] still in recent
-	oldest  int
-	vals    []num.Dec
+	// lastDenied: user → the latest time of a denied transaction the
+	// user-keyed windows do not count (see late).
+	lastDenied map[string]int64
+	order      []recentID // recent's ids by time, order[oldest:] still in recent
+	oldest     int
+	vals       []num.Dec
 }
 
 // recentID is a remembered id and its transaction's time (exported
@@ -154,7 +156,7 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 		if err != nil {
 			return err
 		}
-		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, lastAt: map[string]int64{}, vals: make([]num.Dec, len(set.terms.list))}
+		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, lastDenied: map[string]int64{}, vals: make([]num.Dec, len(set.terms.list))}
 	}
 	a.log, a.set, a.shards = l, set, shards
 	after, maxT, err := a.restore(shards)
@@ -240,7 +242,7 @@ func (a *Authorizer) authorize(ctx context.Context, txn Transaction) (Decision, 
 	if err != nil {
 		return Decision{}, err
 	}
-	if a.shards[h.home].late(txn.User, millis(txn.At)) {
+	if a.late(&txn, &h) {
 		if d.Amendments, err = a.amendments(ctx, &txn, d, &h); err != nil {
 			return Decision{}, err
 		}
@@ -458,7 +460,7 @@ func (a *Authorizer) apply(txn *Transaction, d Decision, h *held) error {
 			break
 		}
 	}
-	a.shards[h.home].decided(txn.User, t)
+	a.decided(txn, d, h)
 	// No transaction is expected before the latest seen: the windows of
 	// earlier instants can fire and be forgotten, and one that does come
 	// is counted where it belongs (within the lateness).

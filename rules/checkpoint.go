@@ -22,7 +22,7 @@ import (
 // in force (or cannot be read) is ignored, the windows then rebuilt from
 // the log.
 
-const checkpointFormat = 1
+const checkpointFormat = 2
 
 type checkpointFile struct {
 	Format   int
@@ -34,10 +34,10 @@ type checkpointFile struct {
 }
 
 type shardState struct {
-	Engines [][]byte // stream snapshots, one per group
-	LastAt  map[string]int64
-	Recent  map[event.ID]uint64
-	Order   []recentID
+	Engines    [][]byte // stream snapshots, one per group
+	LastDenied map[string]int64
+	Recent     map[event.ID]uint64
+	Order      []recentID
 }
 
 func (a *Authorizer) checkpointPath() string {
@@ -68,7 +68,7 @@ func (a *Authorizer) Checkpoint() error {
 func (a *Authorizer) checkpoint() error {
 	cp := checkpointFile{Format: checkpointFormat, Rules: a.log.fingerprint(), Shards: len(a.shards), Position: a.applied.Load(), MaxT: a.maxT.Load()}
 	for _, sh := range a.shards {
-		st := shardState{LastAt: sh.lastAt, Recent: sh.recent, Order: sh.order[sh.oldest:]}
+		st := shardState{LastDenied: sh.lastDenied, Recent: sh.recent, Order: sh.order[sh.oldest:]}
 		for _, e := range sh.windows.engines {
 			b, err := e.snapshot()
 			if err != nil {
@@ -117,8 +117,8 @@ func (a *Authorizer) restore(shards []*shard) (uint64, int64, error) {
 				return 0, 0, fmt.Errorf("rules: checkpoint: %w", err)
 			}
 		}
-		if st.LastAt != nil {
-			sh.lastAt = st.LastAt
+		if st.LastDenied != nil {
+			sh.lastDenied = st.LastDenied
 		}
 		if st.Recent != nil {
 			sh.recent = st.Recent

@@ -122,6 +122,8 @@ type engine interface {
 	numKeys() int
 	snapshot() ([]byte, error)
 	restore(data []byte) error
+	// newest is the time of the key's newest transaction counted.
+	newest(key string) (int64, bool)
 }
 
 func newWindows(s *Set, lateness time.Duration) (*windows, error) {
@@ -213,6 +215,8 @@ func (g *engineOf[V, A, R]) watermark(w int64) {
 }
 
 func (g *engineOf[V, A, R]) numKeys() int { return g.e.Stats().Keys }
+
+func (g *engineOf[V, A, R]) newest(key string) (int64, bool) { return g.e.Newest(key) }
 
 // shardOf spreads key values over n shards, the same way in every process
 // (a checkpoint holds each shard's keys): FNV-1a.

@@ -46,3 +46,29 @@ func TestDequePositions(t *testing.T) {
 		}
 	})
 }
+
+func TestNewest(t *testing.T) {
+	e, err := New(Config{Kind: Lookback, Size: 10}, Count[int64]{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.Newest("a"); ok {
+		t.Fatal("newest of a key with no events")
+	}
+	for _, ts := range []int64{5, 9, 7} { // 7 comes out of order
+		if _, err := e.Event("a", ts, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, ok := e.Newest("a"); !ok || n != 9 {
+		t.Fatalf("newest %d %v, want 9", n, ok)
+	}
+	e.Watermark(EndOfInput) // fires and forgets everything
+	if _, ok := e.Newest("a"); ok {
+		t.Fatal("newest after the end of input")
+	}
+	s, _ := New(Config{Kind: Tumbling, Size: 10}, Count[int64]{})
+	if _, ok := s.Newest("a"); ok {
+		t.Fatal("newest of a tumbling engine")
+	}
+}

@@ -152,6 +152,23 @@ func (e *Engine[V, A, R]) Probe(dst []Result[R], key string, t int64, extra ...E
 	return dst, nil
 }
 
+// Newest returns the time of the newest event key's lookback windows hold
+// (false when none, or for another window kind).
+func (e *Engine[V, A, R]) Newest(key string) (int64, bool) {
+	l, ok := e.op.(*lookback[V, A, R])
+	if !ok {
+		return 0, false
+	}
+	k := l.probed
+	if k == nil || k.key != key {
+		k = l.keys[key]
+	}
+	if k == nil || k.elems.empty() {
+		return 0, false
+	}
+	return k.last, true
+}
+
 // Watermark tells the engine no event with time ≤ w will come (more may, and
 // are then late). Windows due fire, in order of time; a watermark that does
 // not advance is ignored. EndOfInput fires and cleans up everything.
