@@ -89,13 +89,25 @@ func BenchmarkDecide(b *testing.B) {
 		for range warm {
 			step()
 		}
+		// Every 16th decision is timed on its own, for percentiles.
+		lat := make([]time.Duration, 0, b.N/16+1)
 		b.ResetTimer()
-		for range b.N {
+		for i := range b.N {
+			if i%16 == 0 {
+				start := time.Now()
+				step()
+				lat = append(lat, time.Since(start))
+				continue
+			}
 			step()
 		}
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txns/s")
 		b.ReportMetric(float64(denied)/float64(warm+b.N), "denied/txn")
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1000, "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1000, "p99-µs")
+		b.ReportMetric(float64(lat[len(lat)*999/1000].Nanoseconds())/1000, "p99.9-µs")
 	})
 	b.Run("hand-written", func(b *testing.B) {
 		type user struct {

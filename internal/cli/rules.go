@@ -158,7 +158,9 @@ right from its first decision. A rule file is YAML or JSON; see docs/rules.md.`,
 	apply := &cobra.Command{
 		Use:   "apply --file FILE",
 		Short: "Add rules, or replace the rules of the same names (a new version each)",
-		Args:  cobra.NoArgs,
+		Example: `  strata rules apply --file my-rules.yaml --by alice
+  cat my-rules.json | strata rules apply`,
+		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			var r io.Reader = cmd.InOrStdin()
 			if file != "" && file != "-" {
@@ -185,7 +187,9 @@ right from its first decision. A rule file is YAML or JSON; see docs/rules.md.`,
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the rules, with their versions",
-		Args:  cobra.NoArgs,
+		Example: `  strata rules list
+  strata rules list -o json`,
+		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(output); err != nil {
 				return err
@@ -196,9 +200,10 @@ right from its first decision. A rule file is YAML or JSON; see docs/rules.md.`,
 	addOutputFlag(list, &output, formatTable)
 	change := func(use, short string, do func(*rules.Authorizer, *cobra.Command, string) error) *cobra.Command {
 		return &cobra.Command{
-			Use:   use + " NAME",
-			Short: short,
-			Args:  cobra.ExactArgs(1),
+			Use:     use + " NAME",
+			Short:   short,
+			Example: "  strata rules " + use + " velocity --by alice",
+			Args:    cobra.ExactArgs(1),
 			RunE: runE(func(cmd *cobra.Command, args []string) error {
 				return withAuthorizer(a, cmd, func(auth *rules.Authorizer) error {
 					if err := do(auth, cmd, args[0]); err != nil {
@@ -306,6 +311,8 @@ Idempotency-Key header; Nats-Msg-Id on NATS), retrying with backoff until
 the receiver takes it. A webhook answering 4xx (other than 408 or 429) stops
 the delivery there, with nothing skipped. Alerts are raised first, as
 'strata alerts' does.`,
+		Example: `  strata alerts deliver --webhook https://example.com/hooks/fraud --name ops
+  strata alerts deliver --nats nats://127.0.0.1:4222 --subject strata.alerts --name bus --follow`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			var sink alerts.Sink
