@@ -25,7 +25,10 @@ import (
 // durable append included (fdatasync, group commit), from 64 goroutines,
 // with latency percentiles.
 
-var ruleUsers = flag.Int("rule-users", 1_000_000, "users in the rules benchmarks")
+var (
+	ruleUsers  = flag.Int("rule-users", 1_000_000, "users in the rules benchmarks")
+	authShards = flag.Int("auth-shards", 0, "the Authorizer's shards in BenchmarkAuthorize (0: the default)")
+)
 
 // txnGen is a deterministic stream of transactions: users drawn
 // uniformly, event time advancing 100 µs per transaction on average,
@@ -173,7 +176,7 @@ func BenchmarkAuthorize(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer l.Close()
-		a, err := Open(context.Background(), l, Options{})
+		a, err := Open(context.Background(), l, Options{Shards: *authShards})
 		if err != nil {
 			b.Fatal(err)
 		}
