@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/internal/atomicfile"
 	"github.com/stratadb/strata/stream"
 )
 
@@ -82,7 +83,7 @@ func (a *Authorizer) checkpoint() error {
 	if err := gob.NewEncoder(&b).Encode(&cp); err != nil {
 		return fmt.Errorf("rules: checkpoint: %w", err)
 	}
-	if err := writeAtomic(a.checkpointPath(), b.Bytes()); err != nil {
+	if err := atomicfile.Write(a.checkpointPath(), b.Bytes()); err != nil {
 		return fmt.Errorf("rules: checkpoint: %w", err)
 	}
 	a.sinceCheckpoint.Store(0)
@@ -143,37 +144,4 @@ func (g *engineOf[V, A, R]) restore(data []byte) error {
 // replays only what is recorded after it. The store stays open.
 func (a *Authorizer) Close(ctx context.Context) error {
 	return a.Checkpoint()
-}
-
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(dir); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }

@@ -35,7 +35,7 @@ var rows = []struct {
 	rank  int
 	paths []string
 }{
-	{0, []string{"num/...", "jsonscan"}},
+	{0, []string{"num/...", "jsonscan", "internal/atomicfile"}},
 	{1, []string{"event"}},
 	{2, []string{"store"}},
 	{3, []string{"store/storetest"}},

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/stratadb/strata/event"
@@ -89,25 +90,13 @@ type DeriveOptions struct {
 // stream's exact version, so two processes deriving at once cannot both
 // append an alert (one fails with store.ErrWrongExpectedVersion).
 func Derive(ctx context.Context, st store.Store, opts DeriveOptions) error {
-	after, version, err := lastSource(ctx, st)
+	var lastAlert Alert
+	version, err := last(ctx, st, Stream, &lastAlert)
 	if err != nil {
 		return err
 	}
-	head, err := st.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("alerts: %w", err)
-	}
-	if !opts.Follow && head <= after {
-		return nil
-	}
 	filter := store.Filter{Types: []string{rules.TypeDecision, rules.TypeAmendment}, StreamPrefix: "txn-"}
-	var recs func(func(event.Record, error) bool)
-	if opts.Follow {
-		recs = st.Subscribe(ctx, store.SubscribeOptions{After: after, Filter: filter})
-	} else {
-		recs = st.ReadAll(ctx, store.ReadAllOptions{After: after, Filter: filter})
-	}
-	for rec, err := range recs {
+	for rec, err := range records(ctx, st, lastAlert.Source, filter, opts.Follow) {
 		if err != nil {
 			return fmt.Errorf("alerts: read decisions: %w", err)
 		}
@@ -122,40 +111,55 @@ func Derive(ctx context.Context, st store.Store, opts DeriveOptions) error {
 		if err != nil {
 			return fmt.Errorf("alerts: %w", err)
 		}
-		expected := store.Exactly(version)
-		if version == 0 {
-			expected = store.NoStream
+		if err := appendAt(ctx, st, Stream, &version, event.Event{ID: alertID(rec.ID), Type: TypeAlert, Data: data}); err != nil {
+			return err
 		}
-		res, err := st.Append(ctx, Stream, expected, event.Event{ID: alertID(rec.ID), Type: TypeAlert, Data: data})
-		if err != nil {
-			return fmt.Errorf("alerts: append: %w", err)
-		}
-		version = res.Version
 		if opts.Raised != nil {
 			opts.Raised(a)
-		}
-		if !opts.Follow && rec.Position >= head {
-			break
 		}
 	}
 	return nil
 }
 
-// lastSource reads the last alert: the position of its source and the
-// stream's version (0, 0 when there is none).
-func lastSource(ctx context.Context, st store.Store) (uint64, uint64, error) {
-	for rec, err := range st.ReadStream(ctx, Stream, store.ReadStreamOptions{Backwards: true, Limit: 1}) {
+// last decodes the newest event of stream into v and returns the stream's
+// version (0, v untouched, when the stream has none): the derived stream
+// and each delivery's checkpoint resume from their last event.
+func last(ctx context.Context, st store.Store, stream string, v any) (uint64, error) {
+	for rec, err := range st.ReadStream(ctx, stream, store.ReadStreamOptions{Backwards: true, Limit: 1}) {
 		if errors.Is(err, store.ErrStreamNotFound) {
-			return 0, 0, nil
+			return 0, nil
 		}
 		if err != nil {
-			return 0, 0, fmt.Errorf("alerts: %w", err)
+			return 0, fmt.Errorf("alerts: read %s: %w", stream, err)
 		}
-		var a Alert
-		if err := json.Unmarshal(rec.Data, &a); err != nil {
-			return 0, 0, fmt.Errorf("alerts: last alert: %w", err)
+		if err := json.Unmarshal(rec.Data, v); err != nil {
+			return 0, fmt.Errorf("alerts: the last event of %s: %w", stream, err)
 		}
-		return a.Source, rec.Version, nil
+		return rec.Version, nil
 	}
-	return 0, 0, nil
+	return 0, nil
+}
+
+// records reads the log after a position: up to its head, or on as events
+// are recorded (follow).
+func records(ctx context.Context, st store.Store, after uint64, filter store.Filter, follow bool) iter.Seq2[event.Record, error] {
+	if follow {
+		return st.Subscribe(ctx, store.SubscribeOptions{After: after, Filter: filter})
+	}
+	return st.ReadAll(ctx, store.ReadAllOptions{After: after, Filter: filter})
+}
+
+// appendAt appends ev to stream at exactly the version *v (a new stream for
+// 0) and moves *v on: a second writer fails instead of interleaving.
+func appendAt(ctx context.Context, st store.Store, stream string, v *uint64, ev event.Event) error {
+	expected := store.Exactly(*v)
+	if *v == 0 {
+		expected = store.NoStream
+	}
+	res, err := st.Append(ctx, stream, expected, ev)
+	if err != nil {
+		return fmt.Errorf("alerts: append to %s: %w", stream, err)
+	}
+	*v = res.Version
+	return nil
 }

@@ -69,25 +69,13 @@ func Deliver(ctx context.Context, st store.Store, sink Sink, opts DeliverOptions
 	if err := event.ValidateStream(cpStream); err != nil {
 		return fmt.Errorf("alerts: delivery name: %w", err)
 	}
-	after, version, err := checkpoint(ctx, st, cpStream)
+	var cp delivered
+	version, err := last(ctx, st, cpStream, &cp)
 	if err != nil {
 		return err
 	}
-	head, err := st.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("alerts: %w", err)
-	}
-	if !opts.Follow && head <= after {
-		return nil
-	}
 	filter := store.Filter{Types: []string{TypeAlert}, StreamPrefix: Stream}
-	var recs func(func(event.Record, error) bool)
-	if opts.Follow {
-		recs = st.Subscribe(ctx, store.SubscribeOptions{After: after, Filter: filter})
-	} else {
-		recs = st.ReadAll(ctx, store.ReadAllOptions{After: after, Filter: filter})
-	}
-	for rec, err := range recs {
+	for rec, err := range records(ctx, st, cp.Position, filter, opts.Follow) {
 		if err != nil {
 			return fmt.Errorf("alerts: read alerts: %w", err)
 		}
@@ -102,15 +90,9 @@ func Deliver(ctx context.Context, st store.Store, sink Sink, opts DeliverOptions
 			return err
 		}
 		data, _ := json.Marshal(delivered{rec.Position})
-		expected := store.Exactly(version)
-		if version == 0 {
-			expected = store.NoStream
+		if err := appendAt(ctx, st, cpStream, &version, event.Event{Type: TypeDelivered, Data: data}); err != nil {
+			return err
 		}
-		res, err := st.Append(ctx, cpStream, expected, event.Event{Type: TypeDelivered, Data: data})
-		if err != nil {
-			return fmt.Errorf("alerts: checkpoint: %w", err)
-		}
-		version = res.Version
 		if opts.Delivered != nil {
 			opts.Delivered(a)
 		}
@@ -138,23 +120,6 @@ func send(ctx context.Context, sink Sink, id string, a Alert, raw []byte, opts D
 		}
 		wait = min(2*wait, opts.MaxBackoff)
 	}
-}
-
-func checkpoint(ctx context.Context, st store.Store, stream string) (uint64, uint64, error) {
-	for rec, err := range st.ReadStream(ctx, stream, store.ReadStreamOptions{Backwards: true, Limit: 1}) {
-		if errors.Is(err, store.ErrStreamNotFound) {
-			return 0, 0, nil
-		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("alerts: checkpoint: %w", err)
-		}
-		var d delivered
-		if err := json.Unmarshal(rec.Data, &d); err != nil {
-			return 0, 0, fmt.Errorf("alerts: checkpoint: %w", err)
-		}
-		return d.Position, rec.Version, nil
-	}
-	return 0, 0, nil
 }
 
 // Webhook posts each alert as JSON to URL, with its idempotency key in the

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/stratadb/strata/internal/atomicfile"
 	"github.com/stratadb/strata/stream"
 )
 
@@ -57,40 +58,8 @@ func saveCheckpoint(dir string, cp *checkpoint) error {
 	if err := gob.NewEncoder(&b).Encode(cp); err != nil {
 		return fmt.Errorf("job %s: checkpoint: %w", cp.Job, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("job %s: checkpoint: %w", cp.Job, err)
-	}
-	path := checkpointPath(dir, cp.Job)
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("job %s: checkpoint: %w", cp.Job, err)
-	}
-	_, err = f.Write(b.Bytes())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(checkpointPath(dir, cp.Job), b.Bytes()); err != nil {
 		return fmt.Errorf("job %s: checkpoint: %w", cp.Job, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
