@@ -337,3 +337,34 @@ func TestLateTransactionAmendsLaterDecision(t *testing.T) {
 		t.Fatalf("at 20 s: %s %s", d.Outcome, fired(d))
 	}
 }
+
+// A daily limit: a tumbling day (from 05:00 UTC) so far, its sum with the
+// candidate in it.
+func TestTumblingDailyLimit(t *testing.T) {
+	ctx := context.Background()
+	a := openAuth(t, openLog(t, t.TempDir()))
+	daily := Rule{Name: "daily", Key: "user_id", Window: &Window{Type: "tumbling", Size: Duration(24 * time.Hour), Offset: Duration(5 * time.Hour)},
+		Condition: "sum(amount) > 1000", Action: Deny}
+	if err := a.Apply(ctx, "test", daily); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	steps := []struct {
+		at     time.Duration
+		amount string
+		want   Action
+		fired  string
+	}{
+		{6 * time.Hour, "600", Approve, ""},
+		{23 * time.Hour, "500", Deny, "daily(sum(amount)=1100)"}, // 600 + 500 in the day from 05:00
+		{23*time.Hour + time.Minute, "400", Approve, ""},          // the denied 500 does not count
+		{28 * time.Hour, "10", Deny, "daily(sum(amount)=1010)"},   // 04:00 the next day: still the same day
+		{29 * time.Hour, "900", Approve, ""},                      // 05:00: a new day
+	}
+	for _, s := range steps {
+		d := authorize(t, a, "u1", s.amount, day.Add(s.at))
+		if d.Outcome != s.want || fired(d) != s.fired {
+			t.Fatalf("at %v: %s %s, want %s %s", s.at, d.Outcome, fired(d), s.want, s.fired)
+		}
+	}
+}

@@ -47,7 +47,9 @@ func (k aggKind) String() string {
 // key value in the span before (and including) the candidate.
 type term struct {
 	key         field
-	span        time.Duration
+	span        time.Duration // a tumbling window's size
+	tumbling    bool
+	offset      time.Duration // a tumbling window's
 	agg         aggKind
 	field       field // the aggregate's argument; zero for count
 	countDenied bool
@@ -267,7 +269,8 @@ func (c *condCompiler) term(e celast.Expr, k aggKind, windowName string, arg fie
 	} else {
 		w = c.rule.Windows[windowName]
 	}
-	t := term{key: c.key, span: time.Duration(w.Size), agg: k, field: arg, countDenied: c.rule.CountDenied}
+	t := term{key: c.key, span: time.Duration(w.Size), agg: k, field: arg, countDenied: c.rule.CountDenied,
+		tumbling: w.Type == "tumbling", offset: time.Duration(w.Offset)}
 	slot := c.ts.slot(t)
 	if !c.seen[slot] {
 		c.seen[slot] = true

@@ -56,9 +56,13 @@ type Rule struct {
 // Window is a window of a rule.
 type Window struct {
 	// Type is lookback: for each transaction, the transactions of its key
-	// in the Size before it, itself included.
-	Type string   `yaml:"type" json:"type"`
-	Size Duration `yaml:"size" json:"size"`
+	// in the Size before it, itself included; or tumbling: the calendar
+	// window of Size (starting at Offset plus a multiple of Size, from the
+	// Unix epoch, UTC) that holds the transaction, from its start up to the
+	// transaction ("today so far" for a 24h window).
+	Type   string   `yaml:"type" json:"type"`
+	Size   Duration `yaml:"size" json:"size"`
+	Offset Duration `yaml:"offset,omitempty" json:"offset,omitempty"`
 }
 
 // Action is what a rule that fires asks for.
@@ -189,14 +193,19 @@ const maxSpan = 7 * 24 * time.Hour
 
 func (w Window) check(path string) error {
 	switch w.Type {
-	case "lookback":
-	case "tumbling", "sliding", "session":
-		return &FieldError{path + ".type", fmt.Errorf("%q windows are not available to rules yet: use lookback (for each transaction, the span before it, which finds every burst)", w.Type)}
+	case "lookback", "tumbling":
+	case "sliding":
+		return &FieldError{path + ".type", errors.New(`"sliding" windows are not available to rules: use lookback, the exact form of a sliding window (every span of that size that ends at a transaction)`)}
+	case "session":
+		return &FieldError{path + ".type", errors.New(`"session" windows are not available to rules yet: use lookback or tumbling`)}
 	default:
-		return &FieldError{path + ".type", fmt.Errorf("%q: rules use lookback windows", w.Type)}
+		return &FieldError{path + ".type", fmt.Errorf("%q: lookback or tumbling", w.Type)}
 	}
 	if d := time.Duration(w.Size); d < time.Millisecond || d > maxSpan || d%time.Millisecond != 0 {
 		return &FieldError{path + ".size", fmt.Errorf("%v: between 1ms and %v, in whole milliseconds", d, maxSpan)}
+	}
+	if o := time.Duration(w.Offset); o != 0 && (w.Type != "tumbling" || o < 0 || o >= time.Duration(w.Size) || o%time.Millisecond != 0) {
+		return &FieldError{path + ".offset", fmt.Errorf("%v: a tumbling window's offset is from 0 to less than its size, in whole milliseconds", o)}
 	}
 	return nil
 }

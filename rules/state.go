@@ -30,6 +30,10 @@ type groupDef struct {
 type groupTerm struct {
 	slot, span int
 	agg        aggKind
+	// A tumbling window is its calendar window so far: from its start
+	// (offset + a multiple of size) to the transaction.
+	tumbling     bool
+	size, offset int64
 }
 
 // Set is a compiled rule set: its enabled rules, their terms and the engines
@@ -79,7 +83,8 @@ func NewSet(rules []Rule) (*Set, error) {
 			def.spans = append(def.spans, t.span)
 			sp = len(def.spans) - 1
 		}
-		def.terms = append(def.terms, groupTerm{slot: slot, span: sp, agg: t.agg})
+		def.terms = append(def.terms, groupTerm{slot: slot, span: sp, agg: t.agg,
+			tumbling: t.tumbling, size: t.span.Milliseconds(), offset: t.offset.Milliseconds()})
 	}
 	return s, nil
 }
@@ -175,6 +180,7 @@ type engineOf[V, A, R any] struct {
 	value func(*Transaction) V
 	read  func(R, aggKind) num.Dec
 	res   []stream.Result[R]
+	rr    []stream.Result[R]
 	extra []stream.Elem[V]
 }
 
@@ -197,9 +203,30 @@ func (g *engineOf[V, A, R]) probe(key string, t int64, extra []*Transaction, ter
 		return err
 	}
 	for _, gt := range terms {
-		vals[gt.slot] = g.read(res[gt.span].Value, gt.agg)
+		if !gt.tumbling {
+			vals[gt.slot] = g.read(res[gt.span].Value, gt.agg)
+			continue
+		}
+		// The engine keeps a span of the window's size, so it holds
+		// every event since the window's start.
+		rr, err := g.e.ProbeRange(g.rr[:0], key, windowStart(t, gt.size, gt.offset), t, g.extra...)
+		g.rr = rr
+		if err != nil {
+			return err
+		}
+		vals[gt.slot] = g.read(rr[0].Value, gt.agg)
 	}
 	return nil
+}
+
+// windowStart is the start of the tumbling window of size (offset) that
+// holds t.
+func windowStart(t, size, offset int64) int64 {
+	m := (t - offset) % size
+	if m < 0 {
+		m += size
+	}
+	return t - m
 }
 
 func (g *engineOf[V, A, R]) add(key string, t int64, txn *Transaction) error {

@@ -152,6 +152,38 @@ func (e *Engine[V, A, R]) Probe(dst []Result[R], key string, t int64, extra ...E
 	return dst, nil
 }
 
+// ProbeRange appends to dst what key's events in [from, t] would aggregate
+// to with the extra events (those in the range) added, without adding them:
+// one result, window [from, t+1), Firing 0. It answers windows that are not
+// a fixed span back, such as "today so far" (from the start of the day),
+// by folding the events in the range; the engine must still hold them (a
+// lookback span at least t − from + 1 long, t not older than the lateness
+// allows).
+func (e *Engine[V, A, R]) ProbeRange(dst []Result[R], key string, from, t int64, extra ...Elem[V]) ([]Result[R], error) {
+	if t < MinTime || t > MaxTime || from < MinTime || from > t {
+		return dst, fmt.Errorf("%w: [%d, %d]", ErrTime, from, t)
+	}
+	l, ok := e.op.(*lookback[V, A, R])
+	if !ok {
+		return dst, fmt.Errorf("%w: %v", ErrProbe, e.cfg.Kind)
+	}
+	k := l.keys[key]
+	l.probed = k
+	acc := e.agg.Init()
+	if k != nil {
+		for i := l.first(k, from-1); i < k.elems.tail && k.elems.at(i).t <= t; i++ {
+			x := k.elems.at(i)
+			acc = e.agg.Add(acc, x.t, x.v)
+		}
+	}
+	for _, x := range extra {
+		if x.Time >= from && x.Time <= t {
+			acc = e.agg.Add(acc, x.Time, x.Value)
+		}
+	}
+	return append(dst, Result[R]{Key: key, Window: Window{from, t + 1}, Value: e.agg.Result(acc)}), nil
+}
+
 // Newest returns the time of the newest event key's lookback windows hold
 // (false when none, or for another window kind).
 func (e *Engine[V, A, R]) Newest(key string) (int64, bool) {

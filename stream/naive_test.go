@@ -297,6 +297,11 @@ func drive[A any](t *rapid.T, cfg Config, agg Aggregator[int64, A, int64], ref r
 			if rs, err = e.Probe(rs, key, ts); err != nil {
 				t.Fatal(err)
 			}
+			// And the first span's window as a range, the event in it.
+			from := ts - cfg.Size + 1
+			if rs, err = e.ProbeRange(rs, key, from, ts, Elem[int64]{ts, v}); err != nil {
+				t.Fatal(err)
+			}
 			for _, r := range rs {
 				got = append(got, out{key: r.Key, start: r.Window.Start, end: r.Window.End, value: r.Value, firing: r.Firing})
 			}
@@ -313,6 +318,7 @@ func drive[A any](t *rapid.T, cfg Config, agg Aggregator[int64, A, int64], ref r
 				}
 				want = append(want, out{key: key, start: ts - n.cfg.Size + 1, end: ts + 1, value: n.agg.of(es)})
 			}
+			want = append(want, spans[0].(*naiveLookback).probe(key, ts, v))
 			if g, w := fmt.Sprint(got), fmt.Sprint(want); g != w {
 				t.Fatalf("step %d (probe %s %d %d):\nengine    %s\nreference %s", i, key, ts, v, g, w)
 			}
