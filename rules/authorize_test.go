@@ -357,9 +357,9 @@ func TestTumblingDailyLimit(t *testing.T) {
 	}{
 		{6 * time.Hour, "600", Approve, ""},
 		{23 * time.Hour, "500", Deny, "daily(sum(amount)=1100)"}, // 600 + 500 in the day from 05:00
-		{23*time.Hour + time.Minute, "400", Approve, ""},          // the denied 500 does not count
-		{28 * time.Hour, "10", Deny, "daily(sum(amount)=1010)"},   // 04:00 the next day: still the same day
-		{29 * time.Hour, "900", Approve, ""},                      // 05:00: a new day
+		{23*time.Hour + time.Minute, "400", Approve, ""},         // the denied 500 does not count
+		{28 * time.Hour, "10", Deny, "daily(sum(amount)=1010)"},  // 04:00 the next day: still the same day
+		{29 * time.Hour, "900", Approve, ""},                     // 05:00: a new day
 	}
 	for _, s := range steps {
 		d := authorize(t, a, "u1", s.amount, day.Add(s.at))
