@@ -92,6 +92,7 @@ type Authorizer struct {
 
 	applied         atomic.Uint64 // the position up to which transactions are counted
 	sinceCheckpoint atomic.Int64
+	ckErr           atomic.Pointer[error] // the last checkpoint that failed in Authorize
 }
 
 type shard struct {
@@ -212,8 +213,13 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 // recorded decision back.
 func (a *Authorizer) Authorize(ctx context.Context, txn Transaction) (Decision, error) {
 	d, err := a.authorize(ctx, txn)
-	if err == nil && a.opts.Dir != "" && a.sinceCheckpoint.Add(1) == int64(a.opts.CheckpointEvery) {
-		err = a.Checkpoint()
+	if err == nil && a.opts.Dir != "" && a.sinceCheckpoint.Add(1)%int64(a.opts.CheckpointEvery) == 0 {
+		// The decision is recorded whatever happens to the checkpoint (a
+		// shortcut, not the truth): a failure is kept for CheckpointError,
+		// and the next one is tried CheckpointEvery decisions later.
+		if cerr := a.Checkpoint(); cerr != nil {
+			a.ckErr.Store(&cerr)
+		}
 	}
 	return d, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -366,5 +367,28 @@ func TestTumblingDailyLimit(t *testing.T) {
 		if d.Outcome != s.want || fired(d) != s.fired {
 			t.Fatalf("at %v: %s %s, want %s %s", s.at, d.Outcome, fired(d), s.want, s.fired)
 		}
+	}
+}
+
+// A periodic checkpoint that cannot be written fails no decision: the
+// decision is recorded; the error is there for the operator.
+func TestCheckpointFailureFailsNoDecision(t *testing.T) {
+	dir := t.TempDir()
+	blocked := dir + "/file"
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(context.Background(), openLog(t, dir+"/log"), Options{Dir: blocked + "/rules", CheckpointEvery: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		authorize(t, a, "u1", "1", t0.Add(time.Duration(i)*time.Second))
+	}
+	if a.CheckpointError() == nil {
+		t.Fatal("no checkpoint error reported")
+	}
+	if err := a.Close(context.Background()); err == nil {
+		t.Fatal("Close wrote a checkpoint under a file")
 	}
 }

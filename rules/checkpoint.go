@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/gob"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -97,11 +95,10 @@ func (a *Authorizer) restore(shards []*shard) (uint64, int64, error) {
 		return 0, 0, nil
 	}
 	data, err := os.ReadFile(a.checkpointPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, 0, nil
-	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("rules: checkpoint: %w", err)
+		// None yet, or unreadable: the log has everything (and writing
+		// the next checkpoint reports what is wrong with the place).
+		return 0, 0, nil
 	}
 	var cp checkpointFile
 	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&cp); err != nil ||
@@ -142,6 +139,14 @@ func (g *engineOf[V, A, R]) restore(data []byte) error {
 
 // Close writes a checkpoint (with Options.Dir), so that the next Open
 // replays only what is recorded after it. The store stays open.
-func (a *Authorizer) Close(ctx context.Context) error {
-	return a.Checkpoint()
+func (a *Authorizer) Close(ctx context.Context) error { return a.Checkpoint() }
+
+// CheckpointError returns the error of the last periodic checkpoint that
+// failed (nil if none did): Authorize does not fail for one, since the
+// decision is recorded, but an operator wants to know (a full disk).
+func (a *Authorizer) CheckpointError() error {
+	if e := a.ckErr.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
