@@ -28,6 +28,7 @@ import (
 var (
 	ruleUsers  = flag.Int("rule-users", 1_000_000, "users in the rules benchmarks")
 	authShards = flag.Int("auth-shards", 0, "the Authorizer's shards in BenchmarkAuthorize (0: the default)")
+	authRate   = flag.Float64("auth-rate", 0, "BenchmarkAuthorize: calls per second, started on a schedule (0: 64 callers as fast as they can)")
 )
 
 // txnGen is a deterministic stream of transactions: users drawn
@@ -200,8 +201,15 @@ func BenchmarkAuthorize(b *testing.B) {
 }
 
 // concurrently runs call over b.N generated transactions from 64
-// goroutines and reports the rate and the latency percentiles.
+// goroutines and reports the rate and the latency percentiles. With
+// -auth-rate the calls start on a fixed schedule instead (open loop), and a
+// call's latency counts from its scheduled start, so a stall delays the
+// calls queued behind it as it would delay real clients.
 func concurrently(b *testing.B, call func(*Transaction) error) {
+	if *authRate > 0 {
+		scheduled(b, *authRate, call)
+		return
+	}
 	g := newTxnGen(*ruleUsers)
 	txns := make([]Transaction, b.N)
 	for i := range txns {
@@ -228,11 +236,54 @@ func concurrently(b *testing.B, call func(*Transaction) error) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	all := slices.Concat(lat...)
+	report(b, slices.Concat(lat...))
+}
+
+func report(b *testing.B, all []time.Duration) {
 	slices.Sort(all)
 	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) }
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txns/s")
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
 	b.ReportMetric(pct(0.999), "p99.9-µs")
+}
+
+// scheduled starts call i at i/rate seconds, each on a goroutine of a pool
+// of 256 (more in flight than that is an overload the report shows as
+// latency).
+func scheduled(b *testing.B, rate float64, call func(*Transaction) error) {
+	g := newTxnGen(*ruleUsers)
+	txns := make([]Transaction, b.N)
+	for i := range txns {
+		g.next(&txns[i])
+		txns[i].ID = event.NewID()
+	}
+	lat := make([]time.Duration, b.N)
+	work := make(chan int, b.N)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	due := func(i int) time.Time { return start.Add(time.Duration(float64(i) / rate * float64(time.Second))) }
+	for range 256 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := call(&txns[i]); err != nil {
+					b.Error(err)
+				}
+				lat[i] = time.Since(due(i))
+			}
+		}()
+	}
+	for i := range b.N {
+		if d := time.Until(due(i)); d > 0 {
+			time.Sleep(d)
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	b.StopTimer()
+	report(b, lat)
 }
