@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -163,7 +164,7 @@ func (a *Authorizer) Remove(ctx context.Context, by, name string) error {
 func (a *Authorizer) AllRules() ([]Rule, map[string]uint64) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return slices.Clone(a.log.rules), a.log.versions
+	return slices.Clone(a.log.rules), maps.Clone(a.log.versions)
 }
 
 // change validates the rule set edit makes, appends its events (the first
