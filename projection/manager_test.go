@@ -229,6 +229,7 @@ func TestRebuildDuringLiveTraffic(t *testing.T) {
 	}()
 	var answers []snapshot
 	var building int
+	var seenV2 atomic.Bool
 	go func() { // queries all along
 		defer wg.Done()
 		for ctx.Err() == nil {
@@ -243,6 +244,9 @@ func TestRebuildDuringLiveTraffic(t *testing.T) {
 				return
 			default:
 				answers = append(answers, s)
+				if s.version == 2 {
+					seenV2.Store(true)
+				}
 			}
 		}
 	}()
@@ -262,8 +266,16 @@ func TestRebuildDuringLiveTraffic(t *testing.T) {
 		}})
 	mg2 := startManager(t, m2)
 	waitServing(t, m2, 2, head, mg2)
-	// Some traffic after the switch, then stop it and let v2 catch up.
-	for appended.Load() < head+200 {
+	// Some traffic after the switch, and queries answered by version 2,
+	// then stop it and let v2 catch up. (Counting the traffic from head,
+	// the position before the rebuild, let a slow rebuild end the test
+	// right at the switch, before any query ran against version 2.)
+	after := appended.Load() + 200
+	deadline := time.Now().Add(30 * time.Second)
+	for appended.Load() < after || !seenV2.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the switch: traffic at %d (waiting for %d), a query answered by version 2: %v", appended.Load(), after, seenV2.Load())
+		}
 		select {
 		case <-mg2.finished:
 			t.Fatalf("manager 2 ended: %v", mg2.err)
