@@ -57,7 +57,7 @@ func (a *Authorizer) amendments(ctx context.Context, txn *Transaction, d Decisio
 		if err := a.values(h, &p.txn, millis(p.txn.At), extra, vals, true); err != nil {
 			return nil, err
 		}
-		outcome, fired := a.evaluate(&p.txn, vals, true)
+		outcome, fired := a.evaluate(a.shards[h.home], &p.txn, vals, true)
 		if outcome != p.latest {
 			out = append(out, Amendment{Transaction: p.txn.ID, User: p.txn.User, At: p.txn.At, Outcome: outcome, Previous: p.latest, Fired: fired, Cause: txn.ID})
 		}
@@ -132,7 +132,7 @@ func (a *Authorizer) late(txn *Transaction, h *held) bool {
 		if a.set.groups[g].key.name != "user_id" {
 			continue
 		}
-		if last, ok := a.shards[h.groups[g]].windows.engines[g].newest(txn.User); ok && t <= last {
+		if last, ok := a.shards[h.group(a.set, g)].windows.engines[g].newest(txn.User); ok && t <= last {
 			return true
 		}
 	}

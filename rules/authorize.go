@@ -102,7 +102,9 @@ type shard struct {
 	// lastDenied: user → the latest time of a denied transaction the
 	// user-keyed windows do not count (see late).
 	lastDenied map[string]int64
-	order      []recentID // recent's ids by time, order[oldest:] still in recent
+	in         []*Transaction // values' scratch
+	x          evalCtx        // evaluate's
+	order      []recentID     // recent's ids by time, order[oldest:] still in recent
 	oldest     int
 	vals       []num.Dec
 }
@@ -335,39 +337,43 @@ func decisionID(txn event.ID) event.ID {
 }
 
 // held is what one decision holds: the shard of the transaction's user
-// (where its id is remembered), the shard of each group's key, and the
-// distinct ones, locked in ascending order so that two decisions never
-// wait for each other.
+// (where its id is remembered), the shard of each of the set's key fields,
+// and the distinct ones, locked in ascending order so that two decisions
+// never wait for each other. Arrays, not slices, so that it stays on the
+// caller's stack.
 type held struct {
 	home   int
-	groups []int
-	shards []int
-	buf    [16]int
+	keys   [maxKeys]int
+	shards [maxKeys + 1]int
+	n      int // shards[:n] are locked
 }
+
+// group is the shard holding group g's windows for the transaction.
+func (h *held) group(s *Set, g int) int { return h.keys[s.groups[g].keyIdx] }
 
 func (a *Authorizer) lock(txn *Transaction, h *held) {
 	n := len(a.shards)
-	h.groups, h.shards = h.buf[:0:8], h.buf[8:8:16]
 	h.home = shardOf(txn.User, n)
-	h.shards = append(h.shards, h.home)
-	for _, g := range a.set.groups {
+	h.shards[0], h.n = h.home, 1
+	for i, f := range a.set.keys {
 		s := h.home
-		if g.key.name != "user_id" {
-			s = shardOf(g.key.str(txn), n)
+		if f.name != "user_id" {
+			s = shardOf(f.str(txn), n)
 		}
-		h.groups = append(h.groups, s)
-		if !slices.Contains(h.shards, s) {
-			h.shards = append(h.shards, s)
+		h.keys[i] = s
+		if !slices.Contains(h.shards[:h.n], s) {
+			h.shards[h.n] = s
+			h.n++
 		}
 	}
-	slices.Sort(h.shards)
-	for _, i := range h.shards {
+	slices.Sort(h.shards[:h.n])
+	for _, i := range h.shards[:h.n] {
 		a.shards[i].mu.Lock()
 	}
 }
 
 func (a *Authorizer) unlock(h *held) {
-	for _, i := range h.shards {
+	for _, i := range h.shards[:h.n] {
 		a.shards[i].mu.Unlock()
 	}
 }
@@ -380,7 +386,7 @@ func (a *Authorizer) decide(txn *Transaction, h *held) (Decision, error) {
 		return Decision{}, err
 	}
 	d := Decision{Transaction: txn.ID, User: txn.User, At: txn.At}
-	d.Outcome, d.Fired = a.evaluate(txn, vals, false)
+	d.Outcome, d.Fired = a.evaluate(a.shards[h.home], txn, vals, false)
 	return d, nil
 }
 
@@ -406,7 +412,9 @@ func (c counted) in(def *groupDef) bool {
 // with the given transactions counted in where their outcomes let them
 // (userOnly: only the windows kept per user).
 func (a *Authorizer) values(h *held, of *Transaction, t int64, extra []counted, vals []num.Dec, userOnly bool) error {
-	var in []*Transaction
+	home := a.shards[h.home] // its scratch is ours while its lock is held
+	in := home.in[:0]
+	defer func() { home.in = in[:0] }()
 	for g := range a.set.groups {
 		def := &a.set.groups[g]
 		if userOnly && def.key.name != "user_id" {
@@ -419,7 +427,7 @@ func (a *Authorizer) values(h *held, of *Transaction, t int64, extra []counted, 
 			}
 		}
 		key := def.key.str(of)
-		if err := a.shards[h.groups[g]].windows.engines[g].probe(key, t, in, def.terms, vals); err != nil {
+		if err := a.shards[h.group(a.set, g)].windows.engines[g].probe(key, t, in, def.terms, vals); err != nil {
 			return fmt.Errorf("rules: %w", err)
 		}
 	}
@@ -428,12 +436,16 @@ func (a *Authorizer) values(h *held, of *Transaction, t int64, extra []counted, 
 
 // evaluate runs every rule's condition on the term values: the outcome is
 // the strongest action among the rules that fired (alert leaves it approve).
-func (a *Authorizer) evaluate(txn *Transaction, vals []num.Dec, userOnly bool) (Action, []Fired) {
+func (a *Authorizer) evaluate(home *shard, txn *Transaction, vals []num.Dec, userOnly bool) (Action, []Fired) {
 	outcome := Approve
 	var fired []Fired
-	x := evalCtx{txn: txn, vals: vals}
+	// The home shard's context: one the compiled closures can point at
+	// without allocating one per decision.
+	x := &home.x
+	*x = evalCtx{txn: txn, vals: vals}
+	defer func() { *x = evalCtx{} }()
 	for _, r := range a.set.rules {
-		if userOnly && !r.userKeyed() || !r.cond(&x) {
+		if userOnly && !r.userKeyed() || !r.cond(x) {
 			continue
 		}
 		f := Fired{Rule: r.Name, Version: a.log.versions[r.Name], Action: r.Action, Severity: r.Severity, Values: make([]Value, len(r.slots))}
@@ -456,7 +468,7 @@ func (a *Authorizer) apply(txn *Transaction, d Decision, h *held) error {
 			continue
 		}
 		key := def.key.str(txn)
-		if err := a.shards[h.groups[g]].windows.engines[g].add(key, t, txn); err != nil {
+		if err := a.shards[h.group(a.set, g)].windows.engines[g].add(key, t, txn); err != nil {
 			return fmt.Errorf("rules: %w", err)
 		}
 	}
@@ -471,7 +483,7 @@ func (a *Authorizer) apply(txn *Transaction, d Decision, h *held) error {
 	// earlier instants can fire and be forgotten, and one that does come
 	// is counted where it belongs (within the lateness).
 	w := a.maxT.Load() - 1
-	for _, i := range h.shards {
+	for _, i := range h.shards[:h.n] {
 		for _, e := range a.shards[i].windows.engines {
 			e.watermark(w)
 		}

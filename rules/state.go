@@ -19,6 +19,7 @@ import (
 // groupDef is what one engine computes.
 type groupDef struct {
 	key         field
+	keyIdx      int     // key's index in the set's keys
 	family      aggKind // aggCount: count, sum and avg (moments over amount); aggMin; aggMax; aggDistinct
 	field       field   // distinct's argument
 	countDenied bool
@@ -42,7 +43,12 @@ type Set struct {
 	rules  []*compiledRule
 	terms  terms
 	groups []groupDef
+	keys   []field // the distinct key fields of the groups
 }
+
+// maxKeys bounds the distinct fields a rule set keys its windows by: a
+// decision locks the shard of each, without allocating.
+const maxKeys = 8
 
 // NewSet compiles rules (validating them; disabled ones are left out).
 func NewSet(rules []Rule) (*Set, error) {
@@ -82,6 +88,13 @@ func NewSet(rules []Rule) (*Set, error) {
 		if sp < 0 {
 			def.spans = append(def.spans, t.span)
 			sp = len(def.spans) - 1
+		}
+		if def.keyIdx = slices.Index(s.keys, def.key); def.keyIdx < 0 {
+			if len(s.keys) == maxKeys {
+				return nil, fmt.Errorf("%w: the rules key their windows by more than %d different fields", ErrSpec, maxKeys)
+			}
+			s.keys = append(s.keys, def.key)
+			def.keyIdx = len(s.keys) - 1
 		}
 		def.terms = append(def.terms, groupTerm{slot: slot, span: sp, agg: t.agg,
 			tumbling: t.tumbling, size: t.span.Milliseconds(), offset: t.offset.Milliseconds()})
