@@ -2,8 +2,10 @@ package rules
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultRuleSet(t *testing.T) {
@@ -88,5 +90,19 @@ func TestDuplicateNames(t *testing.T) {
 	r := Default()[0]
 	if _, err := NewSet([]Rule{r, r}); err == nil || !strings.Contains(err.Error(), "rules[1].name") {
 		t.Fatalf("duplicate names: %v", err)
+	}
+}
+
+func TestAtMostEightKeys(t *testing.T) {
+	var rs []Rule
+	for i := range maxKeys + 1 {
+		rs = append(rs, Rule{Name: fmt.Sprint("r", i), Key: fmt.Sprint("attrs.k", i),
+			Window: &Window{Type: "lookback", Size: Duration(time.Minute)}, Condition: "count > 1", Action: Review})
+	}
+	if _, err := NewSet(rs[:maxKeys]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewSet(rs); !errors.Is(err, ErrSpec) || !strings.Contains(err.Error(), "more than 8 different fields") {
+		t.Fatalf("nine keys: %v", err)
 	}
 }
