@@ -55,13 +55,6 @@ type term struct {
 	countDenied bool
 }
 
-func (t term) String() string {
-	if t.agg == aggCount {
-		return fmt.Sprintf("count[%v]", t.span)
-	}
-	return fmt.Sprintf("%v(%v)[%v]", t.agg, t.field, t.span)
-}
-
 // evalCtx is what a compiled condition reads: the candidate and the value
 // of every term (by its slot in the rule set's term table).
 type evalCtx struct {

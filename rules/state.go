@@ -102,15 +102,6 @@ func NewSet(rules []Rule) (*Set, error) {
 	return s, nil
 }
 
-// Rules returns the rules the set evaluates.
-func (s *Set) Rules() []Rule {
-	out := make([]Rule, len(s.rules))
-	for i, r := range s.rules {
-		out[i] = r.Rule
-	}
-	return out
-}
-
 // maxSpan is the longest window of the set.
 func (s *Set) maxSpan() time.Duration {
 	var m time.Duration
@@ -137,7 +128,6 @@ type engine interface {
 	add(key string, t int64, txn *Transaction) error
 	// watermark moves time on: no transaction before w is expected.
 	watermark(w int64)
-	numKeys() int
 	snapshot() ([]byte, error)
 	restore(data []byte) error
 	// newest is the time of the key's newest transaction counted.
@@ -253,8 +243,6 @@ func (g *engineOf[V, A, R]) watermark(w int64) {
 	g.e.Watermark(w)
 	g.e.Advance()
 }
-
-func (g *engineOf[V, A, R]) numKeys() int { return g.e.Stats().Keys }
 
 func (g *engineOf[V, A, R]) newest(key string) (int64, bool) { return g.e.Newest(key) }
 
