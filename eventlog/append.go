@@ -33,29 +33,60 @@ func (l *Log) Append(ctx context.Context, stream string, expected store.Expected
 	if err != nil {
 		return store.AppendResult{}, err
 	}
-	if err := l.stickyErr(); err != nil {
+	if err := l.send(ctx, req); err != nil {
 		return store.AppendResult{}, err
 	}
-	l.appendMu.RLock()
-	if l.appendMu.closed {
-		l.appendMu.RUnlock()
-		return store.AppendResult{}, store.ErrClosed
-	}
-	l.inflight.Add(1)
-	select {
-	case l.queue <- req:
-	case <-ctx.Done():
-		l.inflight.Add(-1)
-		l.appendMu.RUnlock()
-		return store.AppendResult{}, ctx.Err()
-	}
-	l.appendMu.RUnlock()
 	select {
 	case <-req.done:
 		return req.res, req.err
 	case <-ctx.Done():
 		// The append may still happen; a retry with the same ids is safe.
 		return store.AppendResult{}, ctx.Err()
+	}
+}
+
+// Enqueue is Append in two steps, for a caller that keeps state derived
+// from its appends and must not hold that state's lock for an fsync (the
+// fraud rules' Authorizer). It returns once the append's place in the log
+// is fixed: an append enqueued after it returns, by any caller, is written
+// after it, fails if it fails with the log's sticky error, and is
+// acknowledged after it. The returned wait blocks until the append is
+// durable (or failed) and may be called any number of times.
+//
+// ctx bounds only the wait to enter the queue: once queued, the append
+// happens whatever becomes of ctx, so that what the caller derived from it
+// is never contradicted by a cancellation.
+func (l *Log) Enqueue(ctx context.Context, stream string, expected store.ExpectedVersion, events ...event.Event) (wait func() (store.AppendResult, error), err error) {
+	req, err := l.newAppendReq(context.WithoutCancel(ctx), stream, expected, events)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.send(ctx, req); err != nil {
+		return nil, err
+	}
+	return func() (store.AppendResult, error) {
+		<-req.done
+		return req.res, req.err
+	}, nil
+}
+
+// send puts req in the writer's queue.
+func (l *Log) send(ctx context.Context, req *appendReq) error {
+	if err := l.stickyErr(); err != nil {
+		return err
+	}
+	l.appendMu.RLock()
+	defer l.appendMu.RUnlock()
+	if l.appendMu.closed {
+		return store.ErrClosed
+	}
+	l.inflight.Add(1)
+	select {
+	case l.queue <- req:
+		return nil
+	case <-ctx.Done():
+		l.inflight.Add(-1)
+		return ctx.Err()
 	}
 }
 

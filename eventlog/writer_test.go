@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -64,6 +65,45 @@ func TestRetriesUnderLoad(t *testing.T) {
 			st, _ := l.Stats(ctx)
 			if want := uint64(16*30*2 + 16*60); st.Head != want {
 				t.Fatalf("head = %d, want %d: a retry wrote again", st.Head, want)
+			}
+		})
+	}
+}
+
+// TestEnqueueOrder: appends enqueued one after another are written in that
+// order (each expects the version the one before it makes) while none of
+// them has been waited for, and one whose context ends once it is queued
+// still happens.
+func TestEnqueueOrder(t *testing.T) {
+	for _, d := range []Durability{SyncAlways, SyncNone} {
+		t.Run(d.String(), func(t *testing.T) {
+			l := mustOpen(t, t.TempDir(), Options{Durability: d})
+			defer l.Close()
+			ctx := context.Background()
+			var waits []func() (store.AppendResult, error)
+			for v := range uint64(200) {
+				cctx, cancel := context.WithCancel(ctx)
+				wait, err := l.Enqueue(cctx, "ordered", store.Exactly(v), event.Event{Type: "t", Data: []byte(fmt.Sprint(v))})
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				waits = append(waits, wait)
+			}
+			for v, wait := range waits {
+				for range 2 { // a wait may be repeated
+					res, err := wait()
+					if err != nil || res.Version != uint64(v)+1 {
+						t.Fatalf("append %d: %+v, %v", v, res, err)
+					}
+				}
+			}
+			// Bad input is refused at once, with nothing queued.
+			if _, err := l.Enqueue(ctx, "", store.Any, event.Event{Type: "t"}); !errors.Is(err, event.ErrInvalid) {
+				t.Fatalf("an empty stream name: %v", err)
+			}
+			if h, _ := l.Head(ctx); h != 200 {
+				t.Fatalf("head %d, want 200", h)
 			}
 		})
 	}

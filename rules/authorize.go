@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -93,12 +94,17 @@ type Authorizer struct {
 	applied         atomic.Uint64 // the position up to which transactions are counted
 	sinceCheckpoint atomic.Int64
 	ckErr           atomic.Pointer[error] // the last checkpoint that failed in Authorize
+	lost            atomic.Pointer[error] // see ErrStateLost
 }
 
 type shard struct {
 	mu      sync.Mutex
 	windows *windows
-	recent  map[event.ID]uint64 // transaction id → its position, for ids callers gave
+	recent  map[event.ID]uint64  // transaction id → its position, for ids callers gave
+	flights map[event.ID]*flight // ids callers gave whose appends are queued
+	// queued waits for the latest append queued by a decision about a user
+	// of this shard (nil: none yet).
+	queued func() (store.AppendResult, error)
 	// lastDenied: user → the latest time of a denied transaction the
 	// user-keyed windows do not count (see late).
 	lastDenied map[string]int64
@@ -159,9 +165,10 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 		if err != nil {
 			return err
 		}
-		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, lastDenied: map[string]int64{}, vals: make([]num.Dec, len(set.terms.list))}
+		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, flights: map[event.ID]*flight{}, lastDenied: map[string]int64{}, vals: make([]num.Dec, len(set.terms.list))}
 	}
 	a.log, a.set, a.shards = l, set, shards
+	a.lost.Store(nil) // the windows are rebuilt from the log
 	after, maxT, err := a.restore(shards)
 	if err != nil {
 		return err
@@ -209,10 +216,18 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 
 // Authorize decides about txn with every rule in force, over the windows
 // with txn counted in, appends the transaction and the decision to the log
-// in one durable append, and only then counts txn in the windows (unless it
-// was denied: a denied transaction did not happen, except for rules that
-// count denied ones). A transaction whose id was decided before gets the
-// recorded decision back.
+// in one durable append, and counts txn in the windows (unless it was
+// denied: a denied transaction did not happen, except for rules that count
+// denied ones). A transaction whose id was decided before gets the recorded
+// decision back.
+//
+// On the embedded log the windows count txn as soon as its append is
+// queued, and the next decision about the same keys need not wait for this
+// one's fsync; it is acknowledged after this one, so no answer ever rests on
+// a transaction that did not become durable. Once queued, the append is
+// waited for whatever becomes of ctx. Should it fail, the windows count a
+// transaction the log may not have: every later call fails with
+// ErrStateLost until the Authorizer is opened again.
 func (a *Authorizer) Authorize(ctx context.Context, txn Transaction) (Decision, error) {
 	d, err := a.authorize(ctx, txn)
 	if err == nil && a.opts.Dir != "" && a.sinceCheckpoint.Add(1)%int64(a.opts.CheckpointEvery) == 0 {
@@ -238,33 +253,141 @@ func (a *Authorizer) authorize(ctx context.Context, txn Transaction) (Decision, 
 	if !given {
 		txn.ID = event.NewID()
 	}
+	// Held until the append is durable: a rule change or a checkpoint
+	// waits for every decision in flight.
 	a.mu.RLock()
 	defer a.mu.RUnlock()
+	if e := a.lost.Load(); e != nil {
+		return Decision{}, *e
+	}
 	var h held
 	a.lock(&txn, &h)
-	defer a.unlock(&h)
-	if pos, ok := a.shards[h.home].recent[txn.ID]; given && ok {
-		return a.recorded(ctx, pos)
+	locked := true
+	defer func() {
+		if locked {
+			a.unlock(&h)
+		}
+	}()
+	home := a.shards[h.home]
+	if given {
+		if pos, ok := home.recent[txn.ID]; ok {
+			return a.recorded(ctx, pos)
+		}
+		if f, ok := home.flights[txn.ID]; ok {
+			a.unlock(&h)
+			locked = false
+			<-f.done
+			d := f.d
+			d.Repeated = true
+			return d, f.err
+		}
 	}
 	d, err := a.decide(&txn, &h)
 	if err != nil {
 		return Decision{}, err
 	}
 	if a.late(&txn, &h) {
+		// The user's stream is read back: what is queued must be in it.
+		if home.queued != nil {
+			if _, err := home.queued(); err != nil {
+				return Decision{}, fmt.Errorf("rules: an earlier decision: %w", err)
+			}
+		}
 		if d.Amendments, err = a.amendments(ctx, &txn, d, &h); err != nil {
 			return Decision{}, err
 		}
 	}
-	if err := a.record(ctx, &txn, &d); err != nil {
+	evs, err := recordOf(&txn, &d)
+	if err != nil {
 		return Decision{}, err
 	}
+	enq, ok := a.st.(enqueuer)
+	if !ok {
+		// A store that cannot queue: the shards stay held through the
+		// durable append, so that a failed one leaves the windows as they
+		// were.
+		res, err := a.st.Append(ctx, streamOf(txn.User), store.Any, evs...)
+		if err != nil {
+			return Decision{}, fmt.Errorf("rules: record decision: %w", err)
+		}
+		d.Position = res.FirstPosition
+		a.covered(res.LastPosition)
+		if err := a.apply(&txn, d, &h); err != nil {
+			return Decision{}, err
+		}
+		if given {
+			a.remember(h.home, millis(txn.At), txn.ID, d.Position)
+		}
+		return d, nil
+	}
+	wait, err := enq.Enqueue(ctx, streamOf(txn.User), store.Any, evs...)
+	if err != nil {
+		return Decision{}, fmt.Errorf("rules: record decision: %w", err)
+	}
+	// Counted before it is durable, and the shards let go: the next
+	// decision about these keys sees this transaction, and its append,
+	// queued after this one, is acknowledged after it, or fails with it.
+	// No answer ever rests on a transaction the log does not have.
 	if err := a.apply(&txn, d, &h); err != nil {
+		a.lose(err)
 		return Decision{}, err
+	}
+	home.queued = wait
+	var f *flight
+	if given {
+		f = &flight{done: make(chan struct{})}
+		home.flights[txn.ID] = f
+	}
+	a.unlock(&h)
+	locked = false
+	res, err := wait()
+	if err != nil {
+		err = fmt.Errorf("rules: record decision: %w", err)
+		a.lose(err)
+	} else {
+		d.Position = res.FirstPosition
+		a.covered(res.LastPosition)
 	}
 	if given {
-		a.remember(h.home, millis(txn.At), txn.ID, d.Position)
+		home.mu.Lock()
+		delete(home.flights, txn.ID)
+		if err == nil {
+			a.remember(h.home, millis(txn.At), txn.ID, d.Position)
+		}
+		home.mu.Unlock()
+		f.d, f.err = d, err
+		close(f.done)
+	}
+	if err != nil {
+		return Decision{}, err
 	}
 	return d, nil
+}
+
+// enqueuer is a store that fixes an append's place in its order before the
+// append is durable (eventlog.Log): Authorize then holds its shards for the
+// decision only, not for the fsync, so that two callers whose users share a
+// shard do not wait a group commit for each other.
+type enqueuer interface {
+	Enqueue(ctx context.Context, stream string, expected store.ExpectedVersion, events ...event.Event) (func() (store.AppendResult, error), error)
+}
+
+// flight is a decision whose append is queued and not yet durable, for a
+// retry of its transaction to wait for.
+type flight struct {
+	done chan struct{}
+	d    Decision
+	err  error
+}
+
+// ErrStateLost is returned, wrapped, by every Authorize and Checkpoint after
+// a decision's queued append failed: the windows count a transaction the log
+// may not have. Open rebuilds them from the log.
+var ErrStateLost = errors.New("rules: a counted transaction was not recorded; reopen the authorizer to rebuild its windows from the log")
+
+func (a *Authorizer) lose(err error) {
+	e := fmt.Errorf("%w: %w", ErrStateLost, err)
+	a.lost.CompareAndSwap(nil, &e)
 }
 
 // recorded reads back the decision recorded for the transaction at pos.
@@ -286,15 +409,16 @@ func (a *Authorizer) recorded(ctx context.Context, pos uint64) (Decision, error)
 	return Decision{}, fmt.Errorf("rules: no decision recorded after the transaction at %d", pos)
 }
 
-// record appends the transaction and its decision in one append.
-func (a *Authorizer) record(ctx context.Context, txn *Transaction, d *Decision) error {
+// recordOf is the append that records a transaction with its decision (and
+// the amendments it causes).
+func recordOf(txn *Transaction, d *Decision) ([]event.Event, error) {
 	txnData, err := json.Marshal(txn)
 	if err != nil {
-		return fmt.Errorf("rules: encode transaction: %w", err)
+		return nil, fmt.Errorf("rules: encode transaction: %w", err)
 	}
 	decData, err := json.Marshal(d)
 	if err != nil {
-		return fmt.Errorf("rules: encode decision: %w", err)
+		return nil, fmt.Errorf("rules: encode decision: %w", err)
 	}
 	evs := []event.Event{
 		{ID: txn.ID, Type: TypeTransaction, Data: txnData},
@@ -303,17 +427,11 @@ func (a *Authorizer) record(ctx context.Context, txn *Transaction, d *Decision) 
 	for _, am := range d.Amendments {
 		data, err := json.Marshal(am)
 		if err != nil {
-			return fmt.Errorf("rules: encode amendment: %w", err)
+			return nil, fmt.Errorf("rules: encode amendment: %w", err)
 		}
 		evs = append(evs, event.Event{Type: TypeAmendment, Data: data})
 	}
-	res, err := a.st.Append(ctx, streamOf(txn.User), store.Any, evs...)
-	if err != nil {
-		return fmt.Errorf("rules: record decision: %w", err)
-	}
-	d.Position = res.FirstPosition
-	a.covered(res.LastPosition)
-	return nil
+	return evs, nil
 }
 
 // covered notes that the transactions up to pos are counted (decisions are

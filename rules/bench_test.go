@@ -28,6 +28,7 @@ import (
 var (
 	ruleUsers  = flag.Int("rule-users", 1_000_000, "users in the rules benchmarks")
 	authShards = flag.Int("auth-shards", 0, "the Authorizer's shards in BenchmarkAuthorize (0: the default)")
+	authHeld   = flag.Bool("auth-held", false, "BenchmarkAuthorize: hide the log's Enqueue, so that decisions hold their shards through the fsync")
 	authRate   = flag.Float64("auth-rate", 0, "BenchmarkAuthorize: calls per second, started on a schedule (0: 64 callers as fast as they can)")
 )
 
@@ -171,7 +172,11 @@ func BenchmarkAuthorize(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer l.Close()
-		a, err := Open(context.Background(), l, Options{Shards: *authShards})
+		var st store.Store = l
+		if *authHeld {
+			st = struct{ store.Store }{l}
+		}
+		a, err := Open(context.Background(), st, Options{Shards: *authShards})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -65,6 +65,9 @@ func (a *Authorizer) Checkpoint() error {
 }
 
 func (a *Authorizer) checkpoint() error {
+	if e := a.lost.Load(); e != nil {
+		return *e // never make windows the log contradicts the starting point
+	}
 	cp := checkpointFile{Format: checkpointFormat, Rules: a.log.fingerprint(), Shards: len(a.shards), Position: a.applied.Load(), MaxT: a.maxT.Load()}
 	for _, sh := range a.shards {
 		st := shardState{LastDenied: sh.lastDenied, Recent: sh.recent, Order: sh.order[sh.oldest:]}

@@ -219,5 +219,10 @@ func (a *Authorizer) change(ctx context.Context, by string, edit func([]Rule) ([
 	if err != nil {
 		return fmt.Errorf("rules: record change: %w", err)
 	}
-	return a.rebuild(ctx, ruleLog{next, versions, res.Version})
+	if err := a.rebuild(ctx, ruleLog{next, versions, res.Version}); err != nil {
+		// The change is recorded but the windows are half rebuilt.
+		a.lose(err)
+		return err
+	}
+	return nil
 }

@@ -1,0 +1,165 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/eventlog"
+	"github.com/stratadb/strata/store"
+)
+
+// gatedLog holds every queued append's acknowledgement until gate is
+// closed, tells entered each time one is waited for, and can fail them.
+type gatedLog struct {
+	*eventlog.Log
+	gate    chan struct{}
+	entered chan struct{}
+	fail    error
+}
+
+func newGatedLog(t *testing.T) *gatedLog {
+	g := &gatedLog{Log: openLog(t, t.TempDir()), gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+	close(g.gate)
+	return g
+}
+
+func (g *gatedLog) Enqueue(ctx context.Context, stream string, expected store.ExpectedVersion, events ...event.Event) (func() (store.AppendResult, error), error) {
+	wait, err := g.Log.Enqueue(ctx, stream, expected, events...)
+	if err != nil {
+		return nil, err
+	}
+	gate, entered, fail := g.gate, g.entered, g.fail
+	return func() (store.AppendResult, error) {
+		entered <- struct{}{}
+		<-gate
+		res, err := wait()
+		if err == nil && fail != nil {
+			return store.AppendResult{}, fail
+		}
+		return res, err
+	}, nil
+}
+
+// A retry of a transaction whose append is still queued gets the same
+// decision, and the transaction is counted and recorded once.
+func TestRetryWhileQueued(t *testing.T) {
+	ctx := context.Background()
+	g := newGatedLog(t)
+	a := openAuth(t, g)
+	for u := range 20 {
+		user := "u" + string(rune('a'+u))
+		g.gate, g.entered = make(chan struct{}), make(chan struct{}, 64)
+		txn := Transaction{ID: event.NewID(), User: user, Amount: dec("10"), At: t0}
+		var ds [2]Decision
+		var errs [2]error
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); ds[0], errs[0] = a.Authorize(ctx, txn) }()
+		<-g.entered // the first is queued, its shards let go
+		go func() { defer wg.Done(); ds[1], errs[1] = a.Authorize(ctx, txn) }()
+		close(g.gate)
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatal(errs)
+		}
+		if ds[0].Repeated || !ds[1].Repeated || ds[0].Position != ds[1].Position || ds[1].Outcome != Approve {
+			t.Fatalf("%s: first %+v, retry %+v", user, ds[0], ds[1])
+		}
+		// Counted once: nine more in the minute are approved, the tenth
+		// more is the 11th and denied.
+		for i := range 10 {
+			d := authorize(t, a, user, "10", t0.Add(time.Duration(i+1)*time.Second))
+			if want := map[bool]Action{true: Deny, false: Approve}[i == 9]; d.Outcome != want {
+				t.Fatalf("%s: transaction %d after the retry: %s %s, want %s", user, i+2, d.Outcome, fired(d), want)
+			}
+		}
+		n := 0
+		for rec, err := range g.ReadStream(ctx, streamOf(user), store.ReadStreamOptions{}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Type == TypeTransaction && rec.ID == txn.ID {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%s: the transaction is recorded %d times", user, n)
+		}
+	}
+}
+
+// A late transaction reads the user's earlier decisions back from the log
+// to amend them: one still queued is waited for, not missed.
+func TestLateTransactionWaitsForQueuedDecision(t *testing.T) {
+	ctx := context.Background()
+	g := newGatedLog(t)
+	a := openAuth(t, g)
+	for i := range 9 {
+		authorize(t, a, "u1", "10", t0.Add(time.Duration(10+i)*time.Second))
+	}
+	g.gate, g.entered = make(chan struct{}), make(chan struct{}, 64)
+	var last, late Decision
+	var errs [2]error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		last, errs[0] = a.Authorize(ctx, Transaction{User: "u1", Amount: dec("10"), At: t0.Add(19 * time.Second)})
+	}()
+	<-g.entered // the decision at 19 s is queued
+	go func() {
+		defer wg.Done()
+		late, errs[1] = a.Authorize(ctx, Transaction{User: "u1", Amount: dec("10"), At: t0.Add(5 * time.Second)})
+	}()
+	<-g.entered // the late one waits for it
+	close(g.gate)
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	if last.Outcome != Approve || len(late.Amendments) != 1 || late.Amendments[0].Transaction != last.Transaction || late.Amendments[0].Outcome != Deny {
+		t.Fatalf("at 19 s: %s; the late one's amendments %+v, want the one at 19 s to deny", last.Outcome, late.Amendments)
+	}
+}
+
+// An append that fails once queued leaves windows that count a transaction
+// the log may not have: the Authorizer refuses to decide or checkpoint on
+// them, and a new one, opened on the log, decides again.
+func TestQueuedAppendFailureStopsTheAuthorizer(t *testing.T) {
+	ctx := context.Background()
+	g := newGatedLog(t)
+	dir := t.TempDir()
+	a, err := Open(ctx, g, Options{Shards: 8, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorize(t, a, "u1", "10", t0)
+	disk := errors.New("disk on fire")
+	g.fail = disk
+	if _, err := a.Authorize(ctx, Transaction{User: "u1", Amount: dec("10"), At: t0.Add(time.Second)}); !errors.Is(err, disk) {
+		t.Fatalf("the failed append: %v", err)
+	}
+	g.fail = nil
+	if _, err := a.Authorize(ctx, Transaction{User: "u2", Amount: dec("10"), At: t0.Add(2 * time.Second)}); !errors.Is(err, ErrStateLost) {
+		t.Fatalf("after it: %v, want ErrStateLost", err)
+	}
+	if err := a.Checkpoint(); !errors.Is(err, ErrStateLost) {
+		t.Fatalf("checkpoint after it: %v, want ErrStateLost", err)
+	}
+	// (The fake failure came after the append was written: the log has
+	// both transactions, and the reopened windows count both.)
+	b, err := Open(ctx, g, Options{Shards: 8, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 9 {
+		d := authorize(t, b, "u1", "10", t0.Add(time.Duration(3+i)*time.Second))
+		if want := map[bool]Action{true: Deny, false: Approve}[i == 8]; d.Outcome != want {
+			t.Fatalf("reopened, transaction %d: %s %s, want %s", i+3, d.Outcome, fired(d), want)
+		}
+	}
+}
