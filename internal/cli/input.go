@@ -2,13 +2,13 @@ package cli
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 
+	"github.com/stratadb/strata/api"
 	"github.com/stratadb/strata/event"
 )
 
@@ -136,36 +136,13 @@ func parseEvent(raw json.RawMessage) (event.Event, error) {
 		ev.Schema = uint32(s)
 	}
 	var err error
-	if ev.Data, err = decodePayload("data", in.Data, in.DataEncoding); err != nil {
+	if ev.Data, err = api.DecodePayload("data", in.Data, in.DataEncoding); err != nil {
 		return ev, err
 	}
-	if ev.Metadata, err = decodePayload("metadata", in.Metadata, in.MetadataEncoding); err != nil {
+	if ev.Metadata, err = api.DecodePayload("metadata", in.Metadata, in.MetadataEncoding); err != nil {
 		return ev, err
 	}
 	return ev, nil
-}
-
-// decodePayload reverses encodePayload: raw JSON is stored as its bytes,
-// a base64 string with encoding "base64" as the bytes it encodes.
-func decodePayload(field string, raw json.RawMessage, encoding string) ([]byte, error) {
-	switch encoding {
-	case "":
-		if len(raw) == 0 {
-			return nil, nil
-		}
-		return []byte(raw), nil
-	case encodingBase64:
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("%q with %s_encoding base64 must be a string", field, field)
-		}
-		b, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", field, err)
-		}
-		return b, nil
-	}
-	return nil, fmt.Errorf("%s_encoding %q: want base64 or nothing", field, encoding)
 }
 
 // syntaxError locates a JSON error in the value starting at start (0 for

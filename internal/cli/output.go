@@ -9,11 +9,11 @@ import (
 	"io"
 	"strconv"
 	"text/tabwriter"
-	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratadb/strata/api"
 	"github.com/stratadb/strata/event"
 )
 
@@ -37,51 +37,13 @@ func checkFormat(f string) error {
 	return nil
 }
 
-// recordJSON is one line of read and tail output. Its field names are also
-// accepted by append, so `strata read A | strata append B` copies a stream.
-type recordJSON struct {
-	Position         uint64          `json:"position"`
-	Stream           string          `json:"stream"`
-	Version          uint64          `json:"version"`
-	ID               string          `json:"id"`
-	Type             string          `json:"type"`
-	Schema           uint32          `json:"schema"`
-	Time             string          `json:"time"`
-	Data             json.RawMessage `json:"data,omitempty"`
-	DataEncoding     string          `json:"data_encoding,omitempty"`
-	Metadata         json.RawMessage `json:"metadata,omitempty"`
-	MetadataEncoding string          `json:"metadata_encoding,omitempty"`
-}
+// recordJSON is one line of read and tail output: the API's record, so
+// `strata read A | strata append B` copies a stream, locally or over HTTP.
+type recordJSON = api.Record
 
-const encodingBase64 = "base64"
+const encodingBase64 = api.EncodingBase64
 
-func toRecordJSON(r *event.Record) recordJSON {
-	out := recordJSON{
-		Position: r.Position,
-		Stream:   r.Stream,
-		Version:  r.Version,
-		ID:       r.ID.String(),
-		Type:     r.Type,
-		Schema:   max(r.Schema, 1), // the envelope defines 0 as 1; readers should not need to know
-		Time:     r.Time.UTC().Format(time.RFC3339Nano),
-	}
-	out.Data, out.DataEncoding = encodePayload(r.Data)
-	out.Metadata, out.MetadataEncoding = encodePayload(r.Metadata)
-	return out
-}
-
-// encodePayload embeds JSON payloads as they are and anything else as a
-// base64 string, so every stored byte survives the trip through JSON. An
-// empty payload is left out.
-func encodePayload(b []byte) (json.RawMessage, string) {
-	switch {
-	case len(b) == 0:
-		return nil, ""
-	case json.Valid(b):
-		return b, ""
-	}
-	return json.RawMessage(`"` + base64.StdEncoding.EncodeToString(b) + `"`), encodingBase64
-}
+func toRecordJSON(r *event.Record) recordJSON { return api.FromRecord(r) }
 
 // recordWriter prints records one by one.
 type recordWriter interface {

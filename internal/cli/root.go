@@ -215,6 +215,7 @@ is not given, or ./strata-data when neither is.`,
 		newAuthorizeCmd(a),
 		newRulesCmd(a),
 		newAlertsCmd(a),
+		newServeCmd(a),
 	)
 	return root
 }

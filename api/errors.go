@@ -1,0 +1,129 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/rules"
+	"github.com/stratadb/strata/store"
+)
+
+// Code is an error's stable name: clients act on it, messages may change.
+type Code string
+
+// The error catalog. docs/server.md lists it with what each means.
+const (
+	CodeBadRequest           Code = "bad_request"            // a parameter or header is malformed
+	CodeBadJSON              Code = "bad_json"               // the body is not JSON
+	CodeInvalidBody          Code = "invalid_body"           // the body is JSON but not what the operation takes
+	CodeBodyTooLarge         Code = "body_too_large"         // over the server's request size limit
+	CodeInvalidStream        Code = "invalid_stream_name"    // a stream name the log refuses
+	CodeInvalidEvent         Code = "invalid_event"          // an event the log refuses (type, id, payload)
+	CodeEventTooLarge        Code = "event_too_large"        // one event over the log's limit
+	CodeWrongExpectedVersion Code = "wrong_expected_version" // optimistic concurrency: the stream moved on
+	CodeStreamNotFound       Code = "stream_not_found"
+	CodeNotFound             Code = "not_found" // no such route or resource
+	CodeMethodNotAllowed     Code = "method_not_allowed"
+	CodeUnauthorized         Code = "unauthorized" // no valid token
+	CodeForbidden            Code = "forbidden"    // the token lacks the scope or stream prefix
+	CodeInvalidTransaction   Code = "invalid_transaction"
+	CodeInvalidRule          Code = "invalid_rule"
+	CodeRuleNotFound         Code = "rule_not_found"
+	CodeUnavailable          Code = "unavailable" // shutting down, or the store is closed
+	CodeCorrupt              Code = "corrupt"     // the log found damaged data
+	CodeInternal             Code = "internal"
+)
+
+// Status is the HTTP status each code is sent with.
+var Status = map[Code]int{
+	CodeBadRequest:           http.StatusBadRequest,
+	CodeBadJSON:              http.StatusBadRequest,
+	CodeInvalidBody:          http.StatusUnprocessableEntity,
+	CodeBodyTooLarge:         http.StatusRequestEntityTooLarge,
+	CodeInvalidStream:        http.StatusBadRequest,
+	CodeInvalidEvent:         http.StatusBadRequest,
+	CodeEventTooLarge:        http.StatusRequestEntityTooLarge,
+	CodeWrongExpectedVersion: http.StatusConflict,
+	CodeStreamNotFound:       http.StatusNotFound,
+	CodeNotFound:             http.StatusNotFound,
+	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	CodeUnauthorized:         http.StatusUnauthorized,
+	CodeForbidden:            http.StatusForbidden,
+	CodeInvalidTransaction:   http.StatusBadRequest,
+	CodeInvalidRule:          http.StatusUnprocessableEntity,
+	CodeRuleNotFound:         http.StatusNotFound,
+	CodeUnavailable:          http.StatusServiceUnavailable,
+	CodeCorrupt:              http.StatusInternalServerError,
+	CodeInternal:             http.StatusInternalServerError,
+}
+
+// Error is every error body the API sends.
+type Error struct {
+	Code    Code     `json:"code"`
+	Status  int      `json:"status"`
+	Message string   `json:"message"`
+	Details []string `json:"details,omitempty"`
+}
+
+// NewError is an error of the catalog.
+func NewError(code Code, format string, args ...any) *Error {
+	st, ok := Status[code]
+	if !ok {
+		code, st = CodeInternal, http.StatusInternalServerError
+	}
+	return &Error{Code: code, Status: st, Message: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (%s): %s", e.Code, http.StatusText(e.Status), e.Message)
+}
+
+// GetStatus is the HTTP status (the server's framework asks for it).
+func (e *Error) GetStatus() int { return e.Status }
+
+// sentinels are the Go errors a code stands for, both ways: the server
+// sends the code for an error that wraps the sentinel, and a client's
+// error matches the sentinel with errors.Is.
+var sentinels = []struct {
+	code Code
+	err  error
+}{
+	{CodeWrongExpectedVersion, store.ErrWrongExpectedVersion},
+	{CodeStreamNotFound, store.ErrStreamNotFound},
+	{CodeEventTooLarge, store.ErrEventTooLarge},
+	{CodeUnavailable, store.ErrClosed},
+	{CodeCorrupt, store.ErrCorrupt},
+	{CodeInvalidTransaction, rules.ErrTransaction},
+	{CodeInvalidRule, rules.ErrSpec},
+	{CodeRuleNotFound, rules.ErrNoRule},
+	{CodeInvalidEvent, event.ErrInvalidID},
+	{CodeInvalidEvent, event.ErrInvalid},
+}
+
+// Is makes errors.Is(err, store.ErrWrongExpectedVersion) and the like
+// hold for an error a client received.
+func (e *Error) Is(target error) bool {
+	for _, s := range sentinels {
+		if s.code == e.Code && s.err == target {
+			return true
+		}
+	}
+	return false
+}
+
+// FromError is err in the catalog: the code of the first sentinel it
+// wraps, else internal. An *Error passes through.
+func FromError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			return NewError(s.code, "%s", err.Error())
+		}
+	}
+	return NewError(CodeInternal, "%s", err.Error())
+}

@@ -1,0 +1,103 @@
+// Package app is the composition root of `strata serve`: it puts the
+// store, the fraud rules and the HTTP server together, and takes them apart
+// in order on shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/stratadb/strata/internal/server"
+	"github.com/stratadb/strata/rules"
+	"github.com/stratadb/strata/store"
+)
+
+// Config is what Serve runs.
+type Config struct {
+	Store   store.Store // opened by the caller, closed by the caller
+	DataDir string      // where the rules keep their checkpoint (DataDir/rules)
+	// Addr is where the API listens (127.0.0.1:7070; port 0 picks one).
+	Addr         string
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	// ShutdownTimeout bounds how long requests in flight may take to finish
+	// once the context ends (10 s).
+	ShutdownTimeout time.Duration
+}
+
+// DefaultAddr is where the API listens unless told otherwise: loopback
+// only, since nothing here authenticates yet.
+const DefaultAddr = "127.0.0.1:7070"
+
+// Serve runs the API until ctx ends, then stops taking requests, lets
+// those in flight finish (appends included), ends live subscriptions and
+// checkpoints the rules. ready, when set, is told the address once the
+// listener is open.
+func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err error) {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	log := cfg.Logger
+	auth, err := rules.Open(ctx, cfg.Store, rules.Options{Dir: filepath.Join(cfg.DataDir, "rules")})
+	if err != nil {
+		return fmt.Errorf("open the fraud rules: %w", err)
+	}
+	defer func() {
+		// The checkpoint is a shortcut for the next start, not the truth.
+		if cerr := auth.Close(context.WithoutCancel(ctx)); cerr != nil {
+			log.Warn("rules checkpoint failed; the next start replays the log", "err", cerr)
+		}
+	}()
+	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if !isLoopback(ln.Addr()) {
+		log.Warn("the API listens beyond loopback and nothing authenticates requests yet: anyone who reaches it can read and write", "addr", ln.Addr().String())
+	}
+	log.Info("serving", "addr", ln.Addr().String())
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	srv.Close() // live subscriptions end; Shutdown waits for the rest
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
+}

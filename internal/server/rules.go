@@ -1,0 +1,128 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"slices"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/stratadb/strata/api"
+	"github.com/stratadb/strata/rules"
+)
+
+// actor is who the rules stream records for a change made over HTTP.
+const actor = "http"
+
+func (s *Server) registerRules() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "authorize", Method: http.MethodPost, Path: "/v1/authorize",
+		Summary:     "Decide about a transaction with the fraud rules, and record it",
+		Description: "Evaluates every rule in force over live windows with the transaction counted in, appends the transaction and the decision to the log in one durable append (stream txn-USER), and answers approve, review or deny with the rules that fired.",
+		Tags:        []string{"rules"}, Errors: []int{400, 404, 422},
+		MaxBodyBytes: 64 << 10,
+	}, s.authorize)
+	huma.Register(s.api, huma.Operation{
+		OperationID: "list-rules", Method: http.MethodGet, Path: "/v1/rules",
+		Summary: "The fraud rules, disabled ones included, with their versions", Tags: []string{"rules"}, Errors: []int{404},
+	}, s.listRules)
+	huma.Register(s.api, huma.Operation{
+		OperationID: "apply-rules", Method: http.MethodPut, Path: "/v1/rules",
+		Summary:     "Add or replace rules",
+		Description: "The body is a rule set, YAML or JSON, as `strata rules apply` reads (`{\"rules\": [...]}`): each rule replaces the one of its name or is added. The change is recorded in the rules stream, and the windows are rebuilt from the log so that new rules are right from their first decision. Errors name the field (rules[0].window.size).",
+		Tags:        []string{"rules"}, Errors: []int{404, 422},
+		MaxBodyBytes: 1 << 20,
+	}, s.applyRules)
+	for _, op := range []struct {
+		id, method, path, summary string
+		do                        func(*rules.Authorizer, context.Context, string, string) error
+	}{
+		{"disable-rule", http.MethodPost, "/v1/rules/{name}/disable", "Disable a rule (it stays listed)", (*rules.Authorizer).Disable},
+		{"enable-rule", http.MethodPost, "/v1/rules/{name}/enable", "Enable a disabled rule", (*rules.Authorizer).Enable},
+		{"remove-rule", http.MethodDelete, "/v1/rules/{name}", "Remove a rule", (*rules.Authorizer).Remove},
+	} {
+		huma.Register(s.api, huma.Operation{
+			OperationID: op.id, Method: op.method, Path: op.path, Summary: op.summary,
+			Tags: []string{"rules"}, Errors: []int{404},
+		}, func(ctx context.Context, in *ruleNameInput) (*rulesOutput, error) {
+			a, err := s.rules()
+			if err != nil {
+				return nil, err
+			}
+			if err := op.do(a, ctx, actor, in.Name); err != nil {
+				return nil, s.fail(ctx, err)
+			}
+			return s.ruleSet(a), nil
+		})
+	}
+}
+
+func (s *Server) rules() (*rules.Authorizer, error) {
+	if s.opts.Rules == nil {
+		return nil, api.NewError(api.CodeNotFound, "this server runs no fraud rules")
+	}
+	return s.opts.Rules, nil
+}
+
+type authorizeInput struct{ Body api.Transaction }
+
+type decisionOutput struct{ Body api.Decision }
+
+func (s *Server) authorize(ctx context.Context, in *authorizeInput) (*decisionOutput, error) {
+	a, err := s.rules()
+	if err != nil {
+		return nil, err
+	}
+	txn, err := in.Body.ToTransaction()
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	d, err := a.Authorize(ctx, txn)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &decisionOutput{Body: api.FromDecision(&d)}, nil
+}
+
+type rulesOutput struct{ Body api.Rules }
+
+func (s *Server) ruleSet(a *rules.Authorizer) *rulesOutput {
+	rs, versions := a.AllRules()
+	out := &rulesOutput{Body: api.Rules{Rules: []api.Rule{}}}
+	for i := range rs {
+		out.Body.Rules = append(out.Body.Rules, api.FromRule(&rs[i], versions[rs[i].Name]))
+	}
+	return out
+}
+
+func (s *Server) listRules(ctx context.Context, _ *struct{}) (*rulesOutput, error) {
+	a, err := s.rules()
+	if err != nil {
+		return nil, err
+	}
+	return s.ruleSet(a), nil
+}
+
+type applyRulesInput struct {
+	RawBody []byte `contentType:"application/yaml"`
+}
+
+func (s *Server) applyRules(ctx context.Context, in *applyRulesInput) (*rulesOutput, error) {
+	a, err := s.rules()
+	if err != nil {
+		return nil, err
+	}
+	spec, err := rules.Parse(bytes.NewReader(in.RawBody))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := a.Apply(ctx, actor, slices.Clone(spec.Rules)...); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return s.ruleSet(a), nil
+}
+
+type ruleNameInput struct {
+	Name string `path:"name"`
+}
