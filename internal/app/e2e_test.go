@@ -192,6 +192,16 @@ func TestE2EAppendsAndErrors(t *testing.T) {
 	if fmt.Sprint(types) != "[opened deposited]" {
 		t.Fatalf("read: %v", types)
 	}
+	types = nil
+	for rec, err := range c.ReadAll(ctx, store.ReadAllOptions{Filter: store.Filter{Types: []string{"deposited"}, StreamPrefix: "acct-"}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, rec.Stream+"/"+rec.Type)
+	}
+	if fmt.Sprint(types) != "[acct-1/deposited]" {
+		t.Fatalf("read all, filtered: %v", types)
+	}
 	for _, err := range c.ReadStream(ctx, "nobody", store.ReadStreamOptions{}) {
 		if !errors.Is(err, store.ErrStreamNotFound) {
 			t.Fatalf("a stream that does not exist: %v, want ErrStreamNotFound", err)

@@ -119,7 +119,9 @@ func (s *Server) readStream(ctx context.Context, in *readStreamInput) (*recordsO
 	return &recordsOutput{Body: out}, nil
 }
 
-type filterInput struct {
+// FilterParams are the filter's query parameters (exported: huma reads
+// only exported embedded structs).
+type FilterParams struct {
 	Types        []string `query:"type" doc:"only events of these types (repeat the parameter)"`
 	StreamPrefix string   `query:"stream_prefix" doc:"only events of streams whose names start so"`
 }
@@ -127,7 +129,7 @@ type filterInput struct {
 type readAllInput struct {
 	After uint64 `query:"after" doc:"read from the position after this one (0: from the start)"`
 	Limit int    `query:"limit" default:"100" minimum:"1" maximum:"10000"`
-	filterInput
+	FilterParams
 }
 
 func (s *Server) readAll(ctx context.Context, in *readAllInput) (*recordsOutput, error) {
@@ -166,7 +168,7 @@ func (s *Server) head(ctx context.Context, _ *struct{}) (*headOutput, error) {
 type subscribeInput struct {
 	After       uint64 `query:"after" doc:"deliver events after this position (0: from the start)"`
 	LastEventID string `header:"Last-Event-ID" doc:"set by an EventSource that reconnects: the position of the last event it got, which wins over after"`
-	filterInput
+	FilterParams
 }
 
 func (s *Server) registerSubscribe() {
