@@ -88,6 +88,7 @@ func (s *Server) append(ctx context.Context, in *appendInput) (*appendOutput, er
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	s.metrics.events.Add(float64(len(evs)))
 	return &appendOutput{Body: api.AppendResult{Version: res.Version, FirstPosition: res.FirstPosition, LastPosition: res.LastPosition}}, nil
 }
 
@@ -200,6 +201,8 @@ func (s *Server) subscribe(ctx context.Context, in *subscribeInput) (*huma.Strea
 		defer cancel()
 		stop := context.AfterFunc(s.done, cancel)
 		defer stop()
+		s.metrics.subs.Inc()
+		defer s.metrics.subs.Dec()
 		hctx.SetHeader("Content-Type", "text/event-stream")
 		hctx.SetHeader("Cache-Control", "no-store")
 		hctx.SetStatus(http.StatusOK)

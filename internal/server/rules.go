@@ -82,6 +82,9 @@ func (s *Server) authorize(ctx context.Context, in *authorizeInput) (*decisionOu
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	if !d.Repeated {
+		s.metrics.decisions.WithLabelValues(string(d.Outcome)).Inc()
+	}
 	return &decisionOutput{Body: api.FromDecision(&d)}, nil
 }
 

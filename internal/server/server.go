@@ -51,6 +51,7 @@ type Server struct {
 	done      context.Context
 	closeDone context.CancelFunc
 	closeOnce sync.Once
+	metrics   *metrics
 }
 
 var setErrors sync.Once
@@ -70,6 +71,9 @@ func New(opts Options) *Server {
 	cfg.Info.Description = "Strata's HTTP API: the event log, live subscriptions, fraud rules and authorization. Every error is an api.Error with a stable code (see docs/server.md)."
 	cfg.DocsPath, cfg.SchemasPath, cfg.CreateHooks = "", "", nil
 	s.api = humago.New(s.mux, cfg)
+	s.metrics = s.newMetrics()
+	s.api.UseMiddleware(s.metrics.middleware)
+	s.mux.Handle("GET /metrics", s.metrics.handler())
 	s.routes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NewError(api.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
