@@ -133,22 +133,40 @@ const pageSize = 1000
 
 // ReadStream reads a stream's events, page by page.
 func (c *Client) ReadStream(ctx context.Context, stream string, opts store.ReadStreamOptions) iter.Seq2[event.Record, error] {
+	return c.pages(ctx, "/v1/streams/"+url.PathEscape(stream), opts.Limit, func(q url.Values, next uint64) {
+		if next > 0 {
+			q.Set("from", strconv.FormatUint(next, 10))
+		}
+		if opts.Backwards {
+			q.Set("backwards", "true")
+		}
+	}, opts.From)
+}
+
+// ReadAll reads the log in position order, page by page.
+func (c *Client) ReadAll(ctx context.Context, opts store.ReadAllOptions) iter.Seq2[event.Record, error] {
+	return c.pages(ctx, "/v1/events", opts.Limit, func(q url.Values, next uint64) {
+		q.Set("after", strconv.FormatUint(next, 10))
+		filterQuery(q, opts.Filter)
+	}, opts.After)
+}
+
+// pages yields the records of a paged read: each page asks for at most
+// pageSize (and no more than limit in all, 0: no limit), query sets the
+// page's parameters from where it starts, and a page's next says where the
+// following one does (0: the end).
+func (c *Client) pages(ctx context.Context, path string, limit int, query func(url.Values, uint64), start uint64) iter.Seq2[event.Record, error] {
 	return func(yield func(event.Record, error) bool) {
-		from, left := opts.From, opts.Limit
+		next, left := start, limit
 		for {
 			n := pageSize
-			if left > 0 {
+			if limit > 0 {
 				n = min(n, left)
 			}
 			q := url.Values{"limit": {strconv.Itoa(n)}}
-			if from > 0 {
-				q.Set("from", strconv.FormatUint(from, 10))
-			}
-			if opts.Backwards {
-				q.Set("backwards", "true")
-			}
+			query(q, next)
 			var page api.Records
-			if err := c.do(ctx, http.MethodGet, "/v1/streams/"+url.PathEscape(stream), q, nil, &page); err != nil {
+			if err := c.do(ctx, http.MethodGet, path, q, nil, &page); err != nil {
 				yield(event.Record{}, err)
 				return
 			}
@@ -159,10 +177,10 @@ func (c *Client) ReadStream(ctx context.Context, stream string, opts store.ReadS
 				}
 			}
 			left -= len(page.Records)
-			if page.Next == 0 || opts.Limit > 0 && left <= 0 {
+			if page.Next == 0 || limit > 0 && left <= 0 {
 				return
 			}
-			from = page.Next
+			next = page.Next
 		}
 	}
 }
@@ -173,37 +191,6 @@ func filterQuery(q url.Values, f store.Filter) {
 	}
 	if f.StreamPrefix != "" {
 		q.Set("stream_prefix", f.StreamPrefix)
-	}
-}
-
-// ReadAll reads the log in position order, page by page.
-func (c *Client) ReadAll(ctx context.Context, opts store.ReadAllOptions) iter.Seq2[event.Record, error] {
-	return func(yield func(event.Record, error) bool) {
-		after, left := opts.After, opts.Limit
-		for {
-			n := pageSize
-			if left > 0 {
-				n = min(n, left)
-			}
-			q := url.Values{"limit": {strconv.Itoa(n)}, "after": {strconv.FormatUint(after, 10)}}
-			filterQuery(q, opts.Filter)
-			var page api.Records
-			if err := c.do(ctx, http.MethodGet, "/v1/events", q, nil, &page); err != nil {
-				yield(event.Record{}, err)
-				return
-			}
-			for i := range page.Records {
-				rec, err := page.Records[i].ToRecord()
-				if !yield(rec, err) || err != nil {
-					return
-				}
-			}
-			left -= len(page.Records)
-			if page.Next == 0 || opts.Limit > 0 && left <= 0 {
-				return
-			}
-			after = page.Next
-		}
 	}
 }
 

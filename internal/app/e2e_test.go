@@ -256,6 +256,50 @@ func TestE2EAuthorize(t *testing.T) {
 	if err != nil || !d.Repeated || d.Outcome != "deny" {
 		t.Fatalf("retry: %+v, %v", d, err)
 	}
+	// Reads of more than a page (the client asks for 1,000 at a time).
+	evs := make([]event.Event, 2500)
+	for i := range evs {
+		evs[i] = event.Event{Type: "n", Data: []byte(fmt.Sprint(i))}
+	}
+	if _, err := c.Append(ctx, "many", store.NoStream, evs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		opts      store.ReadStreamOptions
+		n, first  int
+		backwards bool
+	}{
+		{store.ReadStreamOptions{}, 2500, 0, false},
+		{store.ReadStreamOptions{From: 1001, Limit: 1200}, 1200, 1000, false},
+		{store.ReadStreamOptions{Backwards: true, Limit: 2100}, 2100, 2499, true},
+	} {
+		i := tc.first
+		n := 0
+		for rec, err := range c.ReadStream(ctx, "many", tc.opts) {
+			if err != nil || string(rec.Data) != fmt.Sprint(i) {
+				t.Fatalf("%+v: record %d is %s, %v; want %d", tc.opts, n, rec.Data, err, i)
+			}
+			n++
+			if tc.backwards {
+				i--
+			} else {
+				i++
+			}
+		}
+		if n != tc.n {
+			t.Fatalf("%+v: %d records, want %d", tc.opts, n, tc.n)
+		}
+	}
+	n := 0
+	for _, err := range c.ReadAll(ctx, store.ReadAllOptions{Filter: store.Filter{StreamPrefix: "many"}, Limit: 1700}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 1700 {
+		t.Fatalf("read all: %d records, want 1700", n)
+	}
 	s.stop(t)
 	if _, err := os.Stat(filepath.Join(dir, "rules", "authorizer.checkpoint")); err != nil {
 		t.Fatalf("no rules checkpoint after SIGTERM: %v", err)
