@@ -27,8 +27,9 @@ import (
 
 // Client talks to one Strata server.
 type Client struct {
-	base string
-	hc   *http.Client
+	base  string
+	hc    *http.Client
+	token string
 	// Retry is how long Subscribe waits before reconnecting after the
 	// connection drops (1 s).
 	Retry time.Duration
@@ -38,6 +39,8 @@ type Client struct {
 type Options struct {
 	// HTTPClient is used for every request (http.DefaultClient).
 	HTTPClient *http.Client
+	// Token is the API token sent with every request (none when empty).
+	Token string
 }
 
 // New is a client of the server at baseURL (http://127.0.0.1:7070).
@@ -50,7 +53,7 @@ func New(baseURL string, opts Options) (*Client, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc, Retry: time.Second}, nil
+	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc, token: opts.Token, Retry: time.Second}, nil
 }
 
 // do sends a request and decodes a JSON answer into out (nil: discard),
@@ -75,6 +78,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	c.authorize(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("client: %s %s: %w", method, path, err)
@@ -91,6 +95,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("client: %s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+func (c *Client) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 }
 
 // decodeError turns an error answer into an *api.Error (one that is not
@@ -230,6 +240,7 @@ func (c *Client) subscribeOnce(ctx context.Context, f store.Filter, last *uint64
 		return err
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	c.authorize(req)
 	if *last > 0 {
 		req.Header.Set("Last-Event-ID", strconv.FormatUint(*last, 10))
 	}

@@ -74,7 +74,7 @@ func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, rea
 	original := map[event.ID]Action{}
 	var out []pastDecision
 	stop := t - a.opts.Lateness.Milliseconds()
-	for rec, err := range a.st.ReadStream(ctx, streamOf(txn.User), store.ReadStreamOptions{Backwards: true}) {
+	for rec, err := range a.st.ReadStream(ctx, StreamOf(txn.User), store.ReadStreamOptions{Backwards: true}) {
 		if errors.Is(err, store.ErrStreamNotFound) {
 			break
 		}

@@ -306,7 +306,7 @@ func (a *Authorizer) authorize(ctx context.Context, txn Transaction) (Decision, 
 		// A store that cannot queue: the shards stay held through the
 		// durable append, so that a failed one leaves the windows as they
 		// were.
-		res, err := a.st.Append(ctx, streamOf(txn.User), store.Any, evs...)
+		res, err := a.st.Append(ctx, StreamOf(txn.User), store.Any, evs...)
 		if err != nil {
 			return Decision{}, fmt.Errorf("rules: record decision: %w", err)
 		}
@@ -320,7 +320,7 @@ func (a *Authorizer) authorize(ctx context.Context, txn Transaction) (Decision, 
 		}
 		return d, nil
 	}
-	wait, err := enq.Enqueue(ctx, streamOf(txn.User), store.Any, evs...)
+	wait, err := enq.Enqueue(ctx, StreamOf(txn.User), store.Any, evs...)
 	if err != nil {
 		return Decision{}, fmt.Errorf("rules: record decision: %w", err)
 	}

@@ -197,7 +197,7 @@ func BenchmarkAuthorize(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			_, err = l.Append(context.Background(), streamOf(txn.User), store.Any,
+			_, err = l.Append(context.Background(), StreamOf(txn.User), store.Any,
 				event.Event{ID: txn.ID, Type: TypeTransaction, Data: data},
 				event.Event{ID: decisionID(txn.ID), Type: TypeDecision, Data: decision})
 			return err

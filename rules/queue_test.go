@@ -78,7 +78,7 @@ func TestRetryWhileQueued(t *testing.T) {
 			}
 		}
 		n := 0
-		for rec, err := range g.ReadStream(ctx, streamOf(user), store.ReadStreamOptions{}) {
+		for rec, err := range g.ReadStream(ctx, StreamOf(user), store.ReadStreamOptions{}) {
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -38,14 +38,14 @@ func (t *Transaction) check() error {
 	case t.Amount.Sign() < 0:
 		return fmt.Errorf("%w: amount %s is negative", ErrTransaction, t.Amount)
 	}
-	if err := event.ValidateStream(streamOf(t.User)); err != nil {
+	if err := event.ValidateStream(StreamOf(t.User)); err != nil {
 		return fmt.Errorf("%w: user_id: %v", ErrTransaction, err)
 	}
 	return nil
 }
 
-// streamOf is the stream a user's transactions and decisions go to.
-func streamOf(user string) string { return "txn-" + user }
+// StreamOf is the stream a user's transactions and decisions go to.
+func StreamOf(user string) string { return "txn-" + user }
 
 // field is a transaction field a rule reads: a key, an aggregate's
 // argument, or a value in a condition.

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/internal/server"
 	"github.com/stratadb/strata/rules"
 	"github.com/stratadb/strata/store"
@@ -26,14 +28,17 @@ type Config struct {
 	Addr         string
 	MaxBodyBytes int64
 	Logger       *slog.Logger
+	// Tokens are the API tokens; none: loopback clients only.
+	Tokens []config.Token
+	// TLS, when its files are named, serves HTTPS.
+	TLS config.TLS
 	// ShutdownTimeout bounds how long requests in flight may take to finish
 	// once the context ends (10 s).
 	ShutdownTimeout time.Duration
 }
 
-// DefaultAddr is where the API listens unless told otherwise: loopback
-// only, since nothing here authenticates yet.
-const DefaultAddr = "127.0.0.1:7070"
+// DefaultAddr is where the API listens unless told otherwise.
+const DefaultAddr = config.DefaultAddr
 
 // Serve runs the API until ctx ends, then stops taking requests, lets
 // those in flight finish (appends included), ends live subscriptions and
@@ -60,25 +65,46 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 			log.Warn("rules checkpoint failed; the next start replays the log", "err", cerr)
 		}
 	}()
-	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log})
+	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens})
+	var tlsCfg *tls.Config
+	if cfg.TLS.Cert != "" {
+		// Loaded before listening: a bad certificate fails the start, not
+		// the first client.
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
 	hs := &http.Server{
 		Handler:           srv,
+		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if !isLoopback(ln.Addr()) {
-		log.Warn("the API listens beyond loopback and nothing authenticates requests yet: anyone who reaches it can read and write", "addr", ln.Addr().String())
+	if len(cfg.Tokens) == 0 {
+		log.Warn("NO API TOKENS ARE CONFIGURED: only loopback clients are served, and every one of them may read, append and change the rules; configure tokens (strata token new) to serve others", "addr", ln.Addr().String())
 	}
-	log.Info("serving", "addr", ln.Addr().String())
+	scheme := "http"
+	if cfg.TLS.Cert != "" {
+		scheme = "https"
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "scheme", scheme, "tokens", len(cfg.Tokens))
 	if ready != nil {
 		ready(ln.Addr())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if tlsCfg != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -97,7 +123,3 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	return nil
 }
 
-func isLoopback(a net.Addr) bool {
-	t, ok := a.(*net.TCPAddr)
-	return ok && t.IP.IsLoopback()
-}

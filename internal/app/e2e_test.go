@@ -52,8 +52,27 @@ func TestMain(m *testing.M) {
 type server struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	exited chan error
+}
+
+// syncBuffer is the server's stderr, written by exec's copier while a
+// failing test may read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // start runs strata serve on dir at addr (127.0.0.1:0: a free port) and
@@ -65,7 +84,7 @@ func start(t *testing.T, dir, addr string, args ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	s := &server{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -78,7 +97,7 @@ func start(t *testing.T, dir, addr string, args ...string) *server {
 	go func() { s.exited <- cmd.Wait() }()
 	// "strata: serving http://127.0.0.1:PORT (data DIR)"
 	f := strings.Fields(line)
-	if len(f) < 3 || !strings.HasPrefix(f[2], "http://") {
+	if len(f) < 3 || !strings.HasPrefix(f[2], "http://") && !strings.HasPrefix(f[2], "https://") {
 		t.Fatalf("unexpected first line %q", line)
 	}
 	s.url = f[2]

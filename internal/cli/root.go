@@ -216,6 +216,7 @@ is not given, or ./strata-data when neither is.`,
 		newRulesCmd(a),
 		newAlertsCmd(a),
 		newServeCmd(a),
+		newTokenCmd(a),
 	)
 	return root
 }

@@ -4,54 +4,163 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	strata "github.com/stratadb/strata/internal/app"
+	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/store"
 )
 
-const addrEnv = "STRATA_ADDR"
-
 func newServeCmd(a *app) *cobra.Command {
 	var (
-		addr    string
-		maxBody int64
+		cfgPath, addr, tlsCert, tlsKey string
+		maxBody                        int64
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the HTTP API on the log (127.0.0.1:7070)",
 		Long: `Serve Strata's HTTP API on the embedded log in the data directory: appends,
 reads, live subscriptions (Server-Sent Events), the fraud rules and
-authorization. The OpenAPI document is at /openapi.json; docs/server.md
-walks through it with curl.
+authorization, Prometheus metrics. The OpenAPI document is at /openapi.json;
+docs/server.md walks through it with curl.
 
-It listens on loopback unless told otherwise (--addr or ` + addrEnv + `): nothing
-authenticates requests yet. SIGTERM or Ctrl-C stops it cleanly: no new
-requests, those in flight finish, live subscriptions end, the rules'
-checkpoint is written and the log closed.`,
+Options come from flags, else environment variables, else the configuration
+file (--config, YAML; docs/server.md), else defaults. API tokens are
+configured in the file only (strata token new makes one); without any, only
+loopback clients are served.
+
+SIGTERM or Ctrl-C stops it cleanly: no new requests, those in flight finish,
+live subscriptions end, the rules' checkpoint is written and the log closed.`,
 		Example: `  strata serve
   strata serve --addr 127.0.0.1:8080 --data /var/lib/strata
+  strata serve --config /etc/strata.yaml
   curl -s localhost:7070/v1/head`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("addr") && a.env.Getenv != nil {
-				if v := a.env.Getenv(addrEnv); v != "" {
-					addr = v
+			getenv := func(k string) string {
+				if a.env.Getenv == nil {
+					return ""
+				}
+				return a.env.Getenv(k)
+			}
+			// pick is flag > environment > file > default.
+			pick := func(flag, env, file, def string) string {
+				switch {
+				case cmd.Flags().Changed(flag):
+					return cmd.Flags().Lookup(flag).Value.String()
+				case getenv(env) != "":
+					return getenv(env)
+				case file != "":
+					return file
+				}
+				return def
+			}
+			var c config.Config
+			if p := pick("config", "STRATA_CONFIG", "", ""); p != "" {
+				var err error
+				if c, err = config.Load(p); err != nil {
+					return err
 				}
 			}
+			c.Addr = pick("addr", "STRATA_ADDR", c.Addr, config.DefaultAddr)
+			c.TLS.Cert = pick("tls-cert", "STRATA_TLS_CERT", c.TLS.Cert, "")
+			c.TLS.Key = pick("tls-key", "STRATA_TLS_KEY", c.TLS.Key, "")
+			if !cmd.Flags().Changed("data") && getenv(dataEnv) == "" && c.Data != "" {
+				a.dataDir = c.Data
+			}
+			c.Data = a.dataDir
+			fileBody := ""
+			if c.MaxBody > 0 {
+				fileBody = strconv.FormatInt(c.MaxBody, 10)
+			}
+			mb, err := strconv.ParseInt(pick("max-body", "STRATA_MAX_BODY", fileBody, strconv.Itoa(config.DefaultMaxBody)), 10, 64)
+			if err != nil || mb <= 0 {
+				return usagef("max body: want a positive number of bytes")
+			}
+			c.MaxBody = mb
+			if err := c.Validate(); err != nil {
+				return usagef("%v", err)
+			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			scheme := "http"
+			if c.TLS.Cert != "" {
+				scheme = "https"
+			}
 			return a.withStore(false, func(s store.Store) error {
 				return strata.Serve(cmd.Context(), strata.Config{
-					Store: s, DataDir: a.dataDir, Addr: addr, MaxBodyBytes: maxBody, Logger: log,
+					Store: s, DataDir: c.Data, Addr: c.Addr, MaxBodyBytes: c.MaxBody, Logger: log,
+					Tokens: c.Tokens, TLS: c.TLS,
 				}, func(addr net.Addr) {
-					fmt.Fprintf(cmd.OutOrStdout(), "strata: serving http://%s (data %s)\n", addr, a.dataDir)
+					fmt.Fprintf(cmd.OutOrStdout(), "strata: serving %s://%s (data %s)\n", scheme, addr, c.Data)
 				})
 			})
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&addr, "addr", strata.DefaultAddr, "address to listen on, HOST:PORT (port 0: any free one) (env "+addrEnv+")")
-	f.Int64Var(&maxBody, "max-body", 8<<20, "the largest request body accepted, in bytes")
+	f.StringVar(&cfgPath, "config", "", "configuration file, YAML (env STRATA_CONFIG)")
+	f.StringVar(&addr, "addr", config.DefaultAddr, "address to listen on, HOST:PORT; port 0 picks a free one (env STRATA_ADDR)")
+	f.Int64Var(&maxBody, "max-body", config.DefaultMaxBody, "the largest request body accepted, in bytes (env STRATA_MAX_BODY)")
+	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate, PEM (env STRATA_TLS_CERT)")
+	f.StringVar(&tlsKey, "tls-key", "", "the certificate's key, PEM (env STRATA_TLS_KEY)")
 	return cmd
 }
+
+func newTokenCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "token",
+		Short:   "Make API tokens for strata serve's configuration file",
+		Example: `  strata token new --name ingest --scope append --stream orders-`,
+	}
+	var (
+		name    string
+		scopes  []string
+		streams []string
+	)
+	newCmd := &cobra.Command{
+		Use:   "new --name NAME --scope read|append|admin",
+		Short: "Print a fresh API token and the lines of the configuration file that grant it",
+		Long: `Print a fresh random API token (give it to the client: Authorization: Bearer
+SECRET) and the YAML entry for strata serve's configuration file, which holds
+only the token's SHA-256.`,
+		Example: `  strata token new --name ingest --scope append --stream orders- --stream txn-
+  strata token new --name ops --scope admin`,
+		Args: cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			t := config.Token{Name: name, Streams: streams}
+			for _, s := range scopes {
+				t.Scopes = append(t.Scopes, config.Scope(s))
+			}
+			secret, hash := config.NewSecret()
+			t.SHA256 = hash
+			c := config.Config{Tokens: []config.Token{t}}
+			if err := c.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "# the token (shown once; give it to the client): %s\n", secret)
+			fmt.Fprintf(w, "tokens:\n  - name: %s\n    sha256: %s\n    scopes: [%s]\n", name, hash, strings.Join(scopes, ", "))
+			if len(streams) > 0 {
+				fmt.Fprintf(w, "    streams: [%s]\n", strings.Join(quoteAll(streams), ", "))
+			}
+			return nil
+		}),
+	}
+	newCmd.Flags().StringVar(&name, "name", "", "the token's name, as logs and errors show it (required)")
+	newCmd.Flags().StringArrayVar(&scopes, "scope", nil, "read, append or admin (repeatable; admin implies the others)")
+	newCmd.Flags().StringArrayVar(&streams, "stream", nil, "restrict the token to streams starting with this prefix (repeatable)")
+	_ = newCmd.MarkFlagRequired("name")
+	cmd.AddCommand(newCmd)
+	return cmd
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}
+

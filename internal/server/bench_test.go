@@ -150,7 +150,7 @@ func BenchmarkHTTPAppend(b *testing.B) {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
-			fmt.Fprintf(&sb, `{"type":"order-placed","data":{"order":"o-%08d","sku":"sku-%05d","qty":%d,"price":"%d.%02d","note":"bench payload"}}`,
+			fmt.Fprintf(&sb, `{"type":"order-placed","data":{"order":"o-%08d","sku":"sku-%05d","qty":%d,"price":"%d.%02d","note":"benchmark payload, gift"}}`,
 				i, i*7919%100_000, 1+i%5, 1+i*37%300, i%100)
 		}
 		sb.WriteString(`]}`)
@@ -162,15 +162,9 @@ func BenchmarkHTTPAppend(b *testing.B) {
 	var fail failures
 	// A few requests per caller first, untimed: the connections are
 	// dialled and the server's pools filled before the clock starts.
-	var wg sync.WaitGroup
-	for c := range callers {
-		wg.Go(func() {
-			for i := range 4 {
-				fail.check(post(client, streams[(c*4+i)%len(streams)], full))
-			}
-		})
-	}
-	wg.Wait()
+	closedLoop(4*callers, callers, func(r int) bool {
+		return fail.check(post(client, streams[r%len(streams)], full))
+	})
 	lat := make([]time.Duration, requests)
 	b.ResetTimer()
 	closedLoop(requests, callers, func(r int) bool {

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/stratadb/strata/api"
+	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/store"
 )
@@ -17,26 +18,26 @@ import (
 const maxReadLimit = 10_000
 
 func (s *Server) routes() {
-	huma.Register(s.api, huma.Operation{
+	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "append", Method: http.MethodPost, Path: "/v1/streams/{stream}",
 		Summary:      "Append events to a stream, atomically",
 		Description:  "All events or none. `expect` is the optimistic-concurrency condition: a mismatch is 409 wrong_expected_version. An append whose event ids were written at the same place returns the first result (a safe retry).",
 		Tags:         []string{"log"},
 		MaxBodyBytes: s.opts.MaxBodyBytes,
 		Errors:       []int{400, 409, 413, 422},
-	}, s.append)
-	huma.Register(s.api, huma.Operation{
+	}, config.ScopeAppend), s.append)
+	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "read-stream", Method: http.MethodGet, Path: "/v1/streams/{stream}",
 		Summary: "Read a stream", Tags: []string{"log"}, Errors: []int{400, 404},
-	}, s.readStream)
-	huma.Register(s.api, huma.Operation{
+	}, config.ScopeRead), s.readStream)
+	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "read-all", Method: http.MethodGet, Path: "/v1/events",
 		Summary: "Read the whole log in position order", Tags: []string{"log"}, Errors: []int{400},
-	}, s.readAll)
-	huma.Register(s.api, huma.Operation{
+	}, config.ScopeRead), s.readAll)
+	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "head", Method: http.MethodGet, Path: "/v1/head",
 		Summary: "The position of the last event", Tags: []string{"log"},
-	}, s.head)
+	}, config.ScopeRead), s.head)
 	s.registerSubscribe()
 	s.registerRules()
 	huma.Register(s.api, huma.Operation{
@@ -74,6 +75,9 @@ func (s *Server) append(ctx context.Context, in *appendInput) (*appendOutput, er
 	if err := event.ValidateStream(in.Stream); err != nil {
 		return nil, api.NewError(api.CodeInvalidStream, "%v", err)
 	}
+	if err := stream(ctx, in.Stream); err != nil {
+		return nil, err
+	}
 	expected, err := store.ParseExpectedVersion(in.Expect)
 	if err != nil {
 		return nil, api.NewError(api.CodeBadRequest, "expect: %v", err)
@@ -105,6 +109,9 @@ func (s *Server) readStream(ctx context.Context, in *readStreamInput) (*recordsO
 	if err := event.ValidateStream(in.Stream); err != nil {
 		return nil, api.NewError(api.CodeInvalidStream, "%v", err)
 	}
+	if err := stream(ctx, in.Stream); err != nil {
+		return nil, err
+	}
 	out := api.Records{Records: []api.Record{}}
 	// One more than asked says whether there is a next page.
 	for rec, err := range s.opts.Store.ReadStream(ctx, in.Stream, store.ReadStreamOptions{From: in.From, Backwards: in.Backwards, Limit: in.Limit + 1}) {
@@ -134,6 +141,9 @@ type readAllInput struct {
 }
 
 func (s *Server) readAll(ctx context.Context, in *readAllInput) (*recordsOutput, error) {
+	if err := prefix(ctx, in.StreamPrefix); err != nil {
+		return nil, err
+	}
 	out := api.Records{Records: []api.Record{}}
 	opts := store.ReadAllOptions{After: in.After, Limit: in.Limit, Filter: store.Filter{Types: in.Types, StreamPrefix: in.StreamPrefix}}
 	var last uint64
@@ -173,7 +183,7 @@ type subscribeInput struct {
 }
 
 func (s *Server) registerSubscribe() {
-	huma.Register(s.api, huma.Operation{
+	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "subscribe", Method: http.MethodGet, Path: "/v1/subscribe",
 		Summary:     "Follow the log live, over Server-Sent Events",
 		Description: "History first, then live events as they are appended, with no gap and no duplicate. Each SSE event's id is the record's position and its data the record (as /v1/events returns it); a client that reconnects with Last-Event-ID resumes after it.",
@@ -183,10 +193,13 @@ func (s *Server) registerSubscribe() {
 			Description: "A stream of records",
 			Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
 		}},
-	}, s.subscribe)
+	}, config.ScopeRead), s.subscribe)
 }
 
 func (s *Server) subscribe(ctx context.Context, in *subscribeInput) (*huma.StreamResponse, error) {
+	if err := prefix(ctx, in.StreamPrefix); err != nil {
+		return nil, err
+	}
 	after := in.After
 	if in.LastEventID != "" {
 		p, err := strconv.ParseUint(in.LastEventID, 10, 64)

@@ -9,6 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/stratadb/strata/api"
+	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/rules"
 )
 
@@ -16,24 +17,24 @@ import (
 const actor = "http"
 
 func (s *Server) registerRules() {
-	huma.Register(s.api, huma.Operation{
+	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "authorize", Method: http.MethodPost, Path: "/v1/authorize",
 		Summary:     "Decide about a transaction with the fraud rules, and record it",
 		Description: "Evaluates every rule in force over live windows with the transaction counted in, appends the transaction and the decision to the log in one durable append (stream txn-USER), and answers approve, review or deny with the rules that fired.",
 		Tags:        []string{"rules"}, Errors: []int{400, 404, 422},
 		MaxBodyBytes: 64 << 10,
-	}, s.authorize)
-	huma.Register(s.api, huma.Operation{
+	}, config.ScopeAppend), s.authorize)
+	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "list-rules", Method: http.MethodGet, Path: "/v1/rules",
 		Summary: "The fraud rules, disabled ones included, with their versions", Tags: []string{"rules"}, Errors: []int{404},
-	}, s.listRules)
-	huma.Register(s.api, huma.Operation{
+	}, config.ScopeRead), s.listRules)
+	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "apply-rules", Method: http.MethodPut, Path: "/v1/rules",
 		Summary:     "Add or replace rules",
 		Description: "The body is a rule set, YAML or JSON, as `strata rules apply` reads (`{\"rules\": [...]}`): each rule replaces the one of its name or is added. The change is recorded in the rules stream, and the windows are rebuilt from the log so that new rules are right from their first decision. Errors name the field (rules[0].window.size).",
 		Tags:        []string{"rules"}, Errors: []int{404, 422},
 		MaxBodyBytes: 1 << 20,
-	}, s.applyRules)
+	}, config.ScopeAdmin), s.applyRules)
 	for _, op := range []struct {
 		id, method, path, summary string
 		do                        func(*rules.Authorizer, context.Context, string, string) error
@@ -42,10 +43,10 @@ func (s *Server) registerRules() {
 		{"enable-rule", http.MethodPost, "/v1/rules/{name}/enable", "Enable a disabled rule", (*rules.Authorizer).Enable},
 		{"remove-rule", http.MethodDelete, "/v1/rules/{name}", "Remove a rule", (*rules.Authorizer).Remove},
 	} {
-		huma.Register(s.api, huma.Operation{
+		huma.Register(s.api, scoped(huma.Operation{
 			OperationID: op.id, Method: op.method, Path: op.path, Summary: op.summary,
 			Tags: []string{"rules"}, Errors: []int{404},
-		}, func(ctx context.Context, in *ruleNameInput) (*rulesOutput, error) {
+		}, config.ScopeAdmin), func(ctx context.Context, in *ruleNameInput) (*rulesOutput, error) {
 			a, err := s.rules()
 			if err != nil {
 				return nil, err
@@ -77,6 +78,9 @@ func (s *Server) authorize(ctx context.Context, in *authorizeInput) (*decisionOu
 	txn, err := in.Body.ToTransaction()
 	if err != nil {
 		return nil, s.fail(ctx, err)
+	}
+	if err := stream(ctx, rules.StreamOf(txn.User)); err != nil {
+		return nil, err
 	}
 	d, err := a.Authorize(ctx, txn)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/stratadb/strata/api"
+	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/rules"
 	"github.com/stratadb/strata/store"
 )
@@ -36,6 +37,9 @@ type Options struct {
 	// MaxBodyBytes caps a request body (8 MiB).
 	MaxBodyBytes int64
 	Logger       *slog.Logger
+	// Tokens are the API tokens (internal/config); none: loopback clients
+	// only, without a token.
+	Tokens []config.Token
 }
 
 // apiVersion is the API's version in the OpenAPI document: /v1 paths.
@@ -70,10 +74,13 @@ func New(opts Options) *Server {
 	cfg := huma.DefaultConfig("Strata", apiVersion)
 	cfg.Info.Description = "Strata's HTTP API: the event log, live subscriptions, fraud rules and authorization. Every error is an api.Error with a stable code (see docs/server.md)."
 	cfg.DocsPath, cfg.SchemasPath, cfg.CreateHooks = "", "", nil
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "An API token from the server's configuration file (strata token new). Without tokens configured, only loopback clients are served, without one."},
+	}
 	s.api = humago.New(s.mux, cfg)
 	s.metrics = s.newMetrics()
-	s.api.UseMiddleware(s.metrics.middleware)
-	s.mux.Handle("GET /metrics", s.metrics.handler())
+	s.api.UseMiddleware(s.metrics.middleware, s.authMiddleware)
+	s.mux.Handle("GET /metrics", s.authHTTP(config.ScopeRead, s.metrics.handler()))
 	s.routes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NewError(api.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
@@ -135,6 +142,10 @@ func newError(status int, msg string, errs ...error) huma.StatusError {
 		}
 	case http.StatusRequestEntityTooLarge:
 		code = api.CodeBodyTooLarge
+	case http.StatusUnauthorized:
+		code = api.CodeUnauthorized
+	case http.StatusForbidden:
+		code = api.CodeForbidden
 	case http.StatusNotFound:
 		code = api.CodeNotFound
 	case http.StatusMethodNotAllowed:

@@ -1,0 +1,162 @@
+// Package config is strata serve's configuration: a YAML file whose every
+// option is also a flag and an environment variable (flag over variable
+// over file over default), and the API tokens, which only the file holds.
+package config
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is what strata serve runs with.
+type Config struct {
+	// Addr is where the API listens (127.0.0.1:7070).
+	Addr string `yaml:"addr"`
+	// Data is the log's directory (./strata-data).
+	Data string `yaml:"data"`
+	// MaxBody caps a request body, in bytes (8 MiB).
+	MaxBody int64 `yaml:"max_body"`
+	// TLS serves HTTPS when both files are given.
+	TLS TLS `yaml:"tls"`
+	// Tokens are the API tokens; none means loopback-only access.
+	Tokens []Token `yaml:"tokens"`
+	// Demo starts generators of orders and card transactions.
+	Demo bool `yaml:"demo"`
+}
+
+// TLS names a certificate and its key, PEM files.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Scope is what a token may do.
+type Scope string
+
+const (
+	ScopeRead   Scope = "read"   // reads, subscriptions, the rule set, metrics
+	ScopeAppend Scope = "append" // appends and authorizations (which append)
+	ScopeAdmin  Scope = "admin"  // rule changes; implies the others
+)
+
+// Token is one API token. The file holds the SHA-256 of the secret, not
+// the secret: `strata token new` prints both.
+type Token struct {
+	Name   string  `yaml:"name"`
+	SHA256 string  `yaml:"sha256"`
+	Scopes []Scope `yaml:"scopes"`
+	// Streams, when set, restricts the token to streams whose names start
+	// with one of these prefixes.
+	Streams []string `yaml:"streams"`
+}
+
+// Defaults for what the file, flags and variables leave unset.
+const (
+	DefaultAddr    = "127.0.0.1:7070"
+	DefaultData    = "./strata-data"
+	DefaultMaxBody = 8 << 20
+)
+
+// ErrConfig is wrapped by every error about a configuration's content.
+var ErrConfig = errors.New("config")
+
+// Load reads a configuration file. Unknown keys are errors: a misspelt
+// option silently ignored is worse than a refusal.
+func Load(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
+		return c, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks what the file says, naming the field at fault.
+func (c *Config) Validate() error {
+	if c.MaxBody < 0 {
+		return fmt.Errorf("%w: max_body %d is negative", ErrConfig, c.MaxBody)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return fmt.Errorf("%w: tls: give both cert and key, or neither", ErrConfig)
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Tokens {
+		at := fmt.Sprintf("tokens[%d]", i)
+		switch {
+		case t.Name == "":
+			return fmt.Errorf("%w: %s.name is empty", ErrConfig, at)
+		case seen[t.Name]:
+			return fmt.Errorf("%w: %s.name %q is used twice", ErrConfig, at, t.Name)
+		}
+		seen[t.Name] = true
+		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("%w: %s.sha256: want the 64 hex digits `strata token new` prints", ErrConfig, at)
+		}
+		if len(t.Scopes) == 0 {
+			return fmt.Errorf("%w: %s.scopes is empty: want read, append or admin", ErrConfig, at)
+		}
+		for j, s := range t.Scopes {
+			if !slices.Contains([]Scope{ScopeRead, ScopeAppend, ScopeAdmin}, s) {
+				return fmt.Errorf("%w: %s.scopes[%d] %q: want read, append or admin", ErrConfig, at, j, s)
+			}
+		}
+		for j, p := range t.Streams {
+			if p == "" {
+				return fmt.Errorf("%w: %s.streams[%d] is empty", ErrConfig, at, j)
+			}
+		}
+	}
+	return nil
+}
+
+// Has reports whether t grants scope (admin grants all).
+func (t *Token) Has(scope Scope) bool {
+	return slices.Contains(t.Scopes, scope) || slices.Contains(t.Scopes, ScopeAdmin)
+}
+
+// Allows reports whether t may touch stream.
+func (t *Token) Allows(stream string) bool {
+	if len(t.Streams) == 0 {
+		return true
+	}
+	for _, p := range t.Streams {
+		if strings.HasPrefix(stream, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewSecret is a fresh random token and the SHA-256 the file holds.
+func NewSecret() (secret, hash string) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	secret = "strata_" + hex.EncodeToString(b[:])
+	return secret, Hash(secret)
+}
+
+// Hash is the SHA-256 of a secret, in hex.
+func Hash(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
