@@ -122,4 +122,3 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	}
 	return nil
 }
-
