@@ -37,7 +37,7 @@ type pastDecision struct {
 	latest   Action // with amendments since
 }
 
-// amendments re-decides the user's decisions at or after txn's time, which
+// amendments re-decides the user's decisions after txn's time, which
 // txn (counted as d says) now reaches, and returns those whose outcome
 // changes, oldest first. Only rules keyed by user are re-decided: the
 // user's decisions are in the user's stream, and their windows in the
@@ -66,7 +66,7 @@ func (a *Authorizer) amendments(ctx context.Context, txn *Transaction, d Decisio
 }
 
 // pastDecisions reads the user's stream back, for the decisions at
-// instants in [t, t+reach), newest first. It stops at a transaction more
+// instants in (t, t+reach), newest first. It stops at a transaction more
 // than the lateness before t: one recorded before it was at most the
 // lateness after it (or it would have been late itself).
 func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, reach int64) ([]pastDecision, error) {
@@ -105,7 +105,7 @@ func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, rea
 				return nil, fmt.Errorf("rules: transaction at %d: %w", rec.Position, err)
 			}
 			tx := millis(x.At)
-			if tx >= t && tx-t < reach && x.ID != txn.ID {
+			if tx > t && tx-t < reach && x.ID != txn.ID {
 				out = append(out, pastDecision{txn: x, original: original[x.ID], latest: latest[x.ID]})
 			}
 			if tx < stop {
@@ -122,7 +122,10 @@ func (r *compiledRule) userKeyed() bool {
 	return f.name == "user_id"
 }
 
-// late reports whether the user has decisions at txn's instant or after:
+// late reports whether the user has decisions after txn's instant (those
+// at the same instant came first, and stand: a burst of transactions
+// stamped with one millisecond is not late, and must not read the user's
+// stream back at each one):
 // counted ones are in the user-keyed windows (which the decision has just
 // probed, so asking costs no lookup), denied ones that no such window
 // counts are in the home shard's lastDenied.
@@ -132,12 +135,12 @@ func (a *Authorizer) late(txn *Transaction, h *held) bool {
 		if a.set.groups[g].key.name != "user_id" {
 			continue
 		}
-		if last, ok := a.shards[h.group(a.set, g)].windows.engines[g].newest(txn.User); ok && t <= last {
+		if last, ok := a.shards[h.group(a.set, g)].windows.engines[g].newest(txn.User); ok && t < last {
 			return true
 		}
 	}
 	last, ok := a.shards[h.home].lastDenied[txn.User]
-	return ok && t <= last
+	return ok && t < last
 }
 
 // decided notes a denied transaction some user-keyed window does not count.

@@ -163,3 +163,25 @@ func TestQueuedAppendFailureStopsTheAuthorizer(t *testing.T) {
 		}
 	}
 }
+
+// Transactions stamped with the instant of the user's latest decision came
+// after it, not late: they are decided without reading the user's stream
+// back, and amend nothing.
+func TestSameInstantIsNotLate(t *testing.T) {
+	a := openAuth(t, openLog(t, t.TempDir()))
+	for i := range 12 {
+		d := authorize(t, a, "u1", "10", t0)
+		want := map[bool]Action{true: Deny, false: Approve}[i >= 10]
+		if d.Outcome != want || len(d.Amendments) != 0 {
+			t.Fatalf("transaction %d: %s, amendments %v; want %s and none", i+1, d.Outcome, d.Amendments, want)
+		}
+		var h held
+		txn := Transaction{User: "u1", At: t0}
+		a.lock(&txn, &h)
+		late := a.late(&txn, &h)
+		a.unlock(&h)
+		if late {
+			t.Fatalf("after transaction %d, one at the same instant counts as late", i+1)
+		}
+	}
+}
