@@ -39,6 +39,7 @@ func (s *Server) routes() {
 		Summary: "The position of the last event", Tags: []string{"log"},
 	}, config.ScopeRead), s.head)
 	s.registerSubscribe()
+	s.registerCloudEvents()
 	s.registerRules()
 	huma.Register(s.api, huma.Operation{
 		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz",
@@ -179,6 +180,7 @@ func (s *Server) head(ctx context.Context, _ *struct{}) (*headOutput, error) {
 type subscribeInput struct {
 	After       uint64 `query:"after" doc:"deliver events after this position (0: from the start)"`
 	LastEventID string `header:"Last-Event-ID" doc:"set by an EventSource that reconnects: the position of the last event it got, which wins over after"`
+	Format      string `query:"format" enum:"record,cloudevents" default:"record" doc:"record: each event as /v1/events gives it; cloudevents: as a structured-mode CloudEvent 1.0"`
 	FilterParams
 }
 
@@ -239,7 +241,12 @@ func (s *Server) subscribe(ctx context.Context, in *subscribeInput) (*huma.Strea
 				}
 				return
 			}
-			b, err := json.Marshal(api.FromRecord(&rec))
+			var b []byte
+			if in.Format == "cloudevents" {
+				b, err = json.Marshal(toCloudEvent(&rec))
+			} else {
+				b, err = json.Marshal(api.FromRecord(&rec))
+			}
 			if err != nil {
 				return
 			}
