@@ -65,6 +65,16 @@ type Error struct {
 	Status  int      `json:"status"`
 	Message string   `json:"message"`
 	Details []string `json:"details,omitempty"`
+	// Conflict says, for wrong_expected_version, what was expected and what
+	// the stream's version was.
+	Conflict *Conflict `json:"conflict,omitempty"`
+}
+
+// Conflict is a failed optimistic-concurrency check.
+type Conflict struct {
+	Stream   string `json:"stream"`
+	Expected string `json:"expected" doc:"any, no-stream, stream-exists or a version"`
+	Actual   uint64 `json:"actual" doc:"the stream's version (0: no stream)"`
 }
 
 // NewError is an error of the catalog.
@@ -100,6 +110,20 @@ var sentinels = []struct {
 	{CodeRuleNotFound, rules.ErrNoRule},
 	{CodeInvalidEvent, event.ErrInvalidID},
 	{CodeInvalidEvent, event.ErrInvalid},
+	{CodeInvalidStream, event.ErrInvalid},
+}
+
+// Unwrap gives a client the Go error a conflict stands for, so that
+// errors.As(err, new(*store.WrongExpectedVersionError)) holds.
+func (e *Error) Unwrap() error {
+	if e.Conflict == nil {
+		return nil
+	}
+	exp, err := store.ParseExpectedVersion(e.Conflict.Expected)
+	if err != nil {
+		return nil
+	}
+	return &store.WrongExpectedVersionError{Stream: e.Conflict.Stream, Expected: exp, Actual: e.Conflict.Actual}
 }
 
 // Is makes errors.Is(err, store.ErrWrongExpectedVersion) and the like
@@ -122,7 +146,12 @@ func FromError(err error) *Error {
 	}
 	for _, s := range sentinels {
 		if errors.Is(err, s.err) {
-			return NewError(s.code, "%s", err.Error())
+			e := NewError(s.code, "%s", err.Error())
+			var w *store.WrongExpectedVersionError
+			if errors.As(err, &w) {
+				e.Conflict = &Conflict{Stream: w.Stream, Expected: w.Expected.String(), Actual: w.Actual}
+			}
+			return e
 		}
 	}
 	return NewError(CodeInternal, "%s", err.Error())

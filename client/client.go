@@ -1,6 +1,6 @@
 // Package client is a Go client of Strata's HTTP API (internal/server):
-// the same operations as the embedded store and the fraud rules, over
-// HTTP, with the API's errors turned back into the Go sentinel errors
+// a store.Store over HTTP (it passes the store conformance suite), and
+// the fraud rules, with the API's errors turned back into the Go sentinel errors
 // (errors.Is(err, store.ErrWrongExpectedVersion) holds for a 409).
 package client
 
@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/stratadb/strata/api"
@@ -27,9 +28,13 @@ import (
 
 // Client talks to one Strata server.
 type Client struct {
-	base  string
-	hc    *http.Client
-	token string
+	base   string
+	hc     *http.Client
+	token  string
+	closed atomic.Bool
+	// life ends at Close, and with it every subscription.
+	life context.Context
+	end  context.CancelFunc
 	// Retry is how long Subscribe waits before reconnecting after the
 	// connection drops (1 s).
 	Retry time.Duration
@@ -53,12 +58,17 @@ func New(baseURL string, opts Options) (*Client, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc, token: opts.Token, Retry: time.Second}, nil
+	c := &Client{base: strings.TrimRight(baseURL, "/"), hc: hc, token: opts.Token, Retry: time.Second}
+	c.life, c.end = context.WithCancel(context.Background())
+	return c, nil
 }
 
 // do sends a request and decodes a JSON answer into out (nil: discard),
 // or the API's error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any) error {
+	if c.closed.Load() {
+		return store.ErrClosed
+	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -117,6 +127,20 @@ func decodeError(resp *http.Response) error {
 // Append appends events to stream atomically if its version satisfies
 // expected.
 func (c *Client) Append(ctx context.Context, stream string, expected store.ExpectedVersion, events ...event.Event) (store.AppendResult, error) {
+	// Checked here as the log checks them, so that bad input fails with the
+	// same errors (*event.ValidationError) and never reaches the wire: JSON
+	// would turn an invalid UTF-8 name into a different, valid one.
+	if err := event.ValidateStream(stream); err != nil {
+		return store.AppendResult{}, err
+	}
+	if len(events) == 0 {
+		return store.AppendResult{}, fmt.Errorf("%w: append to %q has no events", event.ErrInvalid, stream)
+	}
+	for i := range events {
+		if err := events[i].Validate(); err != nil {
+			return store.AppendResult{}, fmt.Errorf("event %d of %d: %w", i, len(events), err)
+		}
+	}
 	req := api.AppendRequest{Events: make([]api.Event, len(events))}
 	for i := range events {
 		req.Events[i] = api.FromEvent(&events[i])
@@ -205,15 +229,26 @@ func filterQuery(q url.Values, f store.Filter) {
 }
 
 // Subscribe follows the log from opts.After over Server-Sent Events, until
-// ctx ends. A dropped connection is reopened after Retry from the last
-// position delivered (Last-Event-ID), so nothing is missed or repeated; an
-// error the server sends (an invalid filter) ends it.
+// ctx ends (its error ends the sequence) or the client is closed
+// (store.ErrClosed). A dropped connection is reopened after Retry from the
+// last position delivered (Last-Event-ID), so nothing is missed or
+// repeated; an error the server sends (an invalid filter) ends it.
 func (c *Client) Subscribe(ctx context.Context, opts store.SubscribeOptions) iter.Seq2[event.Record, error] {
 	return func(yield func(event.Record, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(c.life, cancel)()
 		last := opts.After
 		for {
 			err := c.subscribeOnce(ctx, opts.Filter, &last, yield)
-			if errors.Is(err, errStop) || ctx.Err() != nil {
+			switch {
+			case errors.Is(err, errStop):
+				return
+			case c.closed.Load():
+				yield(event.Record{}, store.ErrClosed)
+				return
+			case ctx.Err() != nil:
+				yield(event.Record{}, ctx.Err())
 				return
 			}
 			var ae *api.Error
@@ -223,7 +258,6 @@ func (c *Client) Subscribe(ctx context.Context, opts store.SubscribeOptions) ite
 			}
 			select {
 			case <-ctx.Done():
-				return
 			case <-time.After(c.Retry):
 			}
 		}
@@ -231,6 +265,15 @@ func (c *Client) Subscribe(ctx context.Context, opts store.SubscribeOptions) ite
 }
 
 var errStop = errors.New("client: the consumer stopped")
+
+// Close makes every later call fail with store.ErrClosed (the client is a
+// store.Store) and closes idle connections. Closing twice is harmless.
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	c.end()
+	c.hc.CloseIdleConnections()
+	return nil
+}
 
 func (c *Client) subscribeOnce(ctx context.Context, f store.Filter, last *uint64, yield func(event.Record, error) bool) error {
 	q := url.Values{"after": {strconv.FormatUint(*last, 10)}}

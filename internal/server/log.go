@@ -131,7 +131,7 @@ func (s *Server) readStream(ctx context.Context, in *readStreamInput) (*recordsO
 // FilterParams are the filter's query parameters (exported: huma reads
 // only exported embedded structs).
 type FilterParams struct {
-	Types        []string `query:"type" doc:"only events of these types (repeat the parameter)"`
+	Types        []string `query:"type,explode" doc:"only events of these types (repeat the parameter: type=a&type=b)"`
 	StreamPrefix string   `query:"stream_prefix" doc:"only events of streams whose names start so"`
 }
 
