@@ -166,3 +166,52 @@ func FromRule(r *rules.Rule, version uint64) Rule {
 	}
 	return out
 }
+
+// ToDecision reverses FromDecision.
+func (d *Decision) ToDecision() (rules.Decision, error) {
+	var out rules.Decision
+	var err error
+	if out.Transaction, err = event.ParseID(d.Transaction); err != nil {
+		return out, fmt.Errorf("api: decision: %w", err)
+	}
+	if out.At, err = time.Parse(time.RFC3339Nano, d.At); err != nil {
+		return out, fmt.Errorf("api: decision: at: %w", err)
+	}
+	out.User, out.Outcome, out.Position, out.Repeated = d.User, rules.Action(d.Outcome), d.Position, d.Repeated
+	if out.Fired, err = toFired(d.Fired); err != nil {
+		return out, err
+	}
+	for _, am := range d.Amendments {
+		a := rules.Amendment{User: am.User, Outcome: rules.Action(am.Outcome), Previous: rules.Action(am.Previous)}
+		if a.Transaction, err = event.ParseID(am.Transaction); err != nil {
+			return out, fmt.Errorf("api: amendment: %w", err)
+		}
+		if a.Cause, err = event.ParseID(am.Cause); err != nil {
+			return out, fmt.Errorf("api: amendment: %w", err)
+		}
+		if a.At, err = time.Parse(time.RFC3339Nano, am.At); err != nil {
+			return out, fmt.Errorf("api: amendment: at: %w", err)
+		}
+		if a.Fired, err = toFired(am.Fired); err != nil {
+			return out, err
+		}
+		out.Amendments = append(out.Amendments, a)
+	}
+	return out, nil
+}
+
+func toFired(fs []Fired) ([]rules.Fired, error) {
+	var out []rules.Fired
+	for _, f := range fs {
+		r := rules.Fired{Rule: f.Rule, Version: f.Version, Action: rules.Action(f.Action), Severity: f.Severity}
+		for _, v := range f.Values {
+			d, err := num.Parse(v.Value)
+			if err != nil {
+				return nil, fmt.Errorf("api: fired %s: %s: %w", f.Rule, v.Name, err)
+			}
+			r.Values = append(r.Values, rules.Value{Name: v.Name, Value: d})
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

@@ -66,16 +66,24 @@ func New(baseURL string, opts Options) (*Client, error) {
 // do sends a request and decodes a JSON answer into out (nil: discard),
 // or the API's error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any) error {
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return fmt.Errorf("client: encode request: %w", err)
+		}
+	}
+	return c.doRaw(ctx, method, path, query, "application/json", b, out)
+}
+
+// doRaw is do with the body already encoded (nil: none).
+func (c *Client) doRaw(ctx context.Context, method, path string, query url.Values, contentType string, body []byte, out any) error {
 	if c.closed.Load() {
 		return store.ErrClosed
 	}
 	var rd io.Reader
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("client: encode request: %w", err)
-		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(body)
 	}
 	u := c.base + path
 	if len(query) > 0 {
@@ -86,7 +94,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("client: %w", err)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	c.authorize(req)
 	resp, err := c.hc.Do(req)
@@ -351,5 +359,32 @@ func (c *Client) Authorize(ctx context.Context, txn rules.Transaction) (api.Deci
 func (c *Client) Rules(ctx context.Context) ([]api.Rule, error) {
 	var out api.Rules
 	err := c.do(ctx, http.MethodGet, "/v1/rules", nil, nil, &out)
+	return out.Rules, err
+}
+
+// ApplyRules adds rules or replaces those of the same names: spec is a
+// rule set, YAML or JSON, as `strata rules apply` reads. by is recorded as
+// who made the change when the server has no tokens (else the token's
+// name is).
+func (c *Client) ApplyRules(ctx context.Context, by string, spec []byte) ([]api.Rule, error) {
+	var out api.Rules
+	err := c.doRaw(ctx, http.MethodPut, "/v1/rules", url.Values{"by": {by}}, "application/yaml", spec, &out)
+	return out.Rules, err
+}
+
+// ChangeRule disables ("disable"), enables ("enable") or removes ("rm") a
+// rule.
+func (c *Client) ChangeRule(ctx context.Context, by, change, name string) ([]api.Rule, error) {
+	method, path := http.MethodPost, "/v1/rules/"+url.PathEscape(name)
+	switch change {
+	case "disable", "enable":
+		path += "/" + change
+	case "rm":
+		method = http.MethodDelete
+	default:
+		return nil, fmt.Errorf("client: rule change %q: want disable, enable or rm", change)
+	}
+	var out api.Rules
+	err := c.do(ctx, method, path, url.Values{"by": {by}}, nil, &out)
 	return out.Rules, err
 }

@@ -117,7 +117,7 @@ column filters like "customer:ada" or "products:engine".`,
 		}),
 	}
 	addOutputFlag(search, &output, formatTable)
-	cmd.AddCommand(create, addItem, ship, show, search)
+	cmd.AddCommand(create, addItem, ship, show, local(search))
 	return cmd
 }
 

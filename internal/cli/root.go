@@ -21,6 +21,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratadb/strata/client"
 	"github.com/stratadb/strata/eventlog"
 	"github.com/stratadb/strata/store"
 )
@@ -79,6 +80,10 @@ type app struct {
 	durFlag    string
 	dataDir    string
 	durability eventlog.Durability
+	// server, when set (--server, STRATA_SERVER), is the Strata server the
+	// commands talk to instead of a local data directory; token is sent
+	// with every request.
+	server, token string
 }
 
 // Execute runs the strata command line with os.Args and returns the exit
@@ -196,26 +201,28 @@ is not given, or ./strata-data when neither is.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.dataFlag, "data", defaultDataDir, "log directory (env "+dataEnv+")")
 	pf.StringVar(&a.durFlag, "durability", "always", "when appends are acknowledged: always (fsync), interval or none")
+	pf.StringVar(&a.server, "server", "", "run against this Strata server (http://HOST:PORT) instead of a local data directory (env "+serverEnv+")")
+	pf.StringVar(&a.token, "token", "", "the API token to send to --server (env "+tokenEnv+")")
 	root.AddCommand(
 		newAppendCmd(a),
 		newReadCmd(a),
 		newTailCmd(a),
-		newStatsCmd(a),
-		newVerifyCmd(a),
-		newBenchCmd(a),
+		local(newStatsCmd(a)),
+		local(newVerifyCmd(a)),
+		local(newBenchCmd(a)),
 		newBankCmd(a),
 		newOrdersCmd(a),
 		newStateCmd(a),
 		newHistoryCmd(a),
-		newSnapshotCmd(a),
-		newProjectionCmd(a),
-		newQueryCmd(a),
+		local(newSnapshotCmd(a)),
+		local(newProjectionCmd(a)),
+		local(newQueryCmd(a)),
 		newGenCmd(a),
 		newWindowCmd(a),
 		newAuthorizeCmd(a),
 		newRulesCmd(a),
 		newAlertsCmd(a),
-		newServeCmd(a),
+		local(newServeCmd(a)),
 		newTokenCmd(a),
 	)
 	return root
@@ -238,7 +245,49 @@ func (a *app) resolve(cmd *cobra.Command) error {
 		return &usageError{err}
 	}
 	a.durability = d
+	if a.env.Getenv != nil {
+		if !cmd.Flags().Changed("server") {
+			a.server = a.env.Getenv(serverEnv)
+		}
+		if !cmd.Flags().Changed("token") {
+			a.token = a.env.Getenv(tokenEnv)
+		}
+	}
+	if a.server != "" {
+		for c := cmd; c != nil; c = c.Parent() {
+			if c.Annotations[localOnly] != "" {
+				return usagef("strata %s works on a local data directory, not with --server", c.Name())
+			}
+		}
+	}
 	return nil
+}
+
+const (
+	serverEnv = "STRATA_SERVER"
+	tokenEnv  = "STRATA_TOKEN"
+	// localOnly annotates the commands that need the data directory
+	// itself (its files, its read models), which --server cannot give.
+	localOnly = "local-only"
+)
+
+// withClient runs fn with a client of --server.
+func (a *app) withClient(fn func(*client.Client) error) error {
+	c, err := client.New(a.server, client.Options{Token: a.token})
+	if err != nil {
+		return &usageError{err}
+	}
+	defer c.Close()
+	return fn(c)
+}
+
+// local marks cmd as one that needs the data directory.
+func local(cmd *cobra.Command) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[localOnly] = "yes"
+	return cmd
 }
 
 // withStore opens the log in the data directory, runs fn and closes the log,
@@ -258,6 +307,9 @@ func (a *app) withFollower(fn func(store.Store) error) error {
 }
 
 func (a *app) withStoreOpen(mustExist, follow bool, fn func(store.Store) error) (err error) {
+	if a.server != "" {
+		return a.withClient(func(c *client.Client) error { return fn(c) })
+	}
 	if mustExist {
 		if _, err := os.Stat(a.dataDir); errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("no log at %s (set --data or %s)", a.dataDir, dataEnv)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/stratadb/strata/api"
+	"github.com/stratadb/strata/client"
 	"github.com/stratadb/strata/num"
 	"github.com/stratadb/strata/rules"
 	"github.com/stratadb/strata/rules/alerts"
@@ -71,6 +74,19 @@ Exit status 0 whatever the decision; the decision is the output.`,
 					txn.Attrs = map[string]string{}
 				}
 				txn.Attrs[k] = v
+			}
+			if a.server != "" {
+				return a.withClient(func(c *client.Client) error {
+					wd, err := c.Authorize(cmd.Context(), txn)
+					if err != nil {
+						return err
+					}
+					d, err := wd.ToDecision()
+					if err != nil {
+						return err
+					}
+					return printDecision(cmd.OutOrStdout(), output, d)
+				})
 			}
 			return a.withStore(false, func(s store.Store) error {
 				auth, err := openAuthorizer(cmd.Context(), a, s)
@@ -171,9 +187,22 @@ right from its first decision. A rule file is YAML or JSON; see docs/rules.md.`,
 				defer f.Close()
 				r = f
 			}
-			spec, err := rules.Parse(r)
+			raw, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			spec, err := rules.Parse(bytes.NewReader(raw))
 			if err != nil {
 				return &usageError{err}
+			}
+			if a.server != "" {
+				return a.withClient(func(c *client.Client) error {
+					rs, err := c.ApplyRules(cmd.Context(), by, raw)
+					if err != nil {
+						return err
+					}
+					return printRules(cmd.OutOrStdout(), formatTable, rs)
+				})
 			}
 			return withAuthorizer(a, cmd, func(auth *rules.Authorizer) error {
 				if err := auth.Apply(cmd.Context(), by, spec.Rules...); err != nil {
@@ -194,6 +223,15 @@ right from its first decision. A rule file is YAML or JSON; see docs/rules.md.`,
 			if err := checkFormat(output); err != nil {
 				return err
 			}
+			if a.server != "" {
+				return a.withClient(func(c *client.Client) error {
+					rs, err := c.Rules(cmd.Context())
+					if err != nil {
+						return err
+					}
+					return printRules(cmd.OutOrStdout(), output, rs)
+				})
+			}
 			return withAuthorizer(a, cmd, func(auth *rules.Authorizer) error { return listRules(cmd.OutOrStdout(), output, auth) })
 		}),
 	}
@@ -205,6 +243,15 @@ right from its first decision. A rule file is YAML or JSON; see docs/rules.md.`,
 			Example: "  strata rules " + use + " velocity --by alice",
 			Args:    cobra.ExactArgs(1),
 			RunE: runE(func(cmd *cobra.Command, args []string) error {
+				if a.server != "" {
+					return a.withClient(func(c *client.Client) error {
+						rs, err := c.ChangeRule(cmd.Context(), by, use, args[0])
+						if err != nil {
+							return err
+						}
+						return printRules(cmd.OutOrStdout(), formatTable, rs)
+					})
+				}
 				return withAuthorizer(a, cmd, func(auth *rules.Authorizer) error {
 					if err := do(auth, cmd, args[0]); err != nil {
 						return err
@@ -250,16 +297,17 @@ func openAuthorizer(ctx context.Context, a *app, s store.Store) (*rules.Authoriz
 
 func listRules(w io.Writer, format string, auth *rules.Authorizer) error {
 	rs, versions := auth.AllRules()
+	out := make([]api.Rule, len(rs))
+	for i := range rs {
+		out[i] = api.FromRule(&rs[i], versions[rs[i].Name])
+	}
+	return printRules(w, format, out)
+}
+
+// printRules prints the rule set, local or a server's, the same way.
+func printRules(w io.Writer, format string, rs []api.Rule) error {
 	if format == formatJSON {
-		type ruleJSON struct {
-			rules.Rule
-			Version uint64 `json:"version"`
-		}
-		out := make([]ruleJSON, len(rs))
-		for i, r := range rs {
-			out[i] = ruleJSON{r, versions[r.Name]}
-		}
-		return writeJSON(w, out)
+		return writeJSON(w, rs)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tACTION\tSEVERITY\tKEY\tCONDITION")
@@ -268,7 +316,7 @@ func listRules(w io.Writer, format string, auth *rules.Authorizer) error {
 		if r.Disabled {
 			state = "disabled"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, versions[r.Name], state, r.Action, r.Severity, r.Key, r.Condition)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Version, state, r.Action, r.Severity, r.Key, r.Condition)
 	}
 	return tw.Flush()
 }

@@ -14,10 +14,13 @@ func (a *app) withCatalog(readOnly bool, fn func(*examples.Catalog) error) error
 	return a.withStore(readOnly, func(s store.Store) error {
 		// Snapshots only speed loads up: without them (another process
 		// holds them, say) everything still works by replaying.
+		// (With --server the snapshots are the server's: none here.)
 		var snaps aggregate.SnapshotStore
-		if ps, err := aggregate.OpenSnapshots(filepath.Join(a.dataDir, "snapshots")); err == nil {
-			defer ps.Close()
-			snaps = ps
+		if a.server == "" {
+			if ps, err := aggregate.OpenSnapshots(filepath.Join(a.dataDir, "snapshots")); err == nil {
+				defer ps.Close()
+				snaps = ps
+			}
 		}
 		c, err := examples.New(s, snaps)
 		if err != nil {

@@ -13,8 +13,18 @@ import (
 	"github.com/stratadb/strata/rules"
 )
 
-// actor is who the rules stream records for a change made over HTTP.
-const actor = "http"
+// actor is who the rules stream records for a change made over HTTP: the
+// token's name, else (no tokens: a loopback client) what the request says
+// with by=, else "http".
+func actor(ctx context.Context, by string) string {
+	if t, _ := ctx.Value(tokenKey{}).(*config.Token); t != nil {
+		return "token:" + t.Name
+	}
+	if by != "" {
+		return by
+	}
+	return "http"
+}
 
 func (s *Server) registerRules() {
 	huma.Register(s.api, scoped(huma.Operation{
@@ -51,7 +61,7 @@ func (s *Server) registerRules() {
 			if err != nil {
 				return nil, err
 			}
-			if err := op.do(a, ctx, actor, in.Name); err != nil {
+			if err := op.do(a, ctx, actor(ctx, in.By), in.Name); err != nil {
 				return nil, s.fail(ctx, err)
 			}
 			return s.ruleSet(a), nil
@@ -112,6 +122,7 @@ func (s *Server) listRules(ctx context.Context, _ *struct{}) (*rulesOutput, erro
 }
 
 type applyRulesInput struct {
+	By      string `query:"by" doc:"who makes the change, as the rules stream records it (ignored with a token: its name is recorded)"`
 	RawBody []byte `contentType:"application/yaml"`
 }
 
@@ -124,7 +135,7 @@ func (s *Server) applyRules(ctx context.Context, in *applyRulesInput) (*rulesOut
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	if err := a.Apply(ctx, actor, slices.Clone(spec.Rules)...); err != nil {
+	if err := a.Apply(ctx, actor(ctx, in.By), slices.Clone(spec.Rules)...); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	return s.ruleSet(a), nil
@@ -132,4 +143,5 @@ func (s *Server) applyRules(ctx context.Context, in *applyRulesInput) (*rulesOut
 
 type ruleNameInput struct {
 	Name string `path:"name"`
+	By   string `query:"by" doc:"who makes the change, as the rules stream records it (ignored with a token: its name is recorded)"`
 }
