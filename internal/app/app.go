@@ -12,11 +12,13 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/internal/server"
 	"github.com/stratadb/strata/rules"
+	"github.com/stratadb/strata/rules/alerts"
 	"github.com/stratadb/strata/store"
 )
 
@@ -32,6 +34,8 @@ type Config struct {
 	Tokens []config.Token
 	// TLS, when its files are named, serves HTTPS.
 	TLS config.TLS
+	// Demo runs generators of card transactions and orders.
+	Demo bool
 	// ShutdownTimeout bounds how long requests in flight may take to finish
 	// once the context ends (10 s).
 	ShutdownTimeout time.Duration
@@ -97,6 +101,20 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	if ready != nil {
 		ready(ln.Addr())
 	}
+	// Work beside the requests: the alerts stream kept up with the
+	// decisions (what /v1/alerts follows), and the demo's traffic. It stops
+	// before the rules and the log close.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer func() {
+		stopBG()
+		wg.Wait()
+	}()
+	wg.Go(func() { deriveAlerts(bg, cfg.Store, log) })
+	if cfg.Demo {
+		log.Info("demo: generating card transactions and orders")
+		runDemo(bg, &wg, cfg.Store, auth, log)
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if tlsCfg != nil {
@@ -111,6 +129,7 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	stopBG()
 	srv.Close() // live subscriptions end; Shutdown waits for the rest
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
@@ -121,4 +140,20 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 		return err
 	}
 	return nil
+}
+
+// deriveAlerts keeps the alerts stream up with the log's decisions until
+// ctx ends, starting again after a failure.
+func deriveAlerts(ctx context.Context, st store.Store, log *slog.Logger) {
+	for ctx.Err() == nil {
+		err := alerts.Derive(ctx, st, alerts.DeriveOptions{Follow: true})
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("alerts: deriving stopped; starting again in a second", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -18,6 +18,7 @@ func newServeCmd(a *app) *cobra.Command {
 	var (
 		cfgPath, addr, tlsCert, tlsKey string
 		maxBody                        int64
+		demo                           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -34,7 +35,7 @@ loopback clients are served.
 
 SIGTERM or Ctrl-C stops it cleanly: no new requests, those in flight finish,
 live subscriptions end, the rules' checkpoint is written and the log closed.`,
-		Example: `  strata serve
+		Example: `  strata serve --demo
   strata serve --addr 127.0.0.1:8080 --data /var/lib/strata
   strata serve --config /etc/strata.yaml
   curl -s localhost:7070/v1/head`,
@@ -81,6 +82,15 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 				return usagef("max body: want a positive number of bytes")
 			}
 			c.MaxBody = mb
+			switch {
+			case cmd.Flags().Changed("demo"):
+				c.Demo = demo
+			case getenv("STRATA_DEMO") != "":
+				c.Demo, err = strconv.ParseBool(getenv("STRATA_DEMO"))
+				if err != nil {
+					return usagef("STRATA_DEMO=%q: want true or false", getenv("STRATA_DEMO"))
+				}
+			}
 			if err := c.Validate(); err != nil {
 				return usagef("%v", err)
 			}
@@ -92,7 +102,7 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 			return a.withStore(false, func(s store.Store) error {
 				return strata.Serve(cmd.Context(), strata.Config{
 					Store: s, DataDir: c.Data, Addr: c.Addr, MaxBodyBytes: c.MaxBody, Logger: log,
-					Tokens: c.Tokens, TLS: c.TLS,
+					Tokens: c.Tokens, TLS: c.TLS, Demo: c.Demo,
 				}, func(addr net.Addr) {
 					fmt.Fprintf(cmd.OutOrStdout(), "strata: serving %s://%s (data %s)\n", scheme, addr, c.Data)
 				})
@@ -105,6 +115,7 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 	f.Int64Var(&maxBody, "max-body", config.DefaultMaxBody, "the largest request body accepted, in bytes (env STRATA_MAX_BODY)")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate, PEM (env STRATA_TLS_CERT)")
 	f.StringVar(&tlsKey, "tls-key", "", "the certificate's key, PEM (env STRATA_TLS_KEY)")
+	f.BoolVar(&demo, "demo", false, "also generate card transactions and orders, a few a second, so there is live data to see (env STRATA_DEMO)")
 	return cmd
 }
 

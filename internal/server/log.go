@@ -202,15 +202,35 @@ func (s *Server) subscribe(ctx context.Context, in *subscribeInput) (*huma.Strea
 	if err := prefix(ctx, in.StreamPrefix); err != nil {
 		return nil, err
 	}
-	after := in.After
-	if in.LastEventID != "" {
-		p, err := strconv.ParseUint(in.LastEventID, 10, 64)
-		if err != nil {
-			return nil, api.NewError(api.CodeBadRequest, "Last-Event-ID %q: want a position", in.LastEventID)
-		}
-		after = p
+	after, err := resumeAfter(in.After, in.LastEventID)
+	if err != nil {
+		return nil, err
 	}
-	opts := store.SubscribeOptions{After: after, Filter: store.Filter{Types: in.Types, StreamPrefix: in.StreamPrefix}}
+	encode := func(rec *event.Record) ([]byte, error) { return json.Marshal(api.FromRecord(rec)) }
+	if in.Format == "cloudevents" {
+		encode = func(rec *event.Record) ([]byte, error) { return json.Marshal(toCloudEvent(rec)) }
+	}
+	return s.sse(store.SubscribeOptions{After: after, Filter: store.Filter{Types: in.Types, StreamPrefix: in.StreamPrefix}}, encode), nil
+}
+
+// resumeAfter is where a subscription starts: after the Last-Event-ID an
+// EventSource sends when it reconnects, else after the after parameter.
+func resumeAfter(after uint64, lastEventID string) (uint64, error) {
+	if lastEventID == "" {
+		return after, nil
+	}
+	p, err := strconv.ParseUint(lastEventID, 10, 64)
+	if err != nil {
+		return 0, api.NewError(api.CodeBadRequest, "Last-Event-ID %q: want a position", lastEventID)
+	}
+	return p, nil
+}
+
+// sse streams a subscription as Server-Sent Events: each record's
+// position is the event's id, encode gives its data (nil: skip the
+// record). It ends when the
+// client goes, the server closes, or the store fails (an error event).
+func (s *Server) sse(opts store.SubscribeOptions, encode func(*event.Record) ([]byte, error)) *huma.StreamResponse {
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
 		ctx, cancel := context.WithCancel(hctx.Context())
 		defer cancel()
@@ -232,8 +252,7 @@ func (s *Server) subscribe(ctx context.Context, in *subscribeInput) (*huma.Strea
 		for rec, err := range s.opts.Store.Subscribe(ctx, opts) {
 			if err != nil {
 				if ctx.Err() == nil {
-					e := api.FromError(err)
-					b, _ := json.Marshal(e)
+					b, _ := json.Marshal(api.FromError(err))
 					w.WriteString("event: error\ndata: ")
 					w.Write(b)
 					w.WriteString("\n\n")
@@ -241,14 +260,12 @@ func (s *Server) subscribe(ctx context.Context, in *subscribeInput) (*huma.Strea
 				}
 				return
 			}
-			var b []byte
-			if in.Format == "cloudevents" {
-				b, err = json.Marshal(toCloudEvent(&rec))
-			} else {
-				b, err = json.Marshal(api.FromRecord(&rec))
-			}
+			b, err := encode(&rec)
 			if err != nil {
 				return
+			}
+			if b == nil {
+				continue // not for this subscription
 			}
 			w.WriteString("id: ")
 			w.WriteString(strconv.FormatUint(rec.Position, 10))
@@ -259,5 +276,5 @@ func (s *Server) subscribe(ctx context.Context, in *subscribeInput) (*huma.Strea
 				return
 			}
 		}
-	}}, nil
+	}}
 }

@@ -10,7 +10,10 @@ import (
 
 	"github.com/stratadb/strata/api"
 	"github.com/stratadb/strata/internal/config"
+	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/rules"
+	"github.com/stratadb/strata/rules/alerts"
+	"github.com/stratadb/strata/store"
 )
 
 // actor is who the rules stream records for a change made over HTTP: the
@@ -45,6 +48,16 @@ func (s *Server) registerRules() {
 		Tags:        []string{"rules"}, Errors: []int{404, 422},
 		MaxBodyBytes: 1 << 20,
 	}, config.ScopeAdmin), s.applyRules)
+	huma.Register(s.api, scoped(huma.Operation{
+		OperationID: "alerts", Method: http.MethodGet, Path: "/v1/alerts",
+		Summary:     "Follow the fraud alerts, over Server-Sent Events",
+		Description: "Every deny, review, alert rule that fired and amendment raises an alert (the stream alerts, derived from the decisions by the server). History first, then live; each SSE event's id is the alert's position, its data the alert; Last-Event-ID resumes.",
+		Tags:        []string{"rules"}, Errors: []int{400},
+		Responses: map[string]*huma.Response{"200": {
+			Description: "A stream of alerts",
+			Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
+		}},
+	}, config.ScopeRead), s.alerts)
 	for _, op := range []struct {
 		id, method, path, summary string
 		do                        func(*rules.Authorizer, context.Context, string, string) error
@@ -144,4 +157,26 @@ func (s *Server) applyRules(ctx context.Context, in *applyRulesInput) (*rulesOut
 type ruleNameInput struct {
 	Name string `path:"name"`
 	By   string `query:"by" doc:"who makes the change, as the rules stream records it (ignored with a token: its name is recorded)"`
+}
+
+type alertsInput struct {
+	After       uint64 `query:"after" doc:"alerts after this position (0: from the first)"`
+	LastEventID string `header:"Last-Event-ID"`
+}
+
+func (s *Server) alerts(ctx context.Context, in *alertsInput) (*huma.StreamResponse, error) {
+	if err := stream(ctx, alerts.Stream); err != nil {
+		return nil, err
+	}
+	after, err := resumeAfter(in.After, in.LastEventID)
+	if err != nil {
+		return nil, err
+	}
+	f := store.Filter{Types: []string{alerts.TypeAlert}, StreamPrefix: alerts.Stream}
+	return s.sse(store.SubscribeOptions{After: after, Filter: f}, func(rec *event.Record) ([]byte, error) {
+		if rec.Stream != alerts.Stream {
+			return nil, nil
+		}
+		return rec.Data, nil
+	}), nil
 }
