@@ -9,8 +9,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/stratadb/strata/api"
-	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/rules"
 	"github.com/stratadb/strata/rules/alerts"
 	"github.com/stratadb/strata/store"
