@@ -223,11 +223,19 @@ func (r *Repository[S, C, E]) decode(rec *event.Record) (E, error) {
 	return e, nil
 }
 
+// Stream is the stream of aggregate id.
+func (r *Repository[S, C, E]) Stream(id string) string { return r.decider.Stream(id) }
+
+// ErrRejected wraps every error a decider returns: the command was refused
+// by the domain's rules (insufficient funds), as opposed to failing (the
+// store). The decider's own error stays reachable with errors.Is.
+var ErrRejected = errors.New("command rejected")
+
 // Handle decides cmd against the current state of aggregate id and appends
 // the resulting events with the version it decided on as the expected
 // version. When another writer appended in between, it loads and decides
 // again, up to Options.MaxRetries times. A domain error from Decide is
-// returned as it is (test it with errors.Is/As).
+// returned wrapped in ErrRejected (test for either with errors.Is/As).
 func (r *Repository[S, C, E]) Handle(ctx context.Context, id string, cmd C) (Result[E], error) {
 	stream := r.decider.Stream(id)
 	for attempt := 0; ; attempt++ {
@@ -237,7 +245,7 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id string, cmd C) (Res
 		}
 		events, err := r.decider.Decide(l.state, cmd)
 		if err != nil {
-			return Result[E]{}, err
+			return Result[E]{}, fmt.Errorf("%w: %w", ErrRejected, err)
 		}
 		if len(events) == 0 {
 			return Result[E]{Version: l.version}, nil

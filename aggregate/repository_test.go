@@ -124,7 +124,7 @@ func TestRepositoryHandlesAndLoads(t *testing.T) {
 		t.Fatalf("second result = %+v, %v", res, err)
 	}
 	// A refused command returns the domain error and appends nothing.
-	if _, err := repo.Handle(ctx, "1", Add{N: 5, Limit: 10}); !errors.Is(err, errOverLimit) {
+	if _, err := repo.Handle(ctx, "1", Add{N: 5, Limit: 10}); !errors.Is(err, errOverLimit) || !errors.Is(err, aggregate.ErrRejected) {
 		t.Fatalf("over the limit: %v", err)
 	}
 	// A command that changes nothing appends nothing.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/stratadb/strata/aggregate"
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/rules"
 	"github.com/stratadb/strata/store"
@@ -29,6 +30,7 @@ const (
 	CodeUnauthorized         Code = "unauthorized" // no valid token
 	CodeForbidden            Code = "forbidden"    // the token lacks the scope or stream prefix
 	CodeInvalidTransaction   Code = "invalid_transaction"
+	CodeCommandRejected      Code = "command_rejected" // a decider refused the command (insufficient funds)
 	CodeInvalidRule          Code = "invalid_rule"
 	CodeRuleNotFound         Code = "rule_not_found"
 	CodeUnavailable          Code = "unavailable" // shutting down, or the store is closed
@@ -52,6 +54,7 @@ var Status = map[Code]int{
 	CodeUnauthorized:         http.StatusUnauthorized,
 	CodeForbidden:            http.StatusForbidden,
 	CodeInvalidTransaction:   http.StatusBadRequest,
+	CodeCommandRejected:      http.StatusUnprocessableEntity,
 	CodeInvalidRule:          http.StatusUnprocessableEntity,
 	CodeRuleNotFound:         http.StatusNotFound,
 	CodeUnavailable:          http.StatusServiceUnavailable,
@@ -105,6 +108,7 @@ var sentinels = []struct {
 	{CodeEventTooLarge, store.ErrEventTooLarge},
 	{CodeUnavailable, store.ErrClosed},
 	{CodeCorrupt, store.ErrCorrupt},
+	{CodeCommandRejected, aggregate.ErrRejected},
 	{CodeInvalidTransaction, rules.ErrTransaction},
 	{CodeInvalidRule, rules.ErrSpec},
 	{CodeRuleNotFound, rules.ErrNoRule},

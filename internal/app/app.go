@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stratadb/strata/aggregate"
+	"github.com/stratadb/strata/examples"
 	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/internal/server"
 	"github.com/stratadb/strata/rules"
@@ -69,7 +71,18 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 			log.Warn("rules checkpoint failed; the next start replays the log", "err", cerr)
 		}
 	}()
-	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens})
+	// Snapshots only speed loads up: without them (another process holds
+	// them) everything works by replaying.
+	var snaps aggregate.SnapshotStore
+	if ps, err := aggregate.OpenSnapshots(filepath.Join(cfg.DataDir, "snapshots")); err == nil {
+		defer ps.Close()
+		snaps = ps
+	}
+	ex, err := examples.New(cfg.Store, snaps)
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, Examples: ex, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens})
 	var tlsCfg *tls.Config
 	if cfg.TLS.Cert != "" {
 		// Loaded before listening: a bad certificate fails the start, not

@@ -40,6 +40,7 @@ func (s *Server) routes() {
 	}, config.ScopeRead), s.head)
 	s.registerSubscribe()
 	s.registerCloudEvents()
+	s.registerExamples()
 	s.registerRules()
 	huma.Register(s.api, huma.Operation{
 		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz",

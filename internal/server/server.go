@@ -23,6 +23,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/stratadb/strata/api"
+	"github.com/stratadb/strata/examples"
 	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/rules"
 	"github.com/stratadb/strata/store"
@@ -37,6 +38,9 @@ type Options struct {
 	// MaxBodyBytes caps a request body (8 MiB).
 	MaxBodyBytes int64
 	Logger       *slog.Logger
+	// Examples runs the bank and order examples' commands and folds
+	// aggregates' state (nil: those routes answer not_found).
+	Examples *examples.Catalog
 	// Tokens are the API tokens (internal/config); none: loopback clients
 	// only, without a token.
 	Tokens []config.Token
