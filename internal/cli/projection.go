@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,8 +20,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
-	"github.com/stratadb/strata/event"
-	"github.com/stratadb/strata/examples"
+	"github.com/stratadb/strata/internal/readmodels"
 	"github.com/stratadb/strata/projection"
 	"github.com/stratadb/strata/store"
 )
@@ -35,29 +33,7 @@ func (a *app) specsDir() string      { return filepath.Join(a.dataDir, "projecti
 
 // specs loads every applied projection.
 func (a *app) specs() (map[string]*projection.Declarative, error) {
-	ents, err := os.ReadDir(a.specsDir())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]*projection.Declarative{}
-	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".yaml") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(a.specsDir(), e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		p, err := projection.ParseSpec(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", e.Name(), err)
-		}
-		out[p.Name()] = p
-	}
-	return out, nil
+	return readmodels.Specs(a.specsDir())
 }
 
 // appliedSpec returns the applied projection name.
@@ -95,100 +71,6 @@ func (a *app) withReadModels(mustExist bool, fn func(cat *projection.Catalog) er
 	}
 	defer cat.Close()
 	return fn(cat)
-}
-
-// compileDefinition compiles a serving version's stored definition, so
-// that it keeps following the log while a new definition builds: a
-// declarative projection's Definition is its Spec as JSON.
-func compileDefinition(def string) (projection.Projection, error) {
-	var s projection.Spec
-	if err := json.Unmarshal([]byte(def), &s); err != nil {
-		return nil, fmt.Errorf("stored definition: %w", err)
-	}
-	return s.Compile()
-}
-
-// newManager returns a Manager of p whose events are upcast by reg. A
-// serving version of an earlier definition keeps following the log while
-// the new one builds, unless it is paused or failed: the hand-over would
-// wait for an operator to bring it forward, so it stays at its checkpoint
-// until the switch instead.
-func newManager(ctx context.Context, p projection.Projection, cat *projection.Catalog, s store.Store, reg *event.Registry, opts projection.ManagerOptions) (*projection.Manager, error) {
-	opts.Runner.Registry = reg
-	opts.Previous = compileDefinition
-	serving, _, hasServing, _, err := cat.Latest(ctx, p.Name())
-	if err != nil {
-		return nil, err
-	}
-	if hasServing {
-		st, err := storedOf(ctx, cat, serving)
-		if err != nil {
-			return nil, err
-		}
-		if st.State == projection.StatePaused || st.State == projection.StateFailed {
-			opts.Previous = nil
-		}
-	}
-	return projection.NewManager(p, cat, s, opts), nil
-}
-
-// registry is the examples' event registry, for upcasting their events.
-func registry(s store.Store) (*event.Registry, error) {
-	c, err := examples.New(s, nil)
-	if err != nil {
-		return nil, err
-	}
-	return c.Registry, nil
-}
-
-// heartbeatRecheck is how long activeElsewhere waits to see a fresh
-// heartbeat beat again: more than two of a runner's poll intervals.
-const heartbeatRecheck = 1200 * time.Millisecond
-
-// activeElsewhere reports whether a runner in another process is applying
-// version v (strata projection run): its heartbeat is fresh and still
-// beats. A process that has just ended leaves a heartbeat that looks fresh
-// for a few seconds, so a fresh one is read again a little later.
-func activeElsewhere(ctx context.Context, cat *projection.Catalog, v projection.Version) (bool, error) {
-	st, err := storedOf(ctx, cat, v)
-	if err != nil || !st.Active(time.Now()) {
-		return false, nil // no state to read: no runner either
-	}
-	select {
-	case <-time.After(heartbeatRecheck):
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
-	again, err := storedOf(ctx, cat, v)
-	if err != nil {
-		return false, err
-	}
-	return again.Heartbeat.After(st.Heartbeat), nil
-}
-
-func errRunningElsewhere(v projection.Version, what string) error {
-	return fmt.Errorf("projection %s (version %d) is being run by another process: stop `strata projection run` first, then %s", v.Projection, v.Number, what)
-}
-
-// storedOf reads the runner state stored in version v's database. A version
-// no runner has followed the log with yet has no state: it counts as
-// stopped at its checkpoint.
-func storedOf(ctx context.Context, cat *projection.Catalog, v projection.Version) (projection.Stored, error) {
-	db, err := projection.OpenSQLiteQuery(cat.Path(v))
-	if err != nil {
-		return projection.Stored{}, err
-	}
-	defer db.Close()
-	st, err := projection.ReadStored(ctx, db, v.Projection)
-	if !errors.Is(err, projection.ErrUnknownProjection) {
-		return st, err
-	}
-	st = projection.Stored{Name: v.Projection, State: projection.StateStopped}
-	err = db.QueryRowContext(ctx, `SELECT position FROM strata_checkpoints WHERE projection = ?`, v.Projection).Scan(&st.Position)
-	if errors.Is(err, sql.ErrNoRows) || err != nil && strings.Contains(err.Error(), "no such table") {
-		err = nil
-	}
-	return st, err
 }
 
 // servingDB opens the serving version of name for the commands that steer
@@ -260,7 +142,7 @@ one, which keeps answering queries until the new one takes over.`,
 						return err
 					}
 					printStatus := func(runErr error) error {
-						st, err := readStatus(context.WithoutCancel(ctx), cat, s, name, head)
+						st, err := readmodels.ReadStatus(context.WithoutCancel(ctx), cat, s, name, head)
 						if err == nil {
 							err = writeJSON(cmd.OutOrStdout(), st)
 						}
@@ -271,12 +153,12 @@ one, which keeps answering queries until the new one takes over.`,
 						return err
 					}
 					if hasServing {
-						busy, err := activeElsewhere(ctx, cat, serving)
+						busy, err := readmodels.ActiveElsewhere(ctx, cat, serving)
 						if err != nil {
 							return err
 						}
 						if busy && serving.Definition != def {
-							return errRunningElsewhere(serving, "apply the changed definition")
+							return readmodels.ErrRunningElsewhere(serving, "apply the changed definition")
 						}
 						if busy {
 							// Unchanged, and another process applies it: wait
@@ -292,11 +174,11 @@ one, which keeps answering queries until the new one takes over.`,
 					if err := writeSpec(a.specsDir(), name, src); err != nil {
 						return err
 					}
-					reg, err := registry(s)
+					reg, err := readmodels.Registry(s)
 					if err != nil {
 						return err
 					}
-					m, err := newManager(ctx, p, cat, s, reg, projection.ManagerOptions{})
+					m, err := readmodels.NewManager(ctx, p, cat, s, reg, projection.ManagerOptions{})
 					if err != nil {
 						return err
 					}
@@ -330,7 +212,7 @@ func writeFileAtomic(path string, b []byte) error {
 // head. It reports false when that runner stops beating before.
 func waitElsewhere(ctx context.Context, cat *projection.Catalog, v projection.Version, head uint64) (bool, error) {
 	for {
-		st, err := storedOf(ctx, cat, v)
+		st, err := readmodels.StoredOf(ctx, cat, v)
 		if err != nil {
 			return false, err
 		}
@@ -464,16 +346,16 @@ where its replay stopped.`,
 						return err
 					}
 					if hasServing {
-						busy, err := activeElsewhere(ctx, cat, serving)
+						busy, err := readmodels.ActiveElsewhere(ctx, cat, serving)
 						if err != nil {
 							return err
 						}
 						if busy {
-							return errRunningElsewhere(serving, "rebuild")
+							return readmodels.ErrRunningElsewhere(serving, "rebuild")
 						}
 						// The hand-over brings the serving version to the new
 						// one's position: a paused one would never get there.
-						if st, err := storedOf(ctx, cat, serving); err != nil {
+						if st, err := readmodels.StoredOf(ctx, cat, serving); err != nil {
 							return err
 						} else if st.State == projection.StatePaused {
 							return fmt.Errorf("projection %s (version %d) is paused: resume it first (strata projection resume %s)", name, serving.Number, name)
@@ -483,7 +365,7 @@ where its replay stopped.`,
 					if err != nil {
 						return err
 					}
-					reg, err := registry(s)
+					reg, err := readmodels.Registry(s)
 					if err != nil {
 						return err
 					}
@@ -493,7 +375,7 @@ where its replay stopped.`,
 						prog = newProgressBar(out)
 					}
 					started := time.Now()
-					m, err := newManager(ctx, p, cat, s, reg, projection.ManagerOptions{
+					m, err := readmodels.NewManager(ctx, p, cat, s, reg, projection.ManagerOptions{
 						Rebuild:  true,
 						Shadow:   shadow,
 						Replay:   projection.ReplayOptions{Workers: workers},
@@ -691,74 +573,6 @@ func (pb *progressBar) finish(err error) {
 	pb.p.Wait()
 }
 
-type projectionStatusJSON struct {
-	Name       string              `json:"name"`
-	Version    int                 `json:"version,omitempty"` // the serving one
-	State      projection.State    `json:"state"`
-	Active     bool                `json:"active"`
-	Position   uint64              `json:"position"`
-	Head       uint64              `json:"head"`
-	LagEvents  uint64              `json:"lag_events"`
-	LagSeconds float64             `json:"lag_seconds"`
-	Failure    *projection.Failure `json:"failure,omitempty"`
-	Building   *buildingJSON       `json:"building,omitempty"`
-}
-
-// buildingJSON is a version in the making, as its builder last reported.
-type buildingJSON struct {
-	Version    int     `json:"version"`
-	Position   uint64  `json:"position"`
-	Until      uint64  `json:"until"`
-	Rate       float64 `json:"events_per_second"`
-	ETASeconds float64 `json:"eta_seconds"`
-}
-
-// stateBuilding is the state of a projection that has no serving version.
-const stateBuilding projection.State = "building"
-
-func buildingOf(v projection.Version) *buildingJSON {
-	b := &buildingJSON{Version: v.Number, Position: v.Position, Until: v.Until, Rate: v.Rate}
-	if v.Rate > 0 && v.Until > v.Position {
-		b.ETASeconds = float64(v.Until-v.Position) / v.Rate
-	}
-	return b
-}
-
-// readStatus is a projection's serving version's stored state with its lag
-// behind head, in events and in seconds (how long the oldest unapplied
-// event has waited), and the version being built, if any.
-func readStatus(ctx context.Context, cat *projection.Catalog, s store.Store, name string, head uint64) (projectionStatusJSON, error) {
-	out := projectionStatusJSON{Name: name, Head: head}
-	serving, building, hasServing, hasBuilding, err := cat.Latest(ctx, name)
-	if err != nil {
-		return out, err
-	}
-	switch {
-	case hasServing:
-		st, err := storedOf(ctx, cat, serving)
-		if err != nil {
-			return out, err
-		}
-		out.Version, out.State, out.Active, out.Position, out.Failure = serving.Number, st.State, st.Active(time.Now()), st.Position, st.Failure
-	case hasBuilding:
-		out.State = stateBuilding
-	default:
-		return out, fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
-	}
-	if hasBuilding {
-		out.Building = buildingOf(building)
-	}
-	if head > out.Position {
-		out.LagEvents = head - out.Position
-		for r, err := range s.ReadAll(ctx, store.ReadAllOptions{After: out.Position, Limit: 1}) {
-			if err == nil {
-				out.LagSeconds = time.Since(r.Time).Seconds()
-			}
-		}
-	}
-	return out, nil
-}
-
 func newProjectionListCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:     "list",
@@ -768,53 +582,32 @@ func newProjectionListCmd(a *app) *cobra.Command {
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			return a.withReadModels(true, func(cat *projection.Catalog) error {
-				vs, err := cat.Versions(ctx, "")
+				list, err := readmodels.List(ctx, cat)
 				if err != nil {
 					return err
 				}
-				type latest struct{ serving, building *projection.Version }
-				byName := map[string]*latest{}
-				var names []string
-				for i, v := range vs {
-					if v.State != projection.VersionServing && v.State != projection.VersionBuilding {
-						continue
-					}
-					l := byName[v.Projection]
-					if l == nil {
-						l = &latest{}
-						byName[v.Projection] = l
-						names = append(names, v.Projection)
-					}
-					if v.State == projection.VersionServing {
-						l.serving = &vs[i]
-					} else {
-						l.building = &vs[i]
-					}
-				}
-				sort.Strings(names)
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tPOSITION\tBUILDING")
-				for _, n := range names {
-					l := byName[n]
-					version, state, position, build := "-", string(stateBuilding), "-", "-"
-					if l.serving != nil {
-						st, err := storedOf(ctx, cat, *l.serving)
+				for _, l := range list {
+					version, state, position, build := "-", string(readmodels.StateBuilding), "-", "-"
+					if l.Serving != nil {
+						st, err := readmodels.StoredOf(ctx, cat, *l.Serving)
 						if err != nil {
 							return err
 						}
-						version, state, position = fmt.Sprintf("v%d", l.serving.Number), string(st.State), fmt.Sprint(st.Position)
+						version, state, position = fmt.Sprintf("v%d", l.Serving.Number), string(st.State), fmt.Sprint(st.Position)
 					}
-					if b := l.building; b != nil {
+					if b := l.Building; b != nil {
 						build = fmt.Sprintf("v%d", b.Number)
 						if b.Until > 0 {
 							eta := time.Duration(0)
-							if bj := buildingOf(*b); bj.ETASeconds > 0 {
+							if bj := readmodels.BuildingOf(*b); bj.ETASeconds > 0 {
 								eta = time.Duration(bj.ETASeconds * float64(time.Second))
 							}
 							build += " " + formatProgress(b.Position, b.Until, b.Rate, eta)
 						}
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n, version, state, position, build)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.Name, version, state, position, build)
 				}
 				return tw.Flush()
 			})
@@ -841,7 +634,7 @@ version is still building has state "building".`,
 					if err != nil {
 						return err
 					}
-					st, err := readStatus(cmd.Context(), cat, s, args[0], head)
+					st, err := readmodels.ReadStatus(cmd.Context(), cat, s, args[0], head)
 					if err != nil {
 						return err
 					}
@@ -946,60 +739,13 @@ up; build progress and switches are reported on stderr.`,
 }
 
 // runManagers runs a Manager per projection until ctx ends (nil) or one of
-// them fails (its error).
+// them fails (its error), reporting on stderr.
 func runManagers(ctx context.Context, cat *projection.Catalog, s store.Store, ps []projection.Projection, stderr io.Writer) error {
-	for _, p := range ps {
-		serving, _, hasServing, _, err := cat.Latest(ctx, p.Name())
-		if err != nil {
-			return err
-		}
-		if !hasServing {
-			continue
-		}
-		if busy, err := activeElsewhere(ctx, cat, serving); err != nil {
-			return err
-		} else if busy {
-			return errRunningElsewhere(serving, "run it here")
-		}
-	}
-	reg, err := registry(s)
-	if err != nil {
-		return err
-	}
 	w := &syncWriter{w: stderr}
-	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	prog := newProgressLines(w, 10*time.Second)
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, len(ps))
-	var wg sync.WaitGroup
-	for i, p := range ps {
-		m, err := newManager(ctx, p, cat, s, reg, projection.ManagerOptions{
-			Runner:   projection.Options{Logger: logger},
-			Progress: prog.report,
-			Logger:   logger,
-		})
-		if err != nil {
-			cancel()
-			wg.Wait()
-			return err
-		}
-		wg.Go(func() {
-			if errs[i] = m.Run(runCtx); runCtx.Err() == nil {
-				cancel() // one failed: stop the others
-			}
-		})
-	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		return nil // Ctrl-C ends `projection run`
-	}
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	return nil
+	return readmodels.Run(ctx, cat, s, ps, readmodels.RunOptions{
+		Logger:   slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Progress: newProgressLines(w, 10*time.Second).report,
+	})
 }
 
 // syncWriter serializes writes from several goroutines.
@@ -1013,3 +759,9 @@ func (s *syncWriter) Write(b []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(b)
 }
+
+// The status as `projection status` prints it.
+type (
+	projectionStatusJSON = readmodels.Status
+	buildingJSON         = readmodels.Building
+)

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratadb/strata/internal/readmodels"
 	"github.com/stratadb/strata/projection"
 )
 
@@ -65,7 +65,7 @@ func (a *app) withQuery(ctx context.Context, atLeast uint64, timeout time.Durati
 	return a.withReadModels(true, func(cat *projection.Catalog) error {
 		deadline := time.Now().Add(timeout)
 		for {
-			reached, low, err := queryAtLeast(ctx, cat, atLeast, fn)
+			reached, low, err := readmodels.QueryAtLeast(ctx, cat, atLeast, fn)
 			if reached || err != nil {
 				return err
 			}
@@ -79,51 +79,6 @@ func (a *app) withQuery(ctx context.Context, atLeast uint64, timeout time.Durati
 			}
 		}
 	})
-}
-
-// queryAtLeast runs fn if every serving version has applied pos, and
-// reports whether they had and the lowest position they reflect.
-func queryAtLeast(ctx context.Context, cat *projection.Catalog, pos uint64, fn func(q *projection.QueryConn, reflects uint64) error) (bool, uint64, error) {
-	q, err := cat.OpenQuery(ctx)
-	if err != nil {
-		return false, 0, err
-	}
-	defer q.Close()
-	// One read transaction: the checkpoints read first are those of the
-	// snapshot the query reads.
-	if _, err := q.ExecContext(ctx, "BEGIN"); err != nil {
-		return false, 0, err
-	}
-	defer q.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-	names := make([]string, 0, len(q.Serving))
-	for n := range q.Serving {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var low uint64
-	var behind []string
-	for i, n := range names {
-		p, err := q.Reflects(ctx, n)
-		if err != nil {
-			return false, 0, err
-		}
-		if i == 0 || p < low {
-			low = p
-		}
-		if p < pos {
-			behind = append(behind, n)
-		}
-	}
-	if len(behind) > 0 {
-		for _, n := range behind {
-			st, err := storedOf(ctx, cat, q.Serving[n])
-			if err == nil && st.State == projection.StateFailed && st.Position < pos {
-				return false, low, fmt.Errorf("projection %s failed at position %d before reaching %d", n, st.Failure.Position, pos)
-			}
-		}
-		return false, low, nil
-	}
-	return true, low, fn(q, low)
 }
 
 func runQuery(ctx context.Context, q *projection.QueryConn, query, output string, w io.Writer) error {

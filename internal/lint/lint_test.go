@@ -47,7 +47,7 @@ var rows = []struct {
 	{9, []string{"api"}},
 	{10, []string{"client"}},
 	{11, []string{"examples/..."}},
-	{12, []string{"internal/config"}},
+	{12, []string{"internal/config", "internal/readmodels"}},
 	{13, []string{"internal/server"}},
 	{14, []string{"internal/app"}},
 	{15, []string{"internal/cli"}},
