@@ -33,8 +33,10 @@ const (
 	CodeCommandRejected      Code = "command_rejected" // a decider refused the command (insufficient funds)
 	CodeInvalidRule          Code = "invalid_rule"
 	CodeRuleNotFound         Code = "rule_not_found"
-	CodeUnavailable          Code = "unavailable" // shutting down, or the store is closed
-	CodeCorrupt              Code = "corrupt"     // the log found damaged data
+	CodeProjectionBuilding   Code = "projection_building" // its first version is still building: see building, Retry-After
+	CodeNotCaughtUp          Code = "not_caught_up"       // the read models did not reach min_position in time: Retry-After
+	CodeUnavailable          Code = "unavailable"         // shutting down, or the store is closed
+	CodeCorrupt              Code = "corrupt"             // the log found damaged data
 	CodeInternal             Code = "internal"
 )
 
@@ -57,6 +59,8 @@ var Status = map[Code]int{
 	CodeCommandRejected:      http.StatusUnprocessableEntity,
 	CodeInvalidRule:          http.StatusUnprocessableEntity,
 	CodeRuleNotFound:         http.StatusNotFound,
+	CodeProjectionBuilding:   http.StatusServiceUnavailable,
+	CodeNotCaughtUp:          http.StatusServiceUnavailable,
 	CodeUnavailable:          http.StatusServiceUnavailable,
 	CodeCorrupt:              http.StatusInternalServerError,
 	CodeInternal:             http.StatusInternalServerError,
@@ -71,6 +75,18 @@ type Error struct {
 	// Conflict says, for wrong_expected_version, what was expected and what
 	// the stream's version was.
 	Conflict *Conflict `json:"conflict,omitempty"`
+	// Building says, for projection_building, how far the build is.
+	Building *BuildProgress `json:"building,omitempty"`
+}
+
+// BuildProgress is a projection version's build progress.
+type BuildProgress struct {
+	Projection string  `json:"projection"`
+	Version    int     `json:"version"`
+	Position   uint64  `json:"position"`
+	Until      uint64  `json:"until" doc:"the log position it builds up to before following live"`
+	Rate       float64 `json:"events_per_second"`
+	ETASeconds float64 `json:"eta_seconds"`
 }
 
 // Conflict is a failed optimistic-concurrency check.

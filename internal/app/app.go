@@ -9,16 +9,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/stratadb/strata/aggregate"
 	"github.com/stratadb/strata/examples"
 	"github.com/stratadb/strata/internal/config"
+	"github.com/stratadb/strata/internal/readmodels"
 	"github.com/stratadb/strata/internal/server"
+	"github.com/stratadb/strata/projection"
 	"github.com/stratadb/strata/rules"
 	"github.com/stratadb/strata/rules/alerts"
 	"github.com/stratadb/strata/store"
@@ -82,7 +86,16 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	if err != nil {
 		return err
 	}
-	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, Examples: ex, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens})
+	cat, err := projection.OpenCatalog(filepath.Join(cfg.DataDir, "readmodels"))
+	if err != nil {
+		return fmt.Errorf("open the read models: %w", err)
+	}
+	defer cat.Close()
+	specs, err := readmodels.Specs(filepath.Join(cfg.DataDir, "projections"))
+	if err != nil {
+		return fmt.Errorf("the applied projections: %w", err)
+	}
+	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, Examples: ex, ReadModels: cat, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens})
 	var tlsCfg *tls.Config
 	if cfg.TLS.Cert != "" {
 		// Loaded before listening: a bad certificate fails the start, not
@@ -124,6 +137,20 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 		wg.Wait()
 	}()
 	wg.Go(func() { deriveAlerts(bg, cfg.Store, log) })
+	if len(specs) > 0 {
+		ps := make([]projection.Projection, 0, len(specs))
+		for _, name := range slices.Sorted(maps.Keys(specs)) {
+			ps = append(ps, specs[name])
+		}
+		log.Info("running projections", "count", len(ps))
+		wg.Go(func() {
+			// As `strata projection run` does, rebuilding a changed
+			// definition in the background.
+			if err := readmodels.Run(bg, cat, cfg.Store, ps, readmodels.RunOptions{Logger: log}); err != nil {
+				log.Error("projections stopped", "err", err)
+			}
+		})
+	}
 	if cfg.Demo {
 		log.Info("demo: generating card transactions and orders")
 		runDemo(bg, &wg, cfg.Store, auth, log)

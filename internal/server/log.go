@@ -41,12 +41,13 @@ func (s *Server) routes() {
 	s.registerSubscribe()
 	s.registerCloudEvents()
 	s.registerExamples()
+	s.registerProjections()
 	s.registerRules()
 	huma.Register(s.api, huma.Operation{
 		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz",
 		Summary: "The process is up", Tags: []string{"operations"},
 	}, func(ctx context.Context, _ *struct{}) (*statusOutput, error) {
-		return &statusOutput{Body: status{Status: "ok"}}, nil
+		return &statusOutput{Body: healthStatus{Status: "ok"}}, nil
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "readyz", Method: http.MethodGet, Path: "/readyz",
@@ -55,15 +56,15 @@ func (s *Server) routes() {
 		if _, err := s.opts.Store.Head(ctx); err != nil {
 			return nil, s.fail(ctx, err)
 		}
-		return &statusOutput{Body: status{Status: "ready"}}, nil
+		return &statusOutput{Body: healthStatus{Status: "ready"}}, nil
 	})
 }
 
-type status struct {
+type healthStatus struct {
 	Status string `json:"status"`
 }
 
-type statusOutput struct{ Body status }
+type statusOutput struct{ Body healthStatus }
 
 type appendInput struct {
 	Stream string `path:"stream"`

@@ -25,6 +25,7 @@ import (
 	"github.com/stratadb/strata/api"
 	"github.com/stratadb/strata/examples"
 	"github.com/stratadb/strata/internal/config"
+	"github.com/stratadb/strata/projection"
 	"github.com/stratadb/strata/rules"
 	"github.com/stratadb/strata/store"
 )
@@ -41,6 +42,9 @@ type Options struct {
 	// Examples runs the bank and order examples' commands and folds
 	// aggregates' state (nil: those routes answer not_found).
 	Examples *examples.Catalog
+	// ReadModels is the catalog of read models queries run over (nil:
+	// those routes answer not_found).
+	ReadModels *projection.Catalog
 	// Tokens are the API tokens (internal/config); none: loopback clients
 	// only, without a token.
 	Tokens []config.Token

@@ -1,0 +1,225 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/stratadb/strata/api"
+	"github.com/stratadb/strata/internal/config"
+	"github.com/stratadb/strata/internal/readmodels"
+	"github.com/stratadb/strata/projection"
+)
+
+// Read models over HTTP: the projections' status, and read-only SQL over
+// their serving versions, optionally waiting until they reflect a position
+// (read-your-writes). A projection whose first version is still building
+// answers 503 with its progress and a Retry-After.
+
+func (s *Server) registerProjections() {
+	huma.Register(s.api, scoped(huma.Operation{
+		OperationID: "list-projections", Method: http.MethodGet, Path: "/v1/projections",
+		Summary: "The projections: serving version, state, position, lag, and any build in progress",
+		Tags:    []string{"read models"}, Errors: []int{404},
+	}, config.ScopeRead), s.listProjections)
+	huma.Register(s.api, scoped(huma.Operation{
+		OperationID: "projection-status", Method: http.MethodGet, Path: "/v1/projections/{name}",
+		Summary: "A projection's status", Tags: []string{"read models"}, Errors: []int{404},
+	}, config.ScopeRead), s.projectionStatus)
+	huma.Register(s.api, scoped(huma.Operation{
+		OperationID: "query", Method: http.MethodPost, Path: "/v1/query",
+		Summary:     "Read-only SQL over the read models",
+		Description: "Runs one read-only SQL statement over the serving versions of every projection (SQLite; tables by their names), in one snapshot. With min_position, waits (up to timeout_ms) until every projection reflects that log position, the position an append or a command returned: read-your-writes. A projection still building its first version answers 503 projection_building with its progress and a Retry-After.",
+		Tags:        []string{"read models"}, Errors: []int{400, 404, 503},
+	}, config.ScopeRead), s.query)
+}
+
+func (s *Server) catalog() (*projection.Catalog, error) {
+	if s.opts.ReadModels == nil {
+		return nil, api.NewError(api.CodeNotFound, "this server has no read models")
+	}
+	return s.opts.ReadModels, nil
+}
+
+type projectionsOutput struct {
+	Body struct {
+		Projections []readmodels.Status `json:"projections"`
+	}
+}
+
+func (s *Server) listProjections(ctx context.Context, _ *struct{}) (*projectionsOutput, error) {
+	cat, err := s.catalog()
+	if err != nil {
+		return nil, err
+	}
+	list, err := readmodels.List(ctx, cat)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	head, err := s.opts.Store.Head(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &projectionsOutput{}
+	out.Body.Projections = []readmodels.Status{}
+	for _, l := range list {
+		st, err := readmodels.ReadStatus(ctx, cat, s.opts.Store, l.Name, head)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		out.Body.Projections = append(out.Body.Projections, st)
+	}
+	return out, nil
+}
+
+type projectionInput struct {
+	Name string `path:"name"`
+}
+
+type projectionOutput struct{ Body readmodels.Status }
+
+func (s *Server) projectionStatus(ctx context.Context, in *projectionInput) (*projectionOutput, error) {
+	cat, err := s.catalog()
+	if err != nil {
+		return nil, err
+	}
+	head, err := s.opts.Store.Head(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	st, err := readmodels.ReadStatus(ctx, cat, s.opts.Store, in.Name, head)
+	if errors.Is(err, projection.ErrUnknownProjection) {
+		return nil, api.NewError(api.CodeNotFound, "%v", err)
+	}
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &projectionOutput{Body: st}, nil
+}
+
+type queryInput struct {
+	Body struct {
+		SQL         string `json:"sql" minLength:"1" doc:"one read-only SQL statement (SQLite)"`
+		Args        []any  `json:"args,omitempty" doc:"values for its ? parameters"`
+		MinPosition uint64 `json:"min_position,omitempty" doc:"wait until every projection reflects this log position"`
+		TimeoutMS   int    `json:"timeout_ms,omitempty" minimum:"0" maximum:"60000" doc:"how long to wait for min_position (default 5000)"`
+	}
+}
+
+type queryOutput struct {
+	Body struct {
+		Columns  []string `json:"columns"`
+		Rows     [][]any  `json:"rows"`
+		Reflects uint64   `json:"reflects" doc:"the lowest position the projections reflected in the query's snapshot"`
+	}
+}
+
+// maxQueryRows bounds an answer: a query is for reading a read model, not
+// for dumping it.
+const maxQueryRows = 100_000
+
+func (s *Server) query(ctx context.Context, in *queryInput) (*queryOutput, error) {
+	cat, err := s.catalog()
+	if err != nil {
+		return nil, err
+	}
+	timeout := 5 * time.Second
+	if in.Body.TimeoutMS > 0 {
+		timeout = time.Duration(in.Body.TimeoutMS) * time.Millisecond
+	}
+	deadline := time.Now().Add(timeout)
+	out := &queryOutput{}
+	for {
+		reached, low, err := readmodels.QueryAtLeast(ctx, cat, in.Body.MinPosition, func(q *projection.QueryConn, reflects uint64) error {
+			out.Body.Reflects = reflects
+			return runSQL(ctx, q, in.Body.SQL, in.Body.Args, out)
+		})
+		var be *projection.BuildingError
+		switch {
+		case errors.As(err, &be):
+			return nil, buildingError(be)
+		case err != nil:
+			return nil, api.NewError(api.CodeBadRequest, "%v", err)
+		case reached:
+			return out, nil
+		case time.Now().After(deadline):
+			e := api.NewError(api.CodeNotCaughtUp, "the read models reflect position %d, not yet %d, after %v", low, in.Body.MinPosition, timeout)
+			return nil, withRetryAfter(e, time.Second)
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func runSQL(ctx context.Context, q *projection.QueryConn, query string, args []any, out *queryOutput) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return q.Explain(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	out.Body.Columns, out.Body.Rows = cols, [][]any{}
+	for rows.Next() {
+		if len(out.Body.Rows) == maxQueryRows {
+			return fmt.Errorf("the answer has more than %d rows: narrow the query (LIMIT)", maxQueryRows)
+		}
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		for i, v := range vals {
+			if b, ok := v.([]byte); ok {
+				vals[i] = string(b)
+			}
+		}
+		out.Body.Rows = append(out.Body.Rows, vals)
+	}
+	return q.Explain(rows.Err())
+}
+
+// buildingError is the 503 a query about a building projection gets.
+func buildingError(be *projection.BuildingError) error {
+	e := api.NewError(api.CodeProjectionBuilding, "%v", be)
+	b := readmodels.BuildingOf(be.Version)
+	e.Building = &api.BuildProgress{Projection: be.Version.Projection, Version: b.Version, Position: b.Position, Until: b.Until, Rate: b.Rate, ETASeconds: b.ETASeconds}
+	retry := time.Second
+	if b.ETASeconds > 0 {
+		retry = time.Duration(math.Min(b.ETASeconds, 60) * float64(time.Second))
+	}
+	return withRetryAfter(e, retry)
+}
+
+// retryAfter is an API error sent with a Retry-After header.
+type retryAfter struct {
+	e     *api.Error
+	after time.Duration
+}
+
+func withRetryAfter(e *api.Error, d time.Duration) error { return &retryAfter{e, d} }
+
+func (r *retryAfter) Error() string                { return r.e.Error() }
+func (r *retryAfter) GetStatus() int               { return r.e.Status }
+func (r *retryAfter) Unwrap() error                { return r.e }
+func (r *retryAfter) MarshalJSON() ([]byte, error) { return json.Marshal(r.e) }
+
+// GetHeaders gives huma the header to send with the error.
+func (r *retryAfter) GetHeaders() http.Header {
+	return http.Header{"Retry-After": {strconv.Itoa(max(1, int(math.Ceil(r.after.Seconds()))))}}
+}
