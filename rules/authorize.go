@@ -627,3 +627,28 @@ func (a *Authorizer) remember(shard int, t int64, id event.ID, pos uint64) {
 		home.oldest = 0
 	}
 }
+
+// WindowStats is the size of the windows' state: the keys holding
+// transactions (one per user and window family, per key field), and the
+// transactions counted into them since the windows were built.
+type WindowStats struct {
+	Keys   int
+	Events uint64
+}
+
+// WindowStats sums every shard's engines, each under its shard's lock.
+func (a *Authorizer) WindowStats() WindowStats {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	var out WindowStats
+	for _, sh := range a.shards {
+		sh.mu.Lock()
+		for _, e := range sh.windows.engines {
+			st := e.stats()
+			out.Keys += st.Keys
+			out.Events += st.Events
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}

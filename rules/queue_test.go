@@ -185,3 +185,15 @@ func TestSameInstantIsNotLate(t *testing.T) {
 		}
 	}
 }
+
+func TestWindowStats(t *testing.T) {
+	a := openAuth(t, openLog(t, t.TempDir()))
+	authorize(t, a, "u1", "10", t0)
+	authorize(t, a, "u1", "10", t0.Add(time.Second))
+	authorize(t, a, "u2", "6000", t0) // denied: not counted
+	authorize(t, a, "u3", "10", t0)
+	// The reference rules: one engine per user (both spans in it).
+	if st := a.WindowStats(); st.Keys != 2 || st.Events != 3 {
+		t.Fatalf("%+v, want 2 keys (u1, u3) and 3 events", st)
+	}
+}

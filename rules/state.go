@@ -132,6 +132,7 @@ type engine interface {
 	restore(data []byte) error
 	// newest is the time of the key's newest transaction counted.
 	newest(key string) (int64, bool)
+	stats() stream.Stats
 }
 
 func newWindows(s *Set, lateness time.Duration) (*windows, error) {
@@ -245,6 +246,8 @@ func (g *engineOf[V, A, R]) watermark(w int64) {
 }
 
 func (g *engineOf[V, A, R]) newest(key string) (int64, bool) { return g.e.Newest(key) }
+
+func (g *engineOf[V, A, R]) stats() stream.Stats { return g.e.Stats() }
 
 // shardOf spreads key values over n shards, the same way in every process
 // (a checkpoint holds each shard's keys): FNV-1a.

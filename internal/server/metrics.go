@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stratadb/strata/eventlog"
+	"github.com/stratadb/strata/internal/readmodels"
 )
 
 // metrics are what /metrics exposes, in Prometheus' text format.
@@ -55,7 +56,63 @@ func (s *Server) newMetrics() *metrics {
 	if ls, ok := s.opts.Store.(logStats); ok {
 		m.reg.MustRegister(logCollector{ls})
 	}
+	if s.opts.Rules != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_rule_window_keys", Help: "Keys (users, per window family and key field) holding transactions in the fraud rules' windows.",
+		}, func() float64 { return float64(s.opts.Rules.WindowStats().Keys) }))
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "strata_rule_window_events_total", Help: "Transactions counted into the fraud rules' windows since they were built.",
+		}, func() float64 { return float64(s.opts.Rules.WindowStats().Events) }))
+	}
+	if s.opts.ReadModels != nil {
+		m.reg.MustRegister(projectionCollector{s})
+	}
 	return m
+}
+
+// projectionCollector reads each projection's status at each scrape.
+type projectionCollector struct{ s *Server }
+
+var (
+	projPosition = prometheus.NewDesc("strata_projection_position", "The log position a projection's serving version has applied.", []string{"projection"}, nil)
+	projLag      = prometheus.NewDesc("strata_projection_lag_events", "Events in the log its serving version has not applied yet.", []string{"projection"}, nil)
+	projLagSec   = prometheus.NewDesc("strata_projection_lag_seconds", "How long the oldest event it has not applied has waited.", []string{"projection"}, nil)
+	projState    = prometheus.NewDesc("strata_projection_state", "1 for the state its serving version is in (running, paused, failed, stopped, building).", []string{"projection", "state"}, nil)
+	projBuilding = prometheus.NewDesc("strata_projection_build_remaining_events", "Events a version being built still has to apply before it follows live (0: none building).", []string{"projection"}, nil)
+)
+
+func (c projectionCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{projPosition, projLag, projLagSec, projState, projBuilding} {
+		ch <- d
+	}
+}
+
+func (c projectionCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx := context.Background()
+	cat := c.s.opts.ReadModels
+	list, err := readmodels.List(ctx, cat)
+	if err != nil {
+		return
+	}
+	head, err := c.s.opts.Store.Head(ctx)
+	if err != nil {
+		return
+	}
+	for _, l := range list {
+		st, err := readmodels.ReadStatus(ctx, cat, c.s.opts.Store, l.Name, head)
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(projPosition, prometheus.GaugeValue, float64(st.Position), l.Name)
+		ch <- prometheus.MustNewConstMetric(projLag, prometheus.GaugeValue, float64(st.LagEvents), l.Name)
+		ch <- prometheus.MustNewConstMetric(projLagSec, prometheus.GaugeValue, st.LagSeconds, l.Name)
+		ch <- prometheus.MustNewConstMetric(projState, prometheus.GaugeValue, 1, l.Name, string(st.State))
+		remaining := 0.0
+		if b := st.Building; b != nil && b.Until > b.Position {
+			remaining = float64(b.Until - b.Position)
+		}
+		ch <- prometheus.MustNewConstMetric(projBuilding, prometheus.GaugeValue, remaining, l.Name)
+	}
 }
 
 // middleware counts and times every operation huma serves.

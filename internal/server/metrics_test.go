@@ -92,6 +92,8 @@ func TestMetrics(t *testing.T) {
 		{"strata_rule_decisions_total", []string{"outcome", "approve"}, 1},
 		{"strata_log_head_position", nil, 4}, // two events, a transaction and its decision
 		{"strata_subscriptions_active", nil, 0},
+		{"strata_rule_window_keys", nil, 1},
+		{"strata_rule_window_events_total", nil, 1},
 	} {
 		if got := value(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

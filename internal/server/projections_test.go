@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
 	"github.com/shopspring/decimal"
 
 	"github.com/stratadb/strata/api"
@@ -129,6 +130,31 @@ func TestQueryReadYourWrites(t *testing.T) {
 	}
 	if code, _, e := call("POST", "/v1/query", `{"sql":"DELETE FROM account_balances"}`); code != 400 {
 		t.Fatalf("a write: %d %v", code, e)
+	}
+	// /metrics has the projections.
+	resp, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parser expfmt.TextParser
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, name := range []string{"strata_projection_position", "strata_projection_lag_events", "strata_projection_state"} {
+		for _, m := range fams[name].GetMetric() {
+			key := name
+			for _, lp := range m.GetLabel() {
+				key += "," + lp.GetValue()
+			}
+			got[key] = m.GetGauge().GetValue()
+		}
+	}
+	if got["strata_projection_position,account_balances"] != 21 || got["strata_projection_lag_events,account_balances"] != 0 ||
+		got["strata_projection_state,account_balances,running"] != 1 || got["strata_projection_state,balances_two,building"] != 1 {
+		t.Fatalf("projection metrics: %v", got)
 	}
 	cancel()
 	if err := <-ran; err != nil {
