@@ -34,6 +34,7 @@ const (
 	CodeInvalidRule          Code = "invalid_rule"
 	CodeRuleNotFound         Code = "rule_not_found"
 	CodeProjectionBuilding   Code = "projection_building" // its first version is still building: see building, Retry-After
+	CodeProjectionPaused     Code = "projection_paused"   // a rebuild needs it running
 	CodeNotCaughtUp          Code = "not_caught_up"       // the read models did not reach min_position in time: Retry-After
 	CodeUnavailable          Code = "unavailable"         // shutting down, or the store is closed
 	CodeCorrupt              Code = "corrupt"             // the log found damaged data
@@ -60,6 +61,7 @@ var Status = map[Code]int{
 	CodeInvalidRule:          http.StatusUnprocessableEntity,
 	CodeRuleNotFound:         http.StatusNotFound,
 	CodeProjectionBuilding:   http.StatusServiceUnavailable,
+	CodeProjectionPaused:     http.StatusConflict,
 	CodeNotCaughtUp:          http.StatusServiceUnavailable,
 	CodeUnavailable:          http.StatusServiceUnavailable,
 	CodeCorrupt:              http.StatusInternalServerError,

@@ -95,7 +95,39 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	if err != nil {
 		return fmt.Errorf("the applied projections: %w", err)
 	}
-	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, Examples: ex, ReadModels: cat, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens})
+	// Work beside the requests: the alerts stream kept up with the
+	// decisions (what /v1/alerts follows), and the demo's traffic. It stops
+	// before the rules and the log close.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer func() {
+		stopBG()
+		wg.Wait()
+	}()
+	wg.Go(func() { deriveAlerts(bg, cfg.Store, log) })
+	var sv *readmodels.Supervisor
+	if len(specs) > 0 {
+		ps := make([]projection.Projection, 0, len(specs))
+		for _, name := range slices.Sorted(maps.Keys(specs)) {
+			ps = append(ps, specs[name])
+		}
+		// As `strata projection run` does, rebuilding a changed definition
+		// in the background.
+		if sv, err = readmodels.Supervise(bg, cat, cfg.Store, ps, readmodels.RunOptions{Logger: log}); err != nil {
+			return fmt.Errorf("run the projections: %w", err)
+		}
+		wg.Go(sv.Wait)
+		log.Info("running projections", "count", len(ps))
+	}
+	if cfg.Demo {
+		log.Info("demo: generating card transactions and orders")
+		runDemo(bg, &wg, cfg.Store, auth, log)
+	}
+	opts := server.Options{Store: cfg.Store, Rules: auth, Examples: ex, ReadModels: cat, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens}
+	if sv != nil {
+		opts.Projections = sv
+	}
+	srv := server.New(opts)
 	var tlsCfg *tls.Config
 	if cfg.TLS.Cert != "" {
 		// Loaded before listening: a bad certificate fails the start, not
@@ -126,34 +158,6 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	log.Info("serving", "addr", ln.Addr().String(), "scheme", scheme, "tokens", len(cfg.Tokens))
 	if ready != nil {
 		ready(ln.Addr())
-	}
-	// Work beside the requests: the alerts stream kept up with the
-	// decisions (what /v1/alerts follows), and the demo's traffic. It stops
-	// before the rules and the log close.
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	defer func() {
-		stopBG()
-		wg.Wait()
-	}()
-	wg.Go(func() { deriveAlerts(bg, cfg.Store, log) })
-	if len(specs) > 0 {
-		ps := make([]projection.Projection, 0, len(specs))
-		for _, name := range slices.Sorted(maps.Keys(specs)) {
-			ps = append(ps, specs[name])
-		}
-		log.Info("running projections", "count", len(ps))
-		wg.Go(func() {
-			// As `strata projection run` does, rebuilding a changed
-			// definition in the background.
-			if err := readmodels.Run(bg, cat, cfg.Store, ps, readmodels.RunOptions{Logger: log}); err != nil {
-				log.Error("projections stopped", "err", err)
-			}
-		})
-	}
-	if cfg.Demo {
-		log.Info("demo: generating card transactions and orders")
-		runDemo(bg, &wg, cfg.Store, auth, log)
 	}
 	errc := make(chan error, 1)
 	go func() {

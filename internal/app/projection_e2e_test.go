@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 // A projection applied to the data directory is run by strata serve, and a
@@ -40,6 +41,40 @@ func TestE2EReadYourWrites(t *testing.T) {
 	}
 	if code := post("/v1/query", fmt.Sprintf(`{"sql":"SELECT balance FROM account_balances WHERE account = 'ada'","min_position":%d}`, r.Position), &q); code != 200 || len(q.Rows) != 1 || q.Rows[0][0] != "100.25" {
 		t.Fatalf("query after the deposit at %d: %d %v", r.Position, code, q)
+	}
+	// A rebuild during live traffic: version 2 takes over, queries go on.
+	var st struct {
+		Version int
+		State   string
+	}
+	if code := post("/v1/projections/account_balances/rebuild", ``, &st); code != 202 {
+		t.Fatalf("rebuild: %d %+v", code, st)
+	}
+	deposits := 0
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		post("/v1/bank/ada/deposit", `{"amount":"1"}`, &r)
+		deposits++
+		resp, err := http.Get(s.url + "/v1/projections/account_balances")
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if st.Version == 2 && st.State == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("version 2 did not take over within 30 s: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	q.Rows = nil
+	if code := post("/v1/query", fmt.Sprintf(`{"sql":"SELECT balance FROM account_balances WHERE account = 'ada'","min_position":%d}`, r.Position), &q); code != 200 || len(q.Rows) != 1 || q.Rows[0][0] != fmt.Sprintf("%d.25", 100+deposits) {
+		t.Fatalf("query after the rebuild and %d more deposits: %d %v", deposits, code, q)
+	}
+	var e struct{ Code string }
+	if code := post("/v1/projections/nothing/rebuild", ``, &e); code != 404 {
+		t.Fatalf("rebuild of an unknown projection: %d %+v", code, e)
 	}
 	s.stop(t)
 }

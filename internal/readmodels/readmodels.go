@@ -360,3 +360,124 @@ func List(ctx context.Context, cat *projection.Catalog) ([]Summary, error) {
 	}
 	return out, nil
 }
+
+// Supervisor runs a Manager per projection, as Run does, and can restart
+// one to rebuild it while the others go on (strata serve's rebuilds).
+type Supervisor struct {
+	cat  *projection.Catalog
+	st   store.Store
+	reg  *event.Registry
+	opts RunOptions
+	ctx  context.Context
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	runs map[string]*supervised
+}
+
+type supervised struct {
+	p      projection.Projection
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Supervise starts a Manager for each of ps, until ctx ends (then Wait).
+// It refuses to run a projection another process runs.
+func Supervise(ctx context.Context, cat *projection.Catalog, s store.Store, ps []projection.Projection, opts RunOptions) (*Supervisor, error) {
+	for _, p := range ps {
+		serving, _, hasServing, _, err := cat.Latest(ctx, p.Name())
+		if err != nil {
+			return nil, err
+		}
+		if !hasServing {
+			continue
+		}
+		if busy, err := ActiveElsewhere(ctx, cat, serving); err != nil {
+			return nil, err
+		} else if busy {
+			return nil, ErrRunningElsewhere(serving, "start the server")
+		}
+	}
+	reg, err := Registry(s)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	sv := &Supervisor{cat: cat, st: s, reg: reg, opts: opts, ctx: ctx, runs: map[string]*supervised{}}
+	for _, p := range ps {
+		if err := sv.start(p, false); err != nil {
+			return nil, err
+		}
+	}
+	return sv, nil
+}
+
+// start runs p's Manager (building a new version first when rebuild).
+func (sv *Supervisor) start(p projection.Projection, rebuild bool) error {
+	m, err := NewManager(sv.ctx, p, sv.cat, sv.st, sv.reg, projection.ManagerOptions{
+		Runner:   projection.Options{Logger: sv.opts.Logger},
+		Progress: sv.opts.Progress,
+		Logger:   sv.opts.Logger,
+		Rebuild:  rebuild,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(sv.ctx)
+	r := &supervised{p: p, cancel: cancel, done: make(chan struct{})}
+	sv.runs[p.Name()] = r
+	sv.wg.Go(func() {
+		defer close(r.done)
+		if err := m.Run(ctx); err != nil && ctx.Err() == nil {
+			// Its state (failed, with the event) says what went wrong; the
+			// other projections go on.
+			sv.opts.Logger.Error("projection stopped", "projection", p.Name(), "err", err)
+		}
+	})
+	return nil
+}
+
+// ErrNotSupervised is returned by Rebuild for a projection the supervisor
+// does not run.
+var ErrNotSupervised = errors.New("readmodels: projection not run here (apply it before the server starts)")
+
+// Rebuild stops the projection's Manager and starts one that builds a new
+// version beside the serving one (which keeps answering queries) and
+// switches to it once caught up. It returns once the build has started:
+// its progress is in the projection's status.
+func (sv *Supervisor) Rebuild(ctx context.Context, name string) error {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	r, ok := sv.runs[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotSupervised, name)
+	}
+	serving, _, hasServing, _, err := sv.cat.Latest(ctx, name)
+	if err != nil {
+		return err
+	}
+	if hasServing {
+		// The hand-over brings the serving version to the new one's
+		// position: a paused one would never get there.
+		if st, err := StoredOf(ctx, sv.cat, serving); err != nil {
+			return err
+		} else if st.State == projection.StatePaused {
+			return fmt.Errorf("%w: projection %s (version %d) is paused: resume it first", ErrPaused, name, serving.Number)
+		}
+	}
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return sv.start(r.p, true)
+}
+
+// ErrPaused is returned by Rebuild for a paused projection.
+var ErrPaused = errors.New("readmodels: paused")
+
+// Wait waits for every Manager to stop, after the context given to
+// Supervise ends.
+func (sv *Supervisor) Wait() { sv.wg.Wait() }

@@ -34,6 +34,14 @@ func (s *Server) registerProjections() {
 		Summary: "A projection's status", Tags: []string{"read models"}, Errors: []int{404},
 	}, config.ScopeRead), s.projectionStatus)
 	huma.Register(s.api, scoped(huma.Operation{
+		OperationID: "rebuild-projection", Method: http.MethodPost, Path: "/v1/projections/{name}/rebuild",
+		Summary:       "Rebuild a projection during live traffic",
+		Description:   "Builds a new version beside the serving one (which keeps answering queries), replaying the log in parallel, catches it up live and switches queries to it in one step. Answers 202 once the build has started; its progress (position, until, rate, ETA) is in the projection's status under building.",
+		Tags:          []string{"read models"},
+		DefaultStatus: http.StatusAccepted,
+		Errors:        []int{404, 409},
+	}, config.ScopeAdmin), s.rebuildProjection)
+	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "query", Method: http.MethodPost, Path: "/v1/query",
 		Summary:     "Read-only SQL over the read models",
 		Description: "Runs one read-only SQL statement over the serving versions of every projection (SQLite; tables by their names), in one snapshot. With min_position, waits (up to timeout_ms) until every projection reflects that log position, the position an append or a command returned: read-your-writes. A projection still building its first version answers 503 projection_building with its progress and a Retry-After.",
@@ -102,6 +110,22 @@ func (s *Server) projectionStatus(ctx context.Context, in *projectionInput) (*pr
 		return nil, s.fail(ctx, err)
 	}
 	return &projectionOutput{Body: st}, nil
+}
+
+func (s *Server) rebuildProjection(ctx context.Context, in *projectionInput) (*projectionOutput, error) {
+	if s.opts.Projections == nil {
+		return nil, api.NewError(api.CodeNotFound, "this server runs no projections")
+	}
+	err := s.opts.Projections.Rebuild(ctx, in.Name)
+	switch {
+	case errors.Is(err, readmodels.ErrNotSupervised):
+		return nil, api.NewError(api.CodeNotFound, "%v", err)
+	case errors.Is(err, readmodels.ErrPaused):
+		return nil, api.NewError(api.CodeProjectionPaused, "%v", err)
+	case err != nil:
+		return nil, s.fail(ctx, err)
+	}
+	return s.projectionStatus(ctx, in)
 }
 
 type queryInput struct {

@@ -45,6 +45,11 @@ type Options struct {
 	// ReadModels is the catalog of read models queries run over (nil:
 	// those routes answer not_found).
 	ReadModels *projection.Catalog
+	// Projections rebuilds the projections the server runs (nil: rebuild
+	// answers not_found).
+	Projections interface {
+		Rebuild(ctx context.Context, name string) error
+	}
 	// Tokens are the API tokens (internal/config); none: loopback clients
 	// only, without a token.
 	Tokens []config.Token
