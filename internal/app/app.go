@@ -105,29 +105,25 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 		wg.Wait()
 	}()
 	wg.Go(func() { deriveAlerts(bg, cfg.Store, log) })
-	var sv *readmodels.Supervisor
-	if len(specs) > 0 {
-		ps := make([]projection.Projection, 0, len(specs))
-		for _, name := range slices.Sorted(maps.Keys(specs)) {
-			ps = append(ps, specs[name])
-		}
-		// As `strata projection run` does, rebuilding a changed definition
-		// in the background.
-		if sv, err = readmodels.Supervise(bg, cat, cfg.Store, ps, readmodels.RunOptions{Logger: log}); err != nil {
-			return fmt.Errorf("run the projections: %w", err)
-		}
-		wg.Go(sv.Wait)
+	ps := make([]projection.Projection, 0, len(specs))
+	for _, name := range slices.Sorted(maps.Keys(specs)) {
+		ps = append(ps, specs[name])
+	}
+	// As `strata projection run` does, rebuilding a changed definition in
+	// the background; PUT /v1/projections/NAME adds more.
+	sv, err := readmodels.Supervise(bg, cat, cfg.Store, ps, readmodels.RunOptions{Logger: log, SpecsDir: filepath.Join(cfg.DataDir, "projections")})
+	if err != nil {
+		return fmt.Errorf("run the projections: %w", err)
+	}
+	wg.Go(sv.Wait)
+	if len(ps) > 0 {
 		log.Info("running projections", "count", len(ps))
 	}
 	if cfg.Demo {
 		log.Info("demo: generating card transactions and orders")
 		runDemo(bg, &wg, cfg.Store, auth, log)
 	}
-	opts := server.Options{Store: cfg.Store, Rules: auth, Examples: ex, ReadModels: cat, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens}
-	if sv != nil {
-		opts.Projections = sv
-	}
-	srv := server.New(opts)
+	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, Examples: ex, ReadModels: cat, Projections: sv, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens})
 	var tlsCfg *tls.Config
 	if cfg.TLS.Cert != "" {
 		// Loaded before listening: a bad certificate fails the start, not

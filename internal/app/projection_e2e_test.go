@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,6 +77,72 @@ func TestE2EReadYourWrites(t *testing.T) {
 	var e struct{ Code string }
 	if code := post("/v1/projections/nothing/rebuild", ``, &e); code != 404 {
 		t.Fatalf("rebuild of an unknown projection: %d %+v", code, e)
+	}
+	s.stop(t)
+}
+
+// A projection applied over HTTP to a running server builds, serves, and
+// answers queries with read-your-writes.
+func TestE2EApplyProjectionOverHTTP(t *testing.T) {
+	s := start(t, t.TempDir(), "127.0.0.1:0")
+	src, err := os.ReadFile("../../examples/account_balances.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPut, s.url+"/v1/projections/account_balances", bytes.NewReader(src))
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("apply: %d", resp.StatusCode)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get(s.url + "/v1/projections/account_balances")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct{ State string }
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if st.State == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not serving within 30 s: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var r struct{ Position int }
+	for _, c := range []struct{ path, body string }{{"/v1/bank/bo/open", `{"owner":"Bo"}`}, {"/v1/bank/bo/deposit", `{"amount":"7.10"}`}} {
+		resp, err := http.Post(s.url+c.path, "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+	}
+	resp, err = http.Post(s.url+"/v1/query", "application/json", strings.NewReader(fmt.Sprintf(`{"sql":"SELECT balance FROM account_balances WHERE account = 'bo'","min_position":%d}`, r.Position)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q struct{ Rows [][]any }
+	json.NewDecoder(resp.Body).Decode(&q)
+	resp.Body.Close()
+	if len(q.Rows) != 1 || q.Rows[0][0] != "7.1" {
+		t.Fatalf("query: %d %v", resp.StatusCode, q)
+	}
+	// The name in the body must be the path's.
+	req, _ = http.NewRequest(http.MethodPut, s.url+"/v1/projections/other_name", bytes.NewReader(src))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("a name that is not the path's: %d", resp.StatusCode)
 	}
 	s.stop(t)
 }

@@ -193,20 +193,7 @@ one, which keeps answering queries until the new one takes over.`,
 	}
 }
 
-func writeSpec(dir, name string, src []byte) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(dir, name+".yaml"), src)
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func writeSpec(dir, name string, src []byte) error { return readmodels.WriteSpec(dir, name, src) }
 
 // waitElsewhere waits while another process's runner brings version v to
 // head. It reports false when that runner stops beating before.

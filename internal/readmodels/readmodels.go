@@ -20,6 +20,7 @@ import (
 
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/examples"
+	"github.com/stratadb/strata/internal/atomicfile"
 	"github.com/stratadb/strata/projection"
 	"github.com/stratadb/strata/store"
 )
@@ -259,10 +260,22 @@ func Specs(dir string) (map[string]*projection.Declarative, error) {
 	return out, nil
 }
 
-// RunOptions tunes Run.
+// WriteSpec stores an applied projection's source as dir/NAME.yaml
+// (atomically: a crash leaves the previous one).
+func WriteSpec(dir, name string, src []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, name+".yaml"), src)
+}
+
+// RunOptions tunes Run and Supervise.
 type RunOptions struct {
 	Logger   *slog.Logger
 	Progress func(projection.BuildStatus) // a build's progress (nil: none)
+	// SpecsDir is where Supervisor.Apply stores the projections it is given
+	// (DATA/projections).
+	SpecsDir string
 }
 
 // Run runs a Manager per projection until ctx ends (nil) or one of them
@@ -473,6 +486,38 @@ func (sv *Supervisor) Rebuild(ctx context.Context, name string) error {
 		return ctx.Err()
 	}
 	return sv.start(r.p, true)
+}
+
+// Apply stores a declarative projection (src is its YAML) and runs it: a
+// new one builds its first version, a changed one builds a new version
+// beside the serving one (which keeps answering queries) and switches to
+// it once caught up, an unchanged one goes on as it was. It returns once
+// the build has started.
+func (sv *Supervisor) Apply(ctx context.Context, p *projection.Declarative, src []byte) error {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if sv.opts.SpecsDir == "" {
+		return errors.New("readmodels: the supervisor has no directory to store projections in")
+	}
+	name := p.Name()
+	if err := WriteSpec(sv.opts.SpecsDir, name, src); err != nil {
+		return err
+	}
+	r, running := sv.runs[name]
+	if running {
+		if d, ok := r.p.(projection.Definer); ok && d.Definition() == p.Definition() {
+			return nil // unchanged: it goes on
+		}
+	}
+	if running {
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return sv.start(p, false)
 }
 
 // ErrPaused is returned by Rebuild for a paused projection.

@@ -121,7 +121,7 @@ func (m *metrics) middleware(ctx huma.Context, next func(huma.Context)) {
 	next(ctx)
 	op := ctx.Operation().OperationID
 	m.requests.WithLabelValues(op, strconv.Itoa(ctx.Status())).Inc()
-	if op != "subscribe" {
+	if op != "subscribe" && op != "alerts" { // streams: their duration is the client's
 		m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	}
 }

@@ -34,6 +34,15 @@ func (s *Server) registerProjections() {
 		Summary: "A projection's status", Tags: []string{"read models"}, Errors: []int{404},
 	}, config.ScopeRead), s.projectionStatus)
 	huma.Register(s.api, scoped(huma.Operation{
+		OperationID: "apply-projection", Method: http.MethodPut, Path: "/v1/projections/{name}",
+		Summary:       "Add or change a declarative projection",
+		Description:   "The body is the projection's YAML (as strata projection apply reads; its name must be the path's). A new projection builds its first version (queries about it answer 503 projection_building until it serves); a changed one builds a new version beside the serving one, which answers queries until the new one takes over. Answers 202 once the build has started.",
+		Tags:          []string{"read models"},
+		DefaultStatus: http.StatusAccepted,
+		MaxBodyBytes:  1 << 20,
+		Errors:        []int{400, 404},
+	}, config.ScopeAdmin), s.applyProjection)
+	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "rebuild-projection", Method: http.MethodPost, Path: "/v1/projections/{name}/rebuild",
 		Summary:       "Rebuild a projection during live traffic",
 		Description:   "Builds a new version beside the serving one (which keeps answering queries), replaying the log in parallel, catches it up live and switches queries to it in one step. Answers 202 once the build has started; its progress (position, until, rate, ETA) is in the projection's status under building.",
@@ -110,6 +119,35 @@ func (s *Server) projectionStatus(ctx context.Context, in *projectionInput) (*pr
 		return nil, s.fail(ctx, err)
 	}
 	return &projectionOutput{Body: st}, nil
+}
+
+type applyProjectionInput struct {
+	Name    string `path:"name"`
+	RawBody []byte `contentType:"application/yaml"`
+}
+
+func (s *Server) applyProjection(ctx context.Context, in *applyProjectionInput) (*projectionOutput, error) {
+	if s.opts.Projections == nil {
+		return nil, api.NewError(api.CodeNotFound, "this server runs no projections")
+	}
+	p, err := projection.ParseSpec(in.RawBody)
+	if err != nil {
+		return nil, api.NewError(api.CodeInvalidBody, "%v", err)
+	}
+	if p.Name() != in.Name {
+		return nil, api.NewError(api.CodeBadRequest, "the projection is named %q, the path says %q", p.Name(), in.Name)
+	}
+	if err := s.opts.Projections.Apply(ctx, p, in.RawBody); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	// The first version may not be registered yet: report what there is.
+	st, err := s.projectionStatus(ctx, &projectionInput{Name: in.Name})
+	if err != nil {
+		out := &projectionOutput{}
+		out.Body.Name, out.Body.State = in.Name, readmodels.StateBuilding
+		return out, nil
+	}
+	return st, nil
 }
 
 func (s *Server) rebuildProjection(ctx context.Context, in *projectionInput) (*projectionOutput, error) {

@@ -45,9 +45,10 @@ type Options struct {
 	// ReadModels is the catalog of read models queries run over (nil:
 	// those routes answer not_found).
 	ReadModels *projection.Catalog
-	// Projections rebuilds the projections the server runs (nil: rebuild
-	// answers not_found).
+	// Projections applies and rebuilds the projections the server runs
+	// (nil: those routes answer not_found).
 	Projections interface {
+		Apply(ctx context.Context, p *projection.Declarative, src []byte) error
 		Rebuild(ctx context.Context, name string) error
 	}
 	// Tokens are the API tokens (internal/config); none: loopback clients
