@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -240,6 +241,10 @@ func (s *Server) sse(opts store.SubscribeOptions, encode func(*event.Record) ([]
 		defer stop()
 		s.metrics.subs.Inc()
 		defer s.metrics.subs.Dec()
+		delivered := new(atomic.Uint64) // for the lag metric
+		delivered.Store(opts.After)
+		s.metrics.following.Store(delivered, struct{}{})
+		defer s.metrics.following.Delete(delivered)
 		hctx.SetHeader("Content-Type", "text/event-stream")
 		hctx.SetHeader("Cache-Control", "no-store")
 		hctx.SetStatus(http.StatusOK)
@@ -277,6 +282,7 @@ func (s *Server) sse(opts store.SubscribeOptions, encode func(*event.Record) ([]
 			if !send() {
 				return
 			}
+			delivered.Store(rec.Position)
 		}
 	}}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -23,6 +25,9 @@ type metrics struct {
 	events    prometheus.Counter
 	decisions *prometheus.CounterVec
 	subs      prometheus.Gauge
+	// following holds each live subscription's last delivered position
+	// (*atomic.Uint64 keys).
+	following sync.Map
 }
 
 // logStats is the embedded log's counters (eventlog.Log has them; another
@@ -56,6 +61,22 @@ func (s *Server) newMetrics() *metrics {
 	if ls, ok := s.opts.Store.(logStats); ok {
 		m.reg.MustRegister(logCollector{ls})
 	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strata_subscription_lag_events", Help: "Events the furthest-behind live subscription (SSE) has not been sent yet (0: none open, or all caught up). A subscription that filters skips events it does not want, so its lag counts them until one it wants is sent.",
+	}, func() float64 {
+		head, err := s.opts.Store.Head(context.Background())
+		if err != nil {
+			return 0
+		}
+		var lag uint64
+		m.following.Range(func(k, _ any) bool {
+			if p := k.(*atomic.Uint64).Load(); head > p && head-p > lag {
+				lag = head - p
+			}
+			return true
+		})
+		return float64(lag)
+	}))
 	if s.opts.Rules != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strata_rule_window_keys", Help: "Keys (users, per window family and key field) holding transactions in the fraud rules' windows.",

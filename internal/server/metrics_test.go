@@ -99,6 +99,30 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
+	// A subscription that wants nothing is as far behind as the head.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(sctx, http.MethodGet, hs.URL+"/v1/subscribe?type=nothing", nil)
+	sresp, err := http.DefaultClient.Do(req) // returns once the headers are flushed: subscribed
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sresp.Body.Close()
+	resp2, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams2, err := p.TextToMetricFamilies(resp2.Body)
+	resp2.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, lag := fams2["strata_subscriptions_active"].GetMetric()[0].GetGauge().GetValue(), fams2["strata_subscription_lag_events"].GetMetric()[0].GetGauge().GetValue(); n != 1 || lag != 4 {
+		t.Errorf("one subscription that wants nothing: %v active, lag %v; want 1 and 4", n, lag)
+	}
+	if value("strata_subscription_lag_events") != 0 {
+		t.Errorf("lag with no subscription: %v", value("strata_subscription_lag_events"))
+	}
 	// Two appends written (the refused one is acknowledged too, with its
 	// error); no fsync in this durability mode.
 	if a, s := value("strata_log_appends_total"), value("strata_log_fsyncs_total"); a < 2 || s != 0 {
