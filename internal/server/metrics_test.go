@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -127,5 +130,40 @@ func TestMetrics(t *testing.T) {
 	// error); no fsync in this durability mode.
 	if a, s := value("strata_log_appends_total"), value("strata_log_fsyncs_total"); a < 2 || s != 0 {
 		t.Errorf("log counters: appends %v, fsyncs %v", a, s)
+	}
+}
+
+// promtool (Debian's prometheus package) checks /metrics, when installed.
+func TestMetricsPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed (apt-get install prometheus): TestMetrics checks /metrics with Prometheus' text parser instead")
+	}
+	l, err := eventlog.Open(t.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	auth, err := rules.Open(context.Background(), l, rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(New(Options{Store: l, Rules: auth}))
+	defer hs.Close()
+	resp, err := http.Post(hs.URL+"/v1/authorize", "application/json", strings.NewReader(`{"user_id":"u1","amount":"10"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
