@@ -25,6 +25,7 @@ const (
 	CodeEventTooLarge        Code = "event_too_large"        // one event over the log's limit
 	CodeWrongExpectedVersion Code = "wrong_expected_version" // optimistic concurrency: the stream moved on
 	CodeStreamNotFound       Code = "stream_not_found"
+	CodeConflict             Code = "conflict"  // the resource exists with another definition
 	CodeNotFound             Code = "not_found" // no such route or resource
 	CodeMethodNotAllowed     Code = "method_not_allowed"
 	CodeUnauthorized         Code = "unauthorized" // no valid token
@@ -52,6 +53,7 @@ var Status = map[Code]int{
 	CodeEventTooLarge:        http.StatusRequestEntityTooLarge,
 	CodeWrongExpectedVersion: http.StatusConflict,
 	CodeStreamNotFound:       http.StatusNotFound,
+	CodeConflict:             http.StatusConflict,
 	CodeNotFound:             http.StatusNotFound,
 	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	CodeUnauthorized:         http.StatusUnauthorized,

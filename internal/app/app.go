@@ -119,11 +119,15 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	if len(ps) > 0 {
 		log.Info("running projections", "count", len(ps))
 	}
+	js, err := startJobs(bg, &wg, filepath.Join(cfg.DataDir, "jobs"), cfg.Store, log)
+	if err != nil {
+		return fmt.Errorf("the jobs: %w", err)
+	}
 	if cfg.Demo {
 		log.Info("demo: generating card transactions and orders")
 		runDemo(bg, &wg, cfg.Store, auth, log)
 	}
-	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, Examples: ex, ReadModels: cat, Projections: sv, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens})
+	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, Examples: ex, ReadModels: cat, Projections: sv, Jobs: js, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens})
 	var tlsCfg *tls.Config
 	if cfg.TLS.Cert != "" {
 		// Loaded before listening: a bad certificate fails the start, not

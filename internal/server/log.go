@@ -43,6 +43,7 @@ func (s *Server) routes() {
 	s.registerCloudEvents()
 	s.registerExamples()
 	s.registerProjections()
+	s.registerJobs()
 	s.registerRules()
 	huma.Register(s.api, huma.Operation{
 		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz",

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -130,14 +131,15 @@ func (s *Server) applyProjection(ctx context.Context, in *applyProjectionInput) 
 	if s.opts.Projections == nil {
 		return nil, api.NewError(api.CodeNotFound, "this server runs no projections")
 	}
-	p, err := projection.ParseSpec(in.RawBody)
+	src := bytes.Clone(in.RawBody) // huma reuses the buffer after the call
+	p, err := projection.ParseSpec(src)
 	if err != nil {
 		return nil, api.NewError(api.CodeInvalidBody, "%v", err)
 	}
 	if p.Name() != in.Name {
 		return nil, api.NewError(api.CodeBadRequest, "the projection is named %q, the path says %q", p.Name(), in.Name)
 	}
-	if err := s.opts.Projections.Apply(ctx, p, in.RawBody); err != nil {
+	if err := s.opts.Projections.Apply(ctx, p, src); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	// The first version may not be registered yet: report what there is.

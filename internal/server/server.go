@@ -51,6 +51,9 @@ type Options struct {
 		Apply(ctx context.Context, p *projection.Declarative, src []byte) error
 		Rebuild(ctx context.Context, name string) error
 	}
+	// Jobs are the windowed jobs the server runs (nil: those routes
+	// answer not_found).
+	Jobs jobRunner
 	// Tokens are the API tokens (internal/config); none: loopback clients
 	// only, without a token.
 	Tokens []config.Token
