@@ -54,6 +54,9 @@ type Log struct {
 	syncs   atomic.Uint64 // fdatasync calls on segments
 	syncNs  atomic.Int64  // time spent in them
 	acked   atomic.Uint64 // appends acknowledged (successful or not)
+	// syncBatches counts group commits by how many appends one fsync
+	// covered (SyncBatchBounds).
+	syncBatches [len(SyncBatchBounds) + 1]atomic.Uint64
 	// indexChanges counts Pebble's finished flushes and compactions: the
 	// writer's probe iterator is replaced after one (probe.go).
 	indexChanges atomic.Uint64
@@ -280,6 +283,21 @@ type Stats struct {
 	Appends  uint64
 	Syncs    uint64
 	SyncTime time.Duration // total time spent in segment fsyncs
+	// SyncBatches[i] counts the group commits whose fsync covered at most
+	// SyncBatchBounds[i] appends (and more than the bound before); the
+	// last counts those over the last bound.
+	SyncBatches [len(SyncBatchBounds) + 1]uint64
+}
+
+// SyncBatchBounds are the upper bounds of Stats.SyncBatches' buckets.
+var SyncBatchBounds = [...]int{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
+
+func (l *Log) countSyncBatch(appends int) {
+	i := 0
+	for i < len(SyncBatchBounds) && appends > SyncBatchBounds[i] {
+		i++
+	}
+	l.syncBatches[i].Add(1)
 }
 
 // Stats returns the log's current size.
@@ -291,6 +309,9 @@ func (l *Log) Stats(ctx context.Context) (Stats, error) {
 	s := Stats{Head: v.head, Segments: len(v.segs), Indexed: l.indexed.Load(), Appends: l.acked.Load(), Syncs: l.syncs.Load(), SyncTime: time.Duration(l.syncNs.Load())}
 	for i := range v.segs {
 		s.Bytes += v.segEnd(i)
+	}
+	for i := range l.syncBatches {
+		s.SyncBatches[i] = l.syncBatches[i].Load()
 	}
 	s.Streams = l.tail.countStreams(v.head)
 	return s, nil

@@ -142,9 +142,17 @@ func (l *Log) gather(items []*syncItem) []*syncItem {
 // handles of sealed segments, and of the active one at Close.
 func (l *Log) syncItems(items []*syncItem) {
 	var bytes int64
+	reqs := 0
 	for _, it := range items {
 		bytes += it.end - it.start
+		reqs += len(it.reqs)
 	}
+	synced := false
+	defer func() {
+		if synced {
+			l.countSyncBatch(reqs)
+		}
+	}()
 	l.prealloc.observeSync(bytes)
 	for i, it := range items {
 		last := i == len(items)-1 || items[i+1].f != it.f
@@ -155,6 +163,7 @@ func (l *Log) syncItems(items []*syncItem) {
 			it.seal && l.opts.Durability == SyncInterval
 		if mustSync && l.stickyErr() == nil {
 			l.syncs.Add(1)
+			synced = true
 			start := time.Now()
 			err := fdatasync(it.f)
 			l.syncNs.Add(int64(time.Since(start)))

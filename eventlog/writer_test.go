@@ -98,6 +98,17 @@ func TestEnqueueOrder(t *testing.T) {
 					}
 				}
 			}
+			// Queued together, they share fsyncs, and each fsync is counted
+			// by the appends it covered.
+			if st, _ := l.Stats(ctx); d == SyncAlways {
+				var batches uint64
+				for _, n := range st.SyncBatches {
+					batches += n
+				}
+				if batches != st.Syncs || st.SyncBatches[0] == batches {
+					t.Fatalf("syncs %d, batches by size %v: want every fsync counted, some covering several appends", st.Syncs, st.SyncBatches)
+				}
+			}
 			// Bad input is refused at once, with nothing queued.
 			if _, err := l.Enqueue(ctx, "", store.Any, event.Event{Type: "t"}); !errors.Is(err, event.ErrInvalid) {
 				t.Fatalf("an empty stream name: %v", err)

@@ -162,10 +162,11 @@ var (
 	logSyncs   = prometheus.NewDesc("strata_log_fsyncs_total", "Segment fsyncs since the log opened.", nil, nil)
 	logSyncSec = prometheus.NewDesc("strata_log_fsync_seconds_total", "Time spent in segment fsyncs since the log opened.", nil, nil)
 	logIndexed = prometheus.NewDesc("strata_log_index_lag_events", "Events acknowledged but not yet in the persisted stream index.", nil, nil)
+	logBatches = prometheus.NewDesc("strata_log_fsync_batch_appends", "Appends one group-commit fsync covered.", nil, nil)
 )
 
 func (c logCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{logHead, logStreams, logBytes, logAppends, logSyncs, logSyncSec, logIndexed} {
+	for _, d := range []*prometheus.Desc{logHead, logStreams, logBytes, logAppends, logSyncs, logSyncSec, logIndexed, logBatches} {
 		ch <- d
 	}
 }
@@ -182,4 +183,18 @@ func (c logCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(logSyncs, prometheus.CounterValue, float64(st.Syncs))
 	ch <- prometheus.MustNewConstMetric(logSyncSec, prometheus.CounterValue, st.SyncTime.Seconds())
 	ch <- prometheus.MustNewConstMetric(logIndexed, prometheus.GaugeValue, float64(st.Head-min(st.Indexed, st.Head)))
+	// Cumulative buckets; the sum is estimated from each bucket's bound
+	// (the log counts batches, not their exact sizes).
+	buckets := map[float64]uint64{}
+	var count uint64
+	var sum float64
+	for i, bound := range eventlog.SyncBatchBounds {
+		count += st.SyncBatches[i]
+		buckets[float64(bound)] = count
+		sum += float64(st.SyncBatches[i]) * float64(bound)
+	}
+	over := st.SyncBatches[len(eventlog.SyncBatchBounds)]
+	count += over
+	sum += float64(over) * float64(2*eventlog.SyncBatchBounds[len(eventlog.SyncBatchBounds)-1])
+	ch <- prometheus.MustNewConstHistogram(logBatches, count, sum, buckets)
 }
