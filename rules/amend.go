@@ -45,7 +45,7 @@ type pastDecision struct {
 func (a *Authorizer) amendments(ctx context.Context, txn *Transaction, d Decision, h *held) ([]Amendment, error) {
 	t := millis(txn.At)
 	reach := a.set.maxSpan().Milliseconds()
-	pasts, err := a.pastDecisions(ctx, txn, t, reach)
+	pasts, err := a.pastDecisions(ctx, txn, t, reach, a.shards[h.home].lateBy[txn.User])
 	if err != nil {
 		return nil, err
 	}
@@ -66,14 +66,16 @@ func (a *Authorizer) amendments(ctx context.Context, txn *Transaction, d Decisio
 }
 
 // pastDecisions reads the user's stream back, for the decisions at
-// instants in (t, t+reach), newest first. It stops at a transaction more
-// than the lateness before t: one recorded before it was at most the
-// lateness after it (or it would have been late itself).
-func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, reach int64) ([]pastDecision, error) {
+// instants in (t, t+reach), newest first.
+func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, reach, lateBy int64) ([]pastDecision, error) {
 	latest := map[event.ID]Action{}
 	original := map[event.ID]Action{}
 	var out []pastDecision
-	stop := t - a.opts.Lateness.Milliseconds()
+	// Read back to a transaction more than lateBy before t (the most any of
+	// the user's recorded transactions came behind the user's newest): any
+	// recorded before it is at most that much after it, so before t. A
+	// user whose transactions came in order is read back only to t.
+	stop := t - lateBy
 	for rec, err := range a.st.ReadStream(ctx, StreamOf(txn.User), store.ReadStreamOptions{Backwards: true}) {
 		if errors.Is(err, store.ErrStreamNotFound) {
 			break
@@ -125,22 +127,44 @@ func (r *compiledRule) userKeyed() bool {
 // late reports whether the user has decisions after txn's instant (those
 // at the same instant came first, and stand: a burst of transactions
 // stamped with one millisecond is not late, and must not read the user's
-// stream back at each one):
+// stream back at each one).
+func (a *Authorizer) late(txn *Transaction, h *held) bool {
+	last, ok := a.newest(txn, h)
+	return ok && millis(txn.At) < last
+}
+
+// newest is the time of the user's newest transaction the windows know of:
 // counted ones are in the user-keyed windows (which the decision has just
 // probed, so asking costs no lookup), denied ones that no such window
 // counts are in the home shard's lastDenied.
-func (a *Authorizer) late(txn *Transaction, h *held) bool {
-	t := millis(txn.At)
+func (a *Authorizer) newest(txn *Transaction, h *held) (int64, bool) {
+	var last int64
+	found := false
 	for g := range a.set.groups {
 		if a.set.groups[g].key.name != "user_id" {
 			continue
 		}
-		if last, ok := a.shards[h.group(a.set, g)].windows.engines[g].newest(txn.User); ok && t < last {
-			return true
+		if t, ok := a.shards[h.group(a.set, g)].windows.engines[g].newest(txn.User); ok && (!found || t > last) {
+			last, found = t, true
 		}
 	}
-	last, ok := a.shards[h.home].lastDenied[txn.User]
-	return ok && t < last
+	if t, ok := a.shards[h.home].lastDenied[txn.User]; ok && (!found || t > last) {
+		last, found = t, true
+	}
+	return last, found
+}
+
+// noteLateness records how far behind the user's newest transaction txn,
+// about to be counted or recorded, comes (see pastDecisions).
+func (a *Authorizer) noteLateness(txn *Transaction, h *held) {
+	if last, ok := a.newest(txn, h); ok {
+		if by := last - millis(txn.At); by > 0 {
+			s := a.shards[h.home]
+			if by > s.lateBy[txn.User] {
+				s.lateBy[txn.User] = by
+			}
+		}
+	}
 }
 
 // decided notes a denied transaction some user-keyed window does not count.

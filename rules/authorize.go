@@ -108,6 +108,9 @@ type shard struct {
 	// lastDenied: user → the latest time of a denied transaction the
 	// user-keyed windows do not count (see late).
 	lastDenied map[string]int64
+	// lateBy: user → the most (ms) any of the user's recorded
+	// transactions came behind the user's newest (absent: none late).
+	lateBy map[string]int64
 	in         []*Transaction // values' scratch
 	x          evalCtx        // evaluate's
 	order      []recentID     // recent's ids by time, order[oldest:] still in recent
@@ -165,7 +168,7 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 		if err != nil {
 			return err
 		}
-		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, flights: map[event.ID]*flight{}, lastDenied: map[string]int64{}, vals: make([]num.Dec, len(set.terms.list))}
+		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, flights: map[event.ID]*flight{}, lastDenied: map[string]int64{}, lateBy: map[string]int64{}, vals: make([]num.Dec, len(set.terms.list))}
 	}
 	a.log, a.set, a.shards = l, set, shards
 	a.lost.Store(nil) // the windows are rebuilt from the log
@@ -580,6 +583,7 @@ func (a *Authorizer) evaluate(home *shard, txn *Transaction, vals []num.Dec, use
 
 // apply counts a decided transaction in the windows and remembers its id.
 func (a *Authorizer) apply(txn *Transaction, d Decision, h *held) error {
+	a.noteLateness(txn, h)
 	t := millis(txn.At)
 	for g, def := range a.set.groups {
 		if d.Outcome == Deny && !def.countDenied {

@@ -21,7 +21,7 @@ import (
 // in force (or cannot be read) is ignored, the windows then rebuilt from
 // the log.
 
-const checkpointFormat = 2
+const checkpointFormat = 3 // 3: lateBy
 
 type checkpointFile struct {
 	Format   int
@@ -35,6 +35,7 @@ type checkpointFile struct {
 type shardState struct {
 	Engines    [][]byte // stream snapshots, one per group
 	LastDenied map[string]int64
+	LateBy     map[string]int64
 	Recent     map[event.ID]uint64
 	Order      []recentID
 }
@@ -70,7 +71,7 @@ func (a *Authorizer) checkpoint() error {
 	}
 	cp := checkpointFile{Format: checkpointFormat, Rules: a.log.fingerprint(), Shards: len(a.shards), Position: a.applied.Load(), MaxT: a.maxT.Load()}
 	for _, sh := range a.shards {
-		st := shardState{LastDenied: sh.lastDenied, Recent: sh.recent, Order: sh.order[sh.oldest:]}
+		st := shardState{LastDenied: sh.lastDenied, LateBy: sh.lateBy, Recent: sh.recent, Order: sh.order[sh.oldest:]}
 		for _, e := range sh.windows.engines {
 			b, err := e.snapshot()
 			if err != nil {
@@ -120,6 +121,9 @@ func (a *Authorizer) restore(shards []*shard) (uint64, int64, error) {
 		}
 		if st.LastDenied != nil {
 			sh.lastDenied = st.LastDenied
+		}
+		if st.LateBy != nil {
+			sh.lateBy = st.LateBy
 		}
 		if st.Recent != nil {
 			sh.recent = st.Recent

@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -195,5 +196,34 @@ func TestWindowStats(t *testing.T) {
 	// The reference rules: one engine per user (both spans in it).
 	if st := a.WindowStats(); st.Keys != 2 || st.Events != 3 {
 		t.Fatalf("%+v, want 2 keys (u1, u3) and 3 events", st)
+	}
+}
+
+// The read-back for amendments goes as far as the user's own lateness
+// requires: after one transaction came 9 s late, a decision recorded before
+// it but later in time is still found.
+func TestPastDecisionsReachPastALateOne(t *testing.T) {
+	ctx := context.Background()
+	a := openAuth(t, openLog(t, t.TempDir()))
+	for _, sec := range []int{10, 20, 11, 21} {
+		authorize(t, a, "u1", "10", t0.Add(time.Duration(sec)*time.Second))
+	}
+	txn := Transaction{User: "u1", At: t0.Add(15 * time.Second)}
+	var h held
+	a.lock(&txn, &h)
+	defer a.unlock(&h)
+	if by := a.shards[h.home].lateBy["u1"]; by != 9_000 {
+		t.Fatalf("lateBy %d ms, want 9000 (11 s came after 20 s)", by)
+	}
+	pasts, err := a.pastDecisions(ctx, &txn, millis(txn.At), a.set.maxSpan().Milliseconds(), a.shards[h.home].lateBy["u1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secs []int64
+	for _, p := range pasts {
+		secs = append(secs, (millis(p.txn.At)-millis(t0))/1000)
+	}
+	if fmt.Sprint(secs) != "[21 20]" {
+		t.Fatalf("past decisions after 15 s: %v, want [21 20]", secs)
 	}
 }
