@@ -40,7 +40,7 @@ INSERT INTO {schema}.strata_head (id, position) VALUES (1, 0);
 --     this one (or the stream is too contended); append in a new transaction
 --   4 duplicate id: an id is already in the stream elsewhere; version is
 --     where
--- txid is the caller's transaction id once it has written (else NULL).
+-- txid is the caller's transaction id when status is 0 (else NULL).
 --
 -- p_kind: 0 any, 1 stream exists, 2 exactly p_expected (0: no stream).
 CREATE FUNCTION {schema}.strata_append(
@@ -57,6 +57,10 @@ DECLARE
     inserted bigint;
     lost     boolean := false;
 BEGIN
+    -- Every statement below must see what committed before it started.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'strata_append needs READ COMMITTED, not %', current_setting('transaction_isolation');
+    END IF;
     FOR attempt IN 1..50 LOOP
         -- Each statement sees what committed before it started (READ
         -- COMMITTED), plus this transaction's own rows.
@@ -75,14 +79,17 @@ BEGIN
             ELSIF cur_id = p_ids[n] THEN
                 start := cur_v - n;
             END IF;
-            IF start >= 0 AND cur_v >= start + n AND p_ids = (
-                SELECT array_agg(e.id ORDER BY e.version)
-                FROM {schema}.strata_events e
-                WHERE e.stream = p_stream AND e.version > start AND e.version <= start + n)
-            THEN
-                status := 1;
-                version := start + n;
-                RETURN;
+            -- (Compared so that a huge p_expected cannot overflow.)
+            IF start >= 0 AND start <= cur_v - n THEN
+                IF p_ids = (
+                    SELECT array_agg(e.id ORDER BY e.version)
+                    FROM {schema}.strata_events e
+                    WHERE e.stream = p_stream AND e.version > start AND e.version <= start + n)
+                THEN
+                    status := 1;
+                    version := start + n;
+                    RETURN;
+                END IF;
             END IF;
         END IF;
 
@@ -158,6 +165,10 @@ DECLARE
     total bigint := 0;
     r     record;
 BEGIN
+    -- The head and the rows must be read after the lock, in new snapshots.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'strata_sequence needs READ COMMITTED, not %', current_setting('transaction_isolation');
+    END IF;
     PERFORM pg_advisory_xact_lock(p_lock_class, p_lock_key);
 
     -- Every transaction below the snapshot's xmin has ended: its rows are
@@ -179,6 +190,14 @@ BEGIN
     whole := n < p_limit OR lo = hi;
 
     SELECT h.position INTO head FROM {schema}.strata_head h WHERE h.id = 1 FOR UPDATE;
+
+    -- The round's commit need not wait for its WAL flush. Positions are a
+    -- function of the committed rows alone — the (txid, seq) order of the
+    -- rows of ended transactions — so if a crash loses this round, the next
+    -- one assigns the very same positions to the very same rows (no
+    -- transaction can appear below this round's xmin, and txids are never
+    -- reused). And any later durable commit flushes this round's WAL too.
+    PERFORM set_config('synchronous_commit', 'off', true);
 
     FOR r IN
         WITH c AS (
