@@ -1,0 +1,129 @@
+// Package pgstore is Strata's PostgreSQL event store (pgx v5). It implements
+// store.Store, so several Strata processes can share one log.
+//
+// # Tables
+//
+// Open applies the embedded migrations (migrations/*.sql) to a schema
+// (Options.Schema, default public) in one transaction that holds an advisory
+// lock for that schema, recording each version in strata_migrations; two
+// processes opening an empty schema at once are serialised and the second
+// finds the work done. The schema holds:
+//
+//	strata_events  one row per event: seq (bigserial), txid (the writing
+//	               transaction, pg_current_xact_id()), position (NULL until
+//	               sequenced, then unique), stream, version, id, type, schema,
+//	               data, metadata, recorded (clock_timestamp()).
+//	               PRIMARY KEY (stream, version), UNIQUE (stream, id), and a
+//	               partial index on (txid, seq) WHERE position IS NULL.
+//	strata_head    one row: the last position handed out.
+//	strata_append  the append of one batch to one stream (see below).
+//	strata_sequence one sequencer round (see below).
+//
+// # Why positions are not a sequence
+//
+// A global position must be dense and, above all, never skip an event a
+// reader has not seen yet. A sequence (or bigserial) hands out values when a
+// row is inserted, but the row becomes visible when its transaction commits,
+// and transactions commit in any order: a reader that has seen position 11
+// and asks for "position > 11" never learns about position 10 if 10's
+// transaction committed a moment later. Taking a global lock around every
+// append would fix that, at the price of all throughput.
+//
+// Instead an append inserts its rows with position NULL, and positions are
+// given afterwards by sequencer rounds. A round, in one transaction holding
+// an advisory lock (so rounds are serialised and each continues where the
+// last stopped), takes the unpositioned rows whose txid is below the xmin of
+// its snapshot — pg_snapshot_xmin(pg_current_snapshot()), the oldest
+// transaction still running anywhere in the cluster — orders them by (txid,
+// seq), numbers them head+1, head+2, ... and moves strata_head, then
+// NOTIFYs. Every transaction below xmin has ended: its rows are final and
+// visible to the round, and no transaction still running can commit rows
+// with a smaller txid later, because txids are handed out in increasing
+// order. So a round never passes over something that could still appear:
+// positions are dense, and a reader that follows "position > last" in
+// position order misses nothing. A round never splits one transaction's
+// rows, so an append becomes visible whole. At most roundLimit rows go in
+// one round (more if one transaction is larger).
+//
+// A consequence worth having: a row's position is a function of the
+// committed data alone — its rank in (txid, seq) order among the rows of
+// ended transactions — not of when rounds ran or which process ran them.
+// So a round commits without waiting for its WAL flush (synchronous_commit
+// off, for that transaction only): if a crash loses a round, the next one
+// assigns the very same positions to the very same rows, and any later
+// durable commit flushes the round's WAL anyway. The appends themselves
+// commit durably.
+//
+// Reads only look at positioned rows: ReadAll and Subscribe by position
+// (with the head read in the same snapshot, so every position up to it is
+// there), ReadStream by (stream, version) but only rows with a position.
+// Head is strata_head. Record.Position is the position column and
+// Record.Time the recorded column.
+//
+// Positions follow txids, not commit order, so one more rule keeps a
+// stream's versions in position order: an append's transaction must not be
+// older than the transaction that wrote the stream's previous event.
+// strata_append checks it (the previous row's txid against
+// pg_current_xact_id()); when it fails — possible only when another process
+// committed to the stream after this transaction began — the append is
+// carried into the writer's next transaction, whose txid is newer.
+//
+// # Appends
+//
+// Input is validated exactly as by the embedded log before anything reaches
+// the database. Concurrent Append calls on one Store are gathered by a
+// writer goroutine into one transaction (group commit): one pipeline holding
+// BEGIN, one strata_append call per append, COMMIT, and one sequencer round
+// — one round trip for the whole group, one commit, one round. A lone Append
+// pays the same single round trip. The group's own round normally positions
+// its rows: it reports the group's transaction and where its rows start, and
+// the appends' positions follow in the group's order.
+//
+// Expected versions and idempotency are enforced by the table's constraints,
+// never by a read followed by a racing write: strata_append reads the
+// stream's last row, recognises a retry (the same ids at the place the
+// append names), checks the expected version, and inserts with ON CONFLICT
+// DO NOTHING; when another transaction took one of the versions first it
+// removes its own rows and looks again (Any and StreamExists append after
+// the new last event; an exact expectation fails with the actual version).
+// It never raises for an expected outcome, so one append's conflict leaves
+// the rest of its group standing without a savepoint per append, and
+// without the subtransactions a savepoint costs. An error the server does
+// raise makes the writer run that group's appends one by one, so that only
+// the faulty one fails; a deadlock against another process's writer makes
+// it run the group again.
+//
+// An append is acknowledged only once its rows are positioned, normally by
+// its group's own round. A failed expected-version check is reported only
+// once the version that beat it is positioned, so the caller can read it at
+// once. Event ids must be unique within a stream (UNIQUE (stream, id)): an
+// append of an id the stream already holds elsewhere fails with an error
+// matching event.ErrInvalid, unless it is a retry.
+//
+// # Waiting for older transactions
+//
+// If any transaction with a smaller txid is still open when a group commits
+// — another process's append, but also any transaction that has written
+// anything in any database of the cluster — the group's rows wait: its
+// appends are handed to the acker goroutine, which runs rounds again when a
+// NOTIFY arrives (a dedicated connection LISTENs on the schema's channel)
+// and polls with backoff, and acknowledges them when they are positioned.
+// Subscribers likewise see nothing newer until then. A long-open
+// transaction therefore stalls the log's progress — appenders and
+// subscribers wait, nothing is lost or reordered — until it ends; keep
+// write transactions on the cluster short, and do not leave a prepared
+// transaction (PREPARE TRANSACTION) unresolved. Read-only transactions take
+// no txid and hold nothing back. Every idle Store also runs a round each
+// PollInterval, so rows committed by a process that died before its own
+// round are positioned all the same. NOTIFY only wakes; the tables are the
+// truth.
+//
+// # Backup and restore
+//
+// Positions, versions and record times are stored columns, so a dump and
+// restore (pg_dump, or a physical copy) preserves them exactly: readers'
+// checkpoints stay valid. Restored rows that were never positioned keep a
+// txid from the old cluster; a restore into a new cluster should be made of
+// a store with no appends in flight (every row positioned), or the
+// leftover rows be positioned before new appends arrive.
+package pgstore
