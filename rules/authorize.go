@@ -111,11 +111,11 @@ type shard struct {
 	// lateBy: user → the most (ms) any of the user's recorded
 	// transactions came behind the user's newest (absent: none late).
 	lateBy map[string]int64
-	in         []*Transaction // values' scratch
-	x          evalCtx        // evaluate's
-	order      []recentID     // recent's ids by time, order[oldest:] still in recent
-	oldest     int
-	vals       []num.Dec
+	in     []*Transaction // values' scratch
+	x      evalCtx        // evaluate's
+	order  []recentID     // recent's ids by time, order[oldest:] still in recent
+	oldest int
+	vals   []num.Dec
 }
 
 // recentID is a remembered id and its transaction's time (exported
