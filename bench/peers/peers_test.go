@@ -3,14 +3,18 @@ package peers
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/eventlog"
+	"github.com/stratadb/strata/pgstore"
 	"github.com/stratadb/strata/store"
 )
 
@@ -43,11 +47,14 @@ func TestNaivePGConflictsAndCounts(t *testing.T) {
 	}
 }
 
+var peerWriters = flag.Int("peer-writers", 8, "BenchmarkPeers: concurrent writers, each on its own stream")
+
 // BenchmarkPeers runs the same workload, durable single-event appends with
-// an expected version from 8 writers each on its own stream, against
-// Strata's embedded log and a naive PostgreSQL table.
+// an expected version from -peer-writers writers each on its own stream,
+// against Strata's embedded log, Strata's PostgreSQL store and a naive
+// PostgreSQL table.
 func BenchmarkPeers(b *testing.B) {
-	const writers = 8
+	writers := *peerWriters
 	b.Run("strata", func(b *testing.B) {
 		l, err := eventlog.Open(b.TempDir(), eventlog.Options{})
 		if err != nil {
@@ -59,9 +66,23 @@ func BenchmarkPeers(b *testing.B) {
 			return err
 		})
 	})
+	b.Run("pgstore", func(b *testing.B) {
+		ctx := context.Background()
+		schema := fmt.Sprintf("strata_peer_bench_%d", os.Getpid())
+		st, err := pgstore.Open(ctx, pgURL(b), pgstore.Options{Schema: schema, MaxConns: int32(min(writers, 16))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer dropSchema(b, schema)
+		defer st.Close()
+		runWriters(b, writers, func(ctx context.Context, stream string, v int64) error {
+			_, err := st.Append(ctx, stream, store.Exactly(uint64(v)), event.Event{Type: "payment.authorized", Data: payload})
+			return err
+		})
+	})
 	b.Run("postgres-naive", func(b *testing.B) {
 		ctx := context.Background()
-		pg, err := OpenNaivePG(ctx, pgURL(b), fmt.Sprintf("strata_peer_bench_%d", os.Getpid()), writers)
+		pg, err := OpenNaivePG(ctx, pgURL(b), fmt.Sprintf("strata_peer_bench_%d", os.Getpid()), int32(min(writers, 16)))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -93,4 +114,16 @@ func runWriters(b *testing.B, writers int, appendAt func(ctx context.Context, st
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+func dropSchema(tb testing.TB, schema string) {
+	conn, err := pgx.Connect(context.Background(), pgURL(tb))
+	if err != nil {
+		tb.Error(err)
+		return
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS "`+schema+`" CASCADE`); err != nil {
+		tb.Error(err)
+	}
 }
