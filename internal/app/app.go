@@ -12,13 +12,16 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/stratadb/strata/aggregate"
 	"github.com/stratadb/strata/examples"
+	"github.com/stratadb/strata/internal/atomicfile"
 	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/internal/readmodels"
 	"github.com/stratadb/strata/internal/server"
@@ -42,6 +45,11 @@ type Config struct {
 	TLS config.TLS
 	// Demo runs generators of card transactions and orders.
 	Demo bool
+	// LogIdentity names the log (its kind and place). What the data
+	// directory derives from a log (read models, checkpoints) is only
+	// valid for that log: Serve refuses a directory that was used with
+	// another.
+	LogIdentity string
 	// ShutdownTimeout bounds how long requests in flight may take to finish
 	// once the context ends (10 s).
 	ShutdownTimeout time.Duration
@@ -65,6 +73,9 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
 	log := cfg.Logger
+	if err := checkIdentity(cfg.DataDir, cfg.LogIdentity); err != nil {
+		return err
+	}
 	auth, err := rules.Open(ctx, cfg.Store, rules.Options{Dir: filepath.Join(cfg.DataDir, "rules")})
 	if err != nil {
 		return fmt.Errorf("open the fraud rules: %w", err)
@@ -200,4 +211,23 @@ func deriveAlerts(ctx context.Context, st store.Store, log *slog.Logger) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// checkIdentity records which log the data directory derives from, and
+// refuses another: read models and checkpoints hold positions of one log.
+func checkIdentity(dir, identity string) error {
+	if identity == "" {
+		return nil
+	}
+	path := filepath.Join(dir, "log-identity")
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return atomicfile.Write(path, []byte(identity+"\n"))
+	case err != nil:
+		return err
+	case strings.TrimSpace(string(b)) != identity:
+		return fmt.Errorf("%s derives from the log %q, not %q: its read models and checkpoints hold that log's positions (use another data directory)", dir, strings.TrimSpace(string(b)), identity)
+	}
+	return nil
 }

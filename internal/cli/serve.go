@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -11,12 +13,14 @@ import (
 
 	strata "github.com/stratadb/strata/internal/app"
 	"github.com/stratadb/strata/internal/config"
+	"github.com/stratadb/strata/pgstore"
 	"github.com/stratadb/strata/store"
 )
 
 func newServeCmd(a *app) *cobra.Command {
 	var (
 		cfgPath, addr, tlsCert, tlsKey string
+		postgres, pgSchema             string
 		maxBody                        int64
 		demo                           bool
 	)
@@ -38,6 +42,7 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 		Example: `  strata serve --demo
   strata serve --addr 127.0.0.1:8080 --data /var/lib/strata
   strata serve --config /etc/strata.yaml
+  strata serve --postgres postgres://strata@db:5432/events
   curl -s localhost:7070/v1/head`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
@@ -69,6 +74,8 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 			c.Addr = pick("addr", "STRATA_ADDR", c.Addr, config.DefaultAddr)
 			c.TLS.Cert = pick("tls-cert", "STRATA_TLS_CERT", c.TLS.Cert, "")
 			c.TLS.Key = pick("tls-key", "STRATA_TLS_KEY", c.TLS.Key, "")
+			c.Postgres = pick("postgres", "STRATA_POSTGRES", c.Postgres, "")
+			c.PostgresSchema = pick("postgres-schema", "STRATA_POSTGRES_SCHEMA", c.PostgresSchema, "public")
 			if !cmd.Flags().Changed("data") && getenv(dataEnv) == "" && c.Data != "" {
 				a.dataDir = c.Data
 			}
@@ -99,14 +106,34 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 			if c.TLS.Cert != "" {
 				scheme = "https"
 			}
-			return a.withStore(false, func(s store.Store) error {
+			identity := "embedded"
+			if c.Postgres != "" {
+				identity = "postgres " + redactURL(c.Postgres) + " schema " + c.PostgresSchema
+			}
+			serve := func(s store.Store) error {
 				return strata.Serve(cmd.Context(), strata.Config{
 					Store: s, DataDir: c.Data, Addr: c.Addr, MaxBodyBytes: c.MaxBody, Logger: log,
-					Tokens: c.Tokens, TLS: c.TLS, Demo: c.Demo,
+					Tokens: c.Tokens, TLS: c.TLS, Demo: c.Demo, LogIdentity: identity,
 				}, func(addr net.Addr) {
-					fmt.Fprintf(cmd.OutOrStdout(), "strata: serving %s://%s (data %s)\n", scheme, addr, c.Data)
+					where := "data " + c.Data
+					if c.Postgres != "" {
+						where = "log in PostgreSQL schema " + c.PostgresSchema + ", data " + c.Data
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "strata: serving %s://%s (%s)\n", scheme, addr, where)
 				})
-			})
+			}
+			if c.Postgres == "" {
+				return a.withStore(false, serve)
+			}
+			if err := os.MkdirAll(c.Data, 0o755); err != nil {
+				return err
+			}
+			pg, err := pgstore.Open(cmd.Context(), c.Postgres, pgstore.Options{Schema: c.PostgresSchema})
+			if err != nil {
+				return fmt.Errorf("open the log in PostgreSQL: %w", err)
+			}
+			defer pg.Close()
+			return serve(pg)
 		}),
 	}
 	f := cmd.Flags()
@@ -115,6 +142,8 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 	f.Int64Var(&maxBody, "max-body", config.DefaultMaxBody, "the largest request body accepted, in bytes (env STRATA_MAX_BODY)")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate, PEM (env STRATA_TLS_CERT)")
 	f.StringVar(&tlsKey, "tls-key", "", "the certificate's key, PEM (env STRATA_TLS_KEY)")
+	f.StringVar(&postgres, "postgres", "", "keep the log in this PostgreSQL database instead of the data directory: postgres://USER@HOST:PORT/DB (env STRATA_POSTGRES)")
+	f.StringVar(&pgSchema, "postgres-schema", "public", "the schema the log's tables go in (env STRATA_POSTGRES_SCHEMA)")
 	f.BoolVar(&demo, "demo", false, "also generate card transactions and orders, a few a second, so there is live data to see (env STRATA_DEMO)")
 	return cmd
 }
@@ -173,4 +202,16 @@ func quoteAll(ss []string) []string {
 		out[i] = strconv.Quote(s)
 	}
 	return out
+}
+
+// redactURL drops a URL's password: the identity file is not a secret.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	return u.String()
 }

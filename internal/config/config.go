@@ -32,6 +32,12 @@ type Config struct {
 	Tokens []Token `yaml:"tokens"`
 	// Demo starts generators of orders and card transactions.
 	Demo bool `yaml:"demo"`
+	// Postgres, when set, is the PostgreSQL database that holds the log
+	// instead of the data directory (which keeps the read models, the
+	// rules' checkpoint and the jobs): postgres://USER@HOST:PORT/DB.
+	Postgres string `yaml:"postgres"`
+	// PostgresSchema is the schema the log's tables go in (public).
+	PostgresSchema string `yaml:"postgres_schema"`
 }
 
 // TLS names a certificate and its key, PEM files.
