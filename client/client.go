@@ -138,16 +138,8 @@ func (c *Client) Append(ctx context.Context, stream string, expected store.Expec
 	// Checked here as the log checks them, so that bad input fails with the
 	// same errors (*event.ValidationError) and never reaches the wire: JSON
 	// would turn an invalid UTF-8 name into a different, valid one.
-	if err := event.ValidateStream(stream); err != nil {
+	if err := store.CheckAppend(stream, events, 0); err != nil {
 		return store.AppendResult{}, err
-	}
-	if len(events) == 0 {
-		return store.AppendResult{}, fmt.Errorf("%w: append to %q has no events", event.ErrInvalid, stream)
-	}
-	for i := range events {
-		if err := events[i].Validate(); err != nil {
-			return store.AppendResult{}, fmt.Errorf("event %d of %d: %w", i, len(events), err)
-		}
 	}
 	req := api.AppendRequest{Events: make([]api.Event, len(events))}
 	for i := range events {

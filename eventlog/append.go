@@ -91,11 +91,8 @@ func (l *Log) send(ctx context.Context, req *appendReq) error {
 }
 
 func (l *Log) newAppendReq(ctx context.Context, stream string, expected store.ExpectedVersion, events []event.Event) (*appendReq, error) {
-	if err := event.ValidateStream(stream); err != nil {
+	if err := store.CheckAppend(stream, events, l.opts.MaxEventSize); err != nil {
 		return nil, err
-	}
-	if len(events) == 0 {
-		return nil, fmt.Errorf("%w: append to %q has no events", event.ErrInvalid, stream)
 	}
 	req := &appendReq{
 		ctx:      ctx,
@@ -108,12 +105,6 @@ func (l *Log) newAppendReq(ctx context.Context, stream string, expected store.Ex
 	size, generated := 0, 0
 	for i := range events {
 		e := &events[i]
-		if err := e.Validate(); err != nil {
-			return nil, fmt.Errorf("event %d of %d: %w", i, len(events), err)
-		}
-		if n := e.Size(); n > l.opts.MaxEventSize {
-			return nil, fmt.Errorf("%w: event %d (type %q) is %d bytes, the limit is %d", store.ErrEventTooLarge, i, e.Type, n, l.opts.MaxEventSize)
-		}
 		if e.ID.IsZero() {
 			generated++
 		} else {
@@ -134,9 +125,6 @@ func (l *Log) newAppendReq(ctx context.Context, stream string, expected store.Ex
 	if size > maxAppendBytes {
 		return nil, fmt.Errorf("%w: the append is %d bytes encoded, the limit for one append is %d", store.ErrEventTooLarge, size, maxAppendBytes)
 	}
-	if err := checkDistinct(req.ids); err != nil {
-		return nil, err
-	}
 	req.frames = make([]byte, 0, size)
 	for i := range events {
 		e := events[i] // copy: the caller's slice is not ours to change
@@ -144,30 +132,4 @@ func (l *Log) newAppendReq(ctx context.Context, stream string, expected store.Ex
 		req.frames = appendFrame(req.frames, stream, &e)
 	}
 	return req, nil
-}
-
-// checkDistinct refuses an append that names one event id twice: it could
-// never be told apart from a retry.
-func checkDistinct(ids []event.ID) error {
-	if len(ids) < 2 {
-		return nil
-	}
-	if len(ids) <= 16 {
-		for i := range ids {
-			for j := i + 1; j < len(ids); j++ {
-				if ids[i] == ids[j] {
-					return fmt.Errorf("%w: events %d and %d have the same id %s", event.ErrInvalid, i, j, ids[i])
-				}
-			}
-		}
-		return nil
-	}
-	seen := make(map[event.ID]int, len(ids))
-	for i, id := range ids {
-		if j, ok := seen[id]; ok {
-			return fmt.Errorf("%w: events %d and %d have the same id %s", event.ErrInvalid, j, i, id)
-		}
-		seen[id] = i
-	}
-	return nil
 }

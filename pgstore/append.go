@@ -87,11 +87,8 @@ func (r *appendReq) finish(res store.AppendResult, err error) {
 // newAppendReq checks an append exactly as the embedded log does, before
 // anything reaches the database.
 func (s *Store) newAppendReq(ctx context.Context, stream string, expected store.ExpectedVersion, events []event.Event) (*appendReq, error) {
-	if err := event.ValidateStream(stream); err != nil {
+	if err := store.CheckAppend(stream, events, s.opts.MaxEventSize); err != nil {
 		return nil, err
-	}
-	if len(events) == 0 {
-		return nil, fmt.Errorf("%w: append to %q has no events", event.ErrInvalid, stream)
 	}
 	n := len(events)
 	req := &appendReq{
@@ -108,17 +105,10 @@ func (s *Store) newAppendReq(ctx context.Context, stream string, expected store.
 	}
 	size, generated := 0, 0
 	for i := range events {
-		e := &events[i]
-		if err := e.Validate(); err != nil {
-			return nil, fmt.Errorf("event %d of %d: %w", i, n, err)
-		}
-		if sz := e.Size(); sz > s.opts.MaxEventSize {
-			return nil, fmt.Errorf("%w: event %d (type %q) is %d bytes, the limit is %d", store.ErrEventTooLarge, i, e.Type, sz, s.opts.MaxEventSize)
-		}
-		if e.ID.IsZero() {
+		if events[i].ID.IsZero() {
 			generated++
 		}
-		size += e.Size()
+		size += events[i].Size()
 	}
 	if size > maxAppendBytes {
 		return nil, fmt.Errorf("%w: the append is %d bytes, the limit for one append is %d", store.ErrEventTooLarge, size, maxAppendBytes)
@@ -136,9 +126,6 @@ func (s *Store) newAppendReq(ctx context.Context, stream string, expected store.
 				ids[i], fresh = fresh[0], fresh[1:]
 			}
 		}
-	}
-	if err := checkDistinct(ids); err != nil {
-		return nil, err
 	}
 	// One copy of every payload: the caller may reuse its buffers as soon
 	// as Append returns, which can be before the writer sends them (when
@@ -180,30 +167,4 @@ func expectedArgs(e store.ExpectedVersion) (kind int32, version int64) {
 		return kindAny, 0
 	}
 	return kindStreamExists, 0
-}
-
-// checkDistinct refuses an append that names one event id twice: it could
-// never be told apart from a retry.
-func checkDistinct(ids []event.ID) error {
-	if len(ids) < 2 {
-		return nil
-	}
-	if len(ids) <= 16 {
-		for i := range ids {
-			for j := i + 1; j < len(ids); j++ {
-				if ids[i] == ids[j] {
-					return fmt.Errorf("%w: events %d and %d have the same id %s", event.ErrInvalid, i, j, ids[i])
-				}
-			}
-		}
-		return nil
-	}
-	seen := make(map[event.ID]int, len(ids))
-	for i, id := range ids {
-		if j, ok := seen[id]; ok {
-			return fmt.Errorf("%w: events %d and %d have the same id %s", event.ErrInvalid, j, i, id)
-		}
-		seen[id] = i
-	}
-	return nil
 }
