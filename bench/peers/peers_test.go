@@ -94,6 +94,13 @@ func BenchmarkPeers(b *testing.B) {
 }
 
 func runWriters(b *testing.B, writers int, appendAt func(ctx context.Context, stream string, version int64) error) {
+	runWritersN(b, writers, b.N, appendAt)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// runWritersN makes n appends from writers goroutines, each on its own
+// stream, the i-th of a writer at version i.
+func runWritersN(b *testing.B, writers, n int, appendAt func(ctx context.Context, stream string, version int64) error) {
 	ctx := context.Background()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -103,7 +110,7 @@ func runWriters(b *testing.B, writers int, appendAt func(ctx context.Context, st
 		go func() {
 			defer wg.Done()
 			stream := fmt.Sprintf("peer-%d", w)
-			for v := int64(0); next.Add(1) <= int64(b.N); v++ {
+			for v := int64(0); next.Add(1) <= int64(n); v++ {
 				if err := appendAt(ctx, stream, v); err != nil {
 					b.Error(err)
 					return
@@ -113,7 +120,6 @@ func runWriters(b *testing.B, writers int, appendAt func(ctx context.Context, st
 	}
 	wg.Wait()
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
 func dropSchema(tb testing.TB, schema string) {
@@ -126,4 +132,132 @@ func dropSchema(tb testing.TB, schema string) {
 	if _, err := conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS "`+schema+`" CASCADE`); err != nil {
 		tb.Error(err)
 	}
+}
+
+// peerBatch is how many events one batched append carries.
+const peerBatch = 100
+
+// BenchmarkPeersBatch is BenchmarkPeers with peerBatch events an append
+// (b.N counts events).
+func BenchmarkPeersBatch(b *testing.B) {
+	writers := *peerWriters
+	evs := make([]event.Event, peerBatch)
+	for i := range evs {
+		evs[i] = event.Event{Type: "payment.authorized", Data: payload}
+	}
+	appends := func(b *testing.B, do func(ctx context.Context, stream string, v int64) error) {
+		n := (b.N + peerBatch - 1) / peerBatch
+		runWritersN(b, writers, n, func(ctx context.Context, stream string, i int64) error { return do(ctx, stream, i*peerBatch) })
+		b.ReportMetric(float64(n*peerBatch)/b.Elapsed().Seconds(), "events/s")
+	}
+	b.Run("strata", func(b *testing.B) {
+		l, err := eventlog.Open(b.TempDir(), eventlog.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		appends(b, func(ctx context.Context, stream string, v int64) error {
+			_, err := l.Append(ctx, stream, store.Exactly(uint64(v)), evs...)
+			return err
+		})
+	})
+	b.Run("pgstore", func(b *testing.B) {
+		ctx := context.Background()
+		schema := fmt.Sprintf("strata_peer_bench_%d", os.Getpid())
+		st, err := pgstore.Open(ctx, pgURL(b), pgstore.Options{Schema: schema, MaxConns: int32(min(writers, 16))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer dropSchema(b, schema)
+		defer st.Close()
+		appends(b, func(ctx context.Context, stream string, v int64) error {
+			_, err := st.Append(ctx, stream, store.Exactly(uint64(v)), evs...)
+			return err
+		})
+	})
+	b.Run("postgres-naive", func(b *testing.B) {
+		ctx := context.Background()
+		pg, err := OpenNaivePG(ctx, pgURL(b), fmt.Sprintf("strata_peer_bench_%d", os.Getpid()), int32(min(writers, 16)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pg.Close(ctx)
+		appends(b, func(ctx context.Context, stream string, v int64) error {
+			return pg.AppendBatch(ctx, stream, v, "payment.authorized", payload, peerBatch)
+		})
+	})
+}
+
+// BenchmarkPeersReadAll reads the whole log once, b.N events written
+// beforehand (in batches, untimed), in position order.
+func BenchmarkPeersReadAll(b *testing.B) {
+	ctx := context.Background()
+	evs := make([]event.Event, peerBatch)
+	for i := range evs {
+		evs[i] = event.Event{Type: "payment.authorized", Data: payload}
+	}
+	fill := func(b *testing.B, st store.Store) {
+		for i := 0; i < b.N; i += peerBatch {
+			if _, err := st.Append(ctx, fmt.Sprint("peer-", i/peerBatch%100), store.Any, evs[:min(peerBatch, b.N-i)]...); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	scan := func(b *testing.B, st store.Store) {
+		b.ResetTimer()
+		n := 0
+		for _, err := range st.ReadAll(ctx, store.ReadAllOptions{}) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		b.StopTimer()
+		if n != b.N {
+			b.Fatalf("read %d events, want %d", n, b.N)
+		}
+		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	}
+	b.Run("strata", func(b *testing.B) {
+		l, err := eventlog.Open(b.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		fill(b, l)
+		scan(b, l)
+	})
+	b.Run("pgstore", func(b *testing.B) {
+		schema := fmt.Sprintf("strata_peer_bench_%d", os.Getpid())
+		st, err := pgstore.Open(ctx, pgURL(b), pgstore.Options{Schema: schema})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer dropSchema(b, schema)
+		defer st.Close()
+		fill(b, st)
+		scan(b, st)
+	})
+	b.Run("postgres-naive", func(b *testing.B) {
+		pg, err := OpenNaivePG(ctx, pgURL(b), fmt.Sprintf("strata_peer_bench_%d", os.Getpid()), 4)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pg.Close(ctx)
+		for i := 0; i < b.N; i += peerBatch {
+			if err := pg.AppendBatch(ctx, fmt.Sprint("peer-", i), 0, "payment.authorized", payload, min(peerBatch, b.N-i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ResetTimer()
+		n := 0
+		if err := pg.ReadAll(ctx, func(int64, []byte) { n++ }); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if n != b.N {
+			b.Fatalf("read %d events, want %d", n, b.N)
+		}
+		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -75,3 +76,48 @@ func (n *NaivePG) Close(ctx context.Context) error {
 }
 
 func pgIdent(s string) string { return `"` + s + `"` }
+
+// AppendBatch inserts n events at versions expected+1… in one multi-row
+// INSERT, as a batch is usually written.
+func (n *NaivePG) AppendBatch(ctx context.Context, stream string, expected int64, typ string, data []byte, count int) error {
+	var sb strings.Builder
+	args := make([]any, 0, 2+count)
+	args = append(args, stream, typ)
+	fmt.Fprintf(&sb, `INSERT INTO %s (stream, version, type, data) VALUES `, n.table)
+	for i := range count {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		args = append(args, expected+1+int64(i))
+		fmt.Fprintf(&sb, "($1, $%d, $2, $%d)", len(args), len(args)+1)
+		args = append(args, data)
+	}
+	_, err := n.pool.Exec(ctx, sb.String(), args...)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("%w: %s at %d", ErrConflict, stream, expected+1)
+	}
+	return err
+}
+
+// ReadAll reads every event in position order, the way such a table is
+// read: one query, rows streamed.
+func (n *NaivePG) ReadAll(ctx context.Context, each func(position int64, data []byte)) error {
+	rows, err := n.pool.Query(ctx, fmt.Sprintf(`SELECT position, stream, version, type, data FROM %s ORDER BY position`, n.table))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var (
+		pos, version int64
+		stream, typ  string
+		data         []byte
+	)
+	for rows.Next() {
+		if err := rows.Scan(&pos, &stream, &version, &typ, &data); err != nil {
+			return err
+		}
+		each(pos, data)
+	}
+	return rows.Err()
+}
