@@ -67,26 +67,14 @@ func BenchmarkPeers(b *testing.B) {
 		})
 	})
 	b.Run("pgstore", func(b *testing.B) {
-		ctx := context.Background()
-		schema := fmt.Sprintf("strata_peer_bench_%d", os.Getpid())
-		st, err := pgstore.Open(ctx, pgURL(b), pgstore.Options{Schema: schema, MaxConns: int32(min(writers, 16))})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer dropSchema(b, schema)
-		defer st.Close()
+		st := openPGStore(b, writers)
 		runWriters(b, writers, func(ctx context.Context, stream string, v int64) error {
 			_, err := st.Append(ctx, stream, store.Exactly(uint64(v)), event.Event{Type: "payment.authorized", Data: payload})
 			return err
 		})
 	})
 	b.Run("postgres-naive", func(b *testing.B) {
-		ctx := context.Background()
-		pg, err := OpenNaivePG(ctx, pgURL(b), fmt.Sprintf("strata_peer_bench_%d", os.Getpid()), int32(min(writers, 16)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer pg.Close(ctx)
+		pg := openNaive(b, writers)
 		runWriters(b, writers, func(ctx context.Context, stream string, v int64) error {
 			return pg.Append(ctx, stream, v, "payment.authorized", payload)
 		})
@@ -134,6 +122,32 @@ func dropSchema(tb testing.TB, schema string) {
 	}
 }
 
+// openPGStore opens Strata's PostgreSQL store in a schema of its own,
+// dropped when the benchmark ends.
+func openPGStore(b *testing.B, conns int) *pgstore.Store {
+	schema := fmt.Sprintf("strata_peer_bench_%d", os.Getpid())
+	st, err := pgstore.Open(context.Background(), pgURL(b), pgstore.Options{Schema: schema, MaxConns: int32(min(conns, 16))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		st.Close()
+		dropSchema(b, schema)
+	})
+	return st
+}
+
+// openNaive opens the naive table, dropped when the benchmark ends.
+func openNaive(b *testing.B, conns int) *NaivePG {
+	ctx := context.Background()
+	pg, err := OpenNaivePG(ctx, pgURL(b), fmt.Sprintf("strata_peer_bench_%d", os.Getpid()), int32(min(conns, 16)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pg.Close(ctx) })
+	return pg
+}
+
 // peerBatch is how many events one batched append carries.
 const peerBatch = 100
 
@@ -162,26 +176,14 @@ func BenchmarkPeersBatch(b *testing.B) {
 		})
 	})
 	b.Run("pgstore", func(b *testing.B) {
-		ctx := context.Background()
-		schema := fmt.Sprintf("strata_peer_bench_%d", os.Getpid())
-		st, err := pgstore.Open(ctx, pgURL(b), pgstore.Options{Schema: schema, MaxConns: int32(min(writers, 16))})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer dropSchema(b, schema)
-		defer st.Close()
+		st := openPGStore(b, writers)
 		appends(b, func(ctx context.Context, stream string, v int64) error {
 			_, err := st.Append(ctx, stream, store.Exactly(uint64(v)), evs...)
 			return err
 		})
 	})
 	b.Run("postgres-naive", func(b *testing.B) {
-		ctx := context.Background()
-		pg, err := OpenNaivePG(ctx, pgURL(b), fmt.Sprintf("strata_peer_bench_%d", os.Getpid()), int32(min(writers, 16)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer pg.Close(ctx)
+		pg := openNaive(b, writers)
 		appends(b, func(ctx context.Context, stream string, v int64) error {
 			return pg.AppendBatch(ctx, stream, v, "payment.authorized", payload, peerBatch)
 		})
@@ -228,22 +230,12 @@ func BenchmarkPeersReadAll(b *testing.B) {
 		scan(b, l)
 	})
 	b.Run("pgstore", func(b *testing.B) {
-		schema := fmt.Sprintf("strata_peer_bench_%d", os.Getpid())
-		st, err := pgstore.Open(ctx, pgURL(b), pgstore.Options{Schema: schema})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer dropSchema(b, schema)
-		defer st.Close()
+		st := openPGStore(b, 4)
 		fill(b, st)
 		scan(b, st)
 	})
 	b.Run("postgres-naive", func(b *testing.B) {
-		pg, err := OpenNaivePG(ctx, pgURL(b), fmt.Sprintf("strata_peer_bench_%d", os.Getpid()), 4)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer pg.Close(ctx)
+		pg := openNaive(b, 4)
 		for i := 0; i < b.N; i += peerBatch {
 			if err := pg.AppendBatch(ctx, fmt.Sprint("peer-", i), 0, "payment.authorized", payload, min(peerBatch, b.N-i)); err != nil {
 				b.Fatal(err)
