@@ -226,8 +226,8 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 //
 // On the embedded log the windows count txn as soon as its append is
 // queued, and the next decision about the same keys need not wait for this
-// one's fsync; it is acknowledged after this one, so no answer ever rests on
-// a transaction that did not become durable. Once queued, the append is
+// one's fsync; it is acknowledged after this one, and fails with it when
+// the log fails, so no answer rests on a transaction the log lost. Once queued, the append is
 // waited for whatever becomes of ctx. Should it fail, the windows count a
 // transaction the log may not have: every later call fails with
 // ErrStateLost until the Authorizer is opened again.
@@ -329,8 +329,11 @@ func (a *Authorizer) authorize(ctx context.Context, txn Transaction) (Decision, 
 	}
 	// Counted before it is durable, and the shards let go: the next
 	// decision about these keys sees this transaction, and its append,
-	// queued after this one, is acknowledged after it, or fails with it.
-	// No answer ever rests on a transaction the log does not have.
+	// queued after this one, is acknowledged after it, and fails with it
+	// when the log fails (its write errors are sticky). The one way this
+	// append alone can be refused once queued is an I/O error reading the
+	// stream index: then the Authorizer stops (ErrStateLost), though a
+	// decision made meanwhile may have counted it.
 	if err := a.apply(&txn, d, &h); err != nil {
 		a.lose(err)
 		return Decision{}, err
