@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -225,5 +226,27 @@ func TestPastDecisionsReachPastALateOne(t *testing.T) {
 	}
 	if fmt.Sprint(secs) != "[21 20]" {
 		t.Fatalf("past decisions after 15 s: %v, want [21 20]", secs)
+	}
+}
+
+// recordOf's encoder writes what encoding/json writes (replay and readers
+// decode with either).
+func TestRecordEncodesAsEncodingJSON(t *testing.T) {
+	txn := Transaction{ID: event.NewID(), User: "u<1>&", Amount: dec("125.40"), At: t0, Merchant: "m\"42", Attrs: map[string]string{"b": "2", "a": "1"}}
+	d := Decision{Transaction: txn.ID, User: txn.User, At: t0, Outcome: Deny,
+		Fired:      []Fired{{Rule: "spend", Version: 1, Action: Deny, Severity: "high", Values: []Value{{Name: "sum(amount)", Value: dec("5001.5")}}}},
+		Amendments: []Amendment{{Transaction: event.NewID(), User: "u1", At: t0, Outcome: Deny, Previous: Approve, Cause: txn.ID}}}
+	evs, err := recordOf(&txn, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []any{&txn, &d, &d.Amendments[0]} {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(evs[i].Data) != string(want) {
+			t.Errorf("event %d: %s\nencoding/json: %s", i, evs[i].Data, want)
+		}
 	}
 }
