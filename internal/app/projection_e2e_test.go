@@ -26,7 +26,7 @@ func TestE2EReadYourWrites(t *testing.T) {
 		t.Helper()
 		resp, err := http.Post(s.url+path, "application/json", bytes.NewReader([]byte(body)))
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v; the server's stderr:\n%s", err, s.stderr)
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
