@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "strata")
-	build := exec.Command("go", "build", "-o", binary, "github.com/stratadb/strata/cmd/strata")
+	build := exec.Command("go", "build", "-race", "-o", binary, "github.com/stratadb/strata/cmd/strata")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build strata:", err)

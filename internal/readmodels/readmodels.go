@@ -377,14 +377,15 @@ func List(ctx context.Context, cat *projection.Catalog) ([]Summary, error) {
 // Supervisor runs a Manager per projection, as Run does, and can restart
 // one to rebuild it while the others go on (strata serve's rebuilds).
 type Supervisor struct {
-	cat  *projection.Catalog
-	st   store.Store
-	reg  *event.Registry
-	opts RunOptions
-	ctx  context.Context
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	runs map[string]*supervised
+	cat     *projection.Catalog
+	st      store.Store
+	reg     *event.Registry
+	opts    RunOptions
+	ctx     context.Context
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	runs    map[string]*supervised
+	stopped bool
 }
 
 type supervised struct {
@@ -428,6 +429,9 @@ func Supervise(ctx context.Context, cat *projection.Catalog, s store.Store, ps [
 
 // start runs p's Manager (building a new version first when rebuild).
 func (sv *Supervisor) start(p projection.Projection, rebuild bool) error {
+	if sv.stopped {
+		return fmt.Errorf("readmodels: the server is stopping: %w", context.Canceled)
+	}
 	m, err := NewManager(sv.ctx, p, sv.cat, sv.st, sv.reg, projection.ManagerOptions{
 		Runner:   projection.Options{Logger: sv.opts.Logger},
 		Progress: sv.opts.Progress,
@@ -485,7 +489,15 @@ func (sv *Supervisor) Rebuild(ctx context.Context, name string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return sv.start(r.p, true)
+	p := r.p
+	if d, ok := p.(projection.Definer); ok {
+		// A projection of its own for the new Manager, compiled again from
+		// its definition: nothing of the stopped one's is shared.
+		if fresh, err := CompileDefinition(d.Definition()); err == nil {
+			p = fresh
+		}
+	}
+	return sv.start(p, true)
 }
 
 // Apply stores a declarative projection (src is its YAML) and runs it: a
@@ -523,6 +535,14 @@ func (sv *Supervisor) Apply(ctx context.Context, p *projection.Declarative, src 
 // ErrPaused is returned by Rebuild for a paused projection.
 var ErrPaused = errors.New("readmodels: paused")
 
-// Wait waits for every Manager to stop, after the context given to
-// Supervise ends.
-func (sv *Supervisor) Wait() { sv.wg.Wait() }
+// Wait waits until the context given to Supervise ends and every Manager
+// has stopped. (Waiting on the managers alone would return in the moment
+// between a rebuild's stopping one and starting the next, and a start
+// after that would escape the wait.)
+func (sv *Supervisor) Wait() {
+	<-sv.ctx.Done()
+	sv.mu.Lock()
+	sv.stopped = true // no start from here on
+	sv.mu.Unlock()
+	sv.wg.Wait()
+}
