@@ -76,17 +76,7 @@ func (a *app) withReadModels(mustExist bool, fn func(cat *projection.Catalog) er
 // servingDB opens the serving version of name for the commands that steer
 // its runner.
 func servingDB(ctx context.Context, cat *projection.Catalog, name string) (*sql.DB, error) {
-	serving, building, hasServing, hasBuilding, err := cat.Latest(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if !hasServing {
-		if hasBuilding {
-			return nil, fmt.Errorf("projection %s has no serving version yet (version %d is building)", name, building.Number)
-		}
-		return nil, fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
-	}
-	return cat.Open(serving)
+	return readmodels.ServingDB(ctx, cat, name)
 }
 
 func newProjectionCmd(a *app) *cobra.Command {

@@ -546,3 +546,20 @@ func (sv *Supervisor) Wait() {
 	sv.mu.Unlock()
 	sv.wg.Wait()
 }
+
+// ServingDB opens the serving version of name, for steering its runner
+// (projection.SetPaused, projection.SkipFailed): the runner follows what
+// its database says.
+func ServingDB(ctx context.Context, cat *projection.Catalog, name string) (*sql.DB, error) {
+	serving, building, hasServing, hasBuilding, err := cat.Latest(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !hasServing {
+		if hasBuilding {
+			return nil, fmt.Errorf("projection %s has no serving version yet (version %d is building)", name, building.Number)
+		}
+		return nil, fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
+	}
+	return cat.Open(serving)
+}

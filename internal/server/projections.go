@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +52,27 @@ func (s *Server) registerProjections() {
 		DefaultStatus: http.StatusAccepted,
 		Errors:        []int{404, 409},
 	}, config.ScopeAdmin), s.rebuildProjection)
+	for _, op := range []struct {
+		id, path, summary string
+		pause             bool
+	}{
+		{"pause-projection", "/v1/projections/{name}/pause", "Pause a projection's serving version (queries go on answering at its position)", true},
+		{"resume-projection", "/v1/projections/{name}/resume", "Resume a paused projection, or retry a failed one", false},
+	} {
+		huma.Register(s.api, scoped(huma.Operation{
+			OperationID: op.id, Method: http.MethodPost, Path: op.path, Summary: op.summary,
+			Tags: []string{"read models"}, Errors: []int{404},
+		}, config.ScopeAdmin), func(ctx context.Context, in *projectionInput) (*projectionOutput, error) {
+			return s.steer(ctx, in.Name, func(db *sql.DB) error { return projection.SetPaused(ctx, db, in.Name, op.pause) })
+		})
+	}
+	huma.Register(s.api, scoped(huma.Operation{
+		OperationID: "skip-projection", Method: http.MethodPost, Path: "/v1/projections/{name}/skip",
+		Summary: "Move a failed projection past the event it failed on (recorded with the reason)",
+		Tags:    []string{"read models"}, Errors: []int{400, 404},
+	}, config.ScopeAdmin), func(ctx context.Context, in *skipInput) (*projectionOutput, error) {
+		return s.steer(ctx, in.Name, func(db *sql.DB) error { return projection.SkipFailed(ctx, db, in.Name, in.Body.Reason, time.Now()) })
+	})
 	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "query", Method: http.MethodPost, Path: "/v1/query",
 		Summary:     "Read-only SQL over the read models",
@@ -166,6 +188,34 @@ func (s *Server) rebuildProjection(ctx context.Context, in *projectionInput) (*p
 		return nil, s.fail(ctx, err)
 	}
 	return s.projectionStatus(ctx, in)
+}
+
+type skipInput struct {
+	Name string `path:"name"`
+	Body struct {
+		Reason string `json:"reason" minLength:"1" doc:"why the event is skipped (recorded)"`
+	}
+}
+
+// steer changes a projection's serving version's runner state and answers
+// with its status.
+func (s *Server) steer(ctx context.Context, name string, do func(*sql.DB) error) (*projectionOutput, error) {
+	cat, err := s.catalog()
+	if err != nil {
+		return nil, err
+	}
+	db, err := readmodels.ServingDB(ctx, cat, name)
+	if errors.Is(err, projection.ErrUnknownProjection) {
+		return nil, api.NewError(api.CodeNotFound, "%v", err)
+	}
+	if err != nil {
+		return nil, api.NewError(api.CodeBadRequest, "%v", err)
+	}
+	defer db.Close()
+	if err := do(db); err != nil {
+		return nil, api.NewError(api.CodeBadRequest, "%v", err)
+	}
+	return s.projectionStatus(ctx, &projectionInput{Name: name})
 }
 
 type queryInput struct {

@@ -98,6 +98,22 @@ func TestQueryReadYourWrites(t *testing.T) {
 	if code, _, st := call("GET", "/v1/projections/account_balances", ""); code != 200 || st["state"] != "running" {
 		t.Fatalf("status: %d %v", code, st)
 	}
+	// Steering: pause, resume, skip (only a failed one can skip).
+	if code, _, st := call("POST", "/v1/projections/account_balances/pause", ""); code != 200 || st["state"] != "paused" {
+		t.Fatalf("pause: %d %v", code, st)
+	}
+	if code, _, st := call("POST", "/v1/projections/account_balances/resume", ""); code != 200 || st["state"] == "paused" {
+		t.Fatalf("resume: %d %v", code, st)
+	}
+	if code, _, e := call("POST", "/v1/projections/account_balances/skip", `{"reason":"a test"}`); code != 400 {
+		t.Fatalf("skip of a running projection: %d %v", code, e)
+	}
+	if code, _, e := call("POST", "/v1/projections/account_balances/skip", `{}`); code != 422 {
+		t.Fatalf("skip without a reason: %d %v", code, e)
+	}
+	if code, _, e := call("POST", "/v1/projections/nothing/pause", ""); code != 404 {
+		t.Fatalf("pause of an unknown projection: %d %v", code, e)
+	}
 	if code, _, e := call("GET", "/v1/projections/nothing", ""); code != 404 {
 		t.Fatalf("unknown projection: %d %v", code, e)
 	}
