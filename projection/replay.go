@@ -442,7 +442,7 @@ func (rp *replay) commitWith(ctx context.Context, k, n int, through uint64, appl
 	if err := apply(tx); err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE strata_replay_partitions SET position = ? WHERE projection = ? AND partition = ? AND position <= ?`, through, rp.name, k, through)
+	res, err := tx.ExecContext(ctx, `UPDATE strata_replay_partitions SET position = $1 WHERE projection = $2 AND partition = $3 AND position <= $4`, through, rp.name, k, through)
 	if err != nil {
 		return fmt.Errorf("projection %s: replay partition %d: checkpoint: %w", rp.name, k, err)
 	}
@@ -478,6 +478,18 @@ func setupTables(ctx context.Context, db *sql.DB, p Projection, extra string) er
 	// transaction whose context is cancelled, and the Commit would then
 	// fail with sql.ErrTxDone instead of saying the caller stopped.
 	ctx = context.WithoutCancel(ctx)
+	if isPostgres(db) {
+		err := inSetupLock(ctx, db, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, postgresRuntimeDDL); err != nil {
+				return err
+			}
+			return p.Setup(ctx, tx)
+		})
+		if err != nil {
+			return fmt.Errorf("projection %s: setup: %w", p.Name(), err)
+		}
+		return nil
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("projection %s: setup: %w", p.Name(), err)
@@ -498,7 +510,7 @@ func setupTables(ctx context.Context, db *sql.DB, p Projection, extra string) er
 // loadPartitions returns the partition checkpoints of an unfinished replay
 // (nil if there is none) and its target.
 func loadPartitions(ctx context.Context, db *sql.DB, name string) ([]uint64, uint64, error) {
-	rows, err := db.QueryContext(ctx, `SELECT partition, partitions, until, position FROM strata_replay_partitions WHERE projection = ? ORDER BY partition`, name)
+	rows, err := db.QueryContext(ctx, `SELECT partition, partitions, until, position FROM strata_replay_partitions WHERE projection = $1 ORDER BY partition`, name)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -532,7 +544,7 @@ func startPartitions(ctx context.Context, db *sql.DB, name string, parts []uint6
 	}
 	defer tx.Rollback()
 	for k, pos := range parts {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO strata_replay_partitions (projection, partition, partitions, until, position) VALUES (?, ?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO strata_replay_partitions (projection, partition, partitions, until, position) VALUES ($1, $2, $3, $4, $5)`,
 			name, k, len(parts), until, pos); err != nil {
 			return err
 		}
@@ -551,7 +563,7 @@ func finishPartitions(ctx context.Context, db *sql.DB, name string, base, until 
 	if err := advanceCheckpoint(ctx, tx, name, base, until, now); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM strata_replay_partitions WHERE projection = ?`, name); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM strata_replay_partitions WHERE projection = $1`, name); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -564,16 +576,27 @@ func applyEntries(ctx context.Context, tx *sql.Tx, p Projection, entries []entry
 	if _, ok := p.(PreparingProjection); ok {
 		preps = make([]any, len(entries))
 	}
+	n := 0
 	for i := range entries {
+		if entries[i].skip {
+			continue
+		}
 		if entries[i].err != nil {
 			return entries[i].err
 		}
-		recs[i] = entries[i].rec
+		recs[n] = entries[i].rec
 		if preps != nil {
-			preps[i] = entries[i].prep
+			preps[n] = entries[i].prep
 		}
+		n++
 	}
-	return applyBatch(ctx, tx, p, recs, preps)
+	if n == 0 {
+		return nil // another partition's events: only the checkpoint moves
+	}
+	if preps != nil {
+		preps = preps[:n]
+	}
+	return applyBatch(ctx, tx, p, recs[:n], preps)
 }
 
 // applyBatch hands events (and for a PreparingProjection, what Prepare made

@@ -44,6 +44,31 @@ type Options struct {
 	// the one serving (it is catching up on events whose effects the
 	// serving version already had).
 	Quiet bool
+	// Partition, when its Count is above 1, makes the runner apply one
+	// share of the projection's events, so that several runners (in one
+	// process or on several nodes) share a projection's live work. Each
+	// share has its own checkpoint and state, under PartitionName. As in a
+	// parallel Replay, events of different keys then reach the projection
+	// in no particular order, so rows that events of several keys touch
+	// must be updated commutatively.
+	Partition Partition
+}
+
+// Partition is share Index (0-based) of Count shares of a projection's
+// events: those whose key — a Partitioner's, else the stream — hashes to
+// Index, exactly as a parallel Replay deals them.
+type Partition struct {
+	Index, Count int
+}
+
+// PartitionName is the name under which share part of projection name
+// keeps its checkpoint and state: name itself when there is one share,
+// else "name#index/count".
+func PartitionName(name string, part Partition) string {
+	if part.Count <= 1 {
+		return name
+	}
+	return fmt.Sprintf("%s#%d/%d", name, part.Index, part.Count)
 }
 
 func (o *Options) ensureDefaults() {
@@ -95,9 +120,14 @@ var ErrNotFailed = errors.New("projection: not in the failed state")
 // Pause, Resume, Skip and Status are safe to call from others.
 type Runner struct {
 	p    Projection
+	name string // of the checkpoint and state: PartitionName
 	db   *sql.DB
 	src  store.Store
 	opts Options
+	// keyer deals events to partitions (Partition.Count > 1 only); keyed is
+	// the one record it sees them through.
+	keyer Partitioner
+	keyed *event.Record
 
 	mu struct {
 		sync.Mutex
@@ -118,7 +148,11 @@ type controlReq struct {
 // NewRunner returns a runner of p, writing into db, reading src.
 func NewRunner(p Projection, db *sql.DB, src store.Store, opts Options) *Runner {
 	opts.ensureDefaults()
-	r := &Runner{p: p, db: db, src: src, opts: opts, control: make(chan controlReq)}
+	r := &Runner{p: p, name: PartitionName(p.Name(), opts.Partition), db: db, src: src, opts: opts, control: make(chan controlReq)}
+	if opts.Partition.Count > 1 {
+		r.keyer, _ = p.(Partitioner)
+		r.keyed = new(event.Record)
+	}
 	r.mu.state = StateStarting
 	r.mu.changed = make(chan struct{})
 	return r
@@ -128,25 +162,28 @@ func NewRunner(p Projection, db *sql.DB, src store.Store, opts Options) *Runner 
 // It returns ctx's error, or an error that stops it from running at all.
 func (r *Runner) Run(ctx context.Context) error {
 	defer r.setState(StateStopped, nil)
+	if part := r.opts.Partition; part.Count < 0 || part.Count > 1 && (part.Index < 0 || part.Index >= part.Count) {
+		return fmt.Errorf("projection %s: partition %d of %d does not exist", r.p.Name(), part.Index, part.Count)
+	}
 	if err := setupTables(ctx, r.db, r.p, replayDDL); err != nil {
 		return err
 	}
-	if parts, _, err := loadPartitions(ctx, r.db, r.p.Name()); err != nil || parts != nil {
+	if parts, _, err := loadPartitions(ctx, r.db, r.name); err != nil || parts != nil {
 		if err == nil {
 			err = errReplayUnfinished
 		}
-		return fmt.Errorf("projection %s: %w", r.p.Name(), err)
+		return fmt.Errorf("projection %s: %w", r.name, err)
 	}
-	pos, err := checkpoint(ctx, r.db, r.p.Name())
+	pos, err := checkpoint(ctx, r.db, r.name)
 	if err != nil {
-		return fmt.Errorf("projection %s: read checkpoint: %w", r.p.Name(), err)
+		return fmt.Errorf("projection %s: read checkpoint: %w", r.name, err)
 	}
 	r.advance(pos)
 	if r.opts.Until != 0 && pos >= r.opts.Until {
 		return nil
 	}
 	start := StateRunning
-	if stored, err := readStored(ctx, r.db, r.p.Name()); err == nil && stored.State == StatePaused {
+	if stored, err := readStored(ctx, r.db, r.name); err == nil && stored.State == StatePaused {
 		start = StatePaused // paused from outside while no runner ran
 	}
 	r.setState(start, nil)
@@ -189,7 +226,11 @@ func (r *Runner) runLive(ctx context.Context) error {
 			}
 			it := item{err: err}
 			if err == nil {
-				it.entry = prepareEntry(r.p, r.opts.Registry, rec)
+				if r.mine(&rec) {
+					it.entry = prepareEntry(r.p, r.opts.Registry, rec)
+				} else {
+					it.entry = entry{rec: rec, skip: true}
+				}
 			}
 			select {
 			case ch <- it:
@@ -287,7 +328,7 @@ func (r *Runner) subscriptionEnded(ctx context.Context, err error) error {
 	if errors.Is(err, errReachedUntil) {
 		return err
 	}
-	return fmt.Errorf("projection %s: subscription: %w", r.p.Name(), err)
+	return fmt.Errorf("projection %s: subscription: %w", r.name, err)
 }
 
 // applyBatch applies batch with retries; on exhaustion it applies the
@@ -299,15 +340,15 @@ func (r *Runner) applyBatch(ctx context.Context, batch []entry) bool {
 	defer func() {
 		if errors.Is(err, errCheckpointMoved) {
 			// Nothing was applied; follow the stored checkpoint.
-			r.opts.Logger.Warn("projection: checkpoint moved under this runner; following it", "projection", r.p.Name())
-			if pos, cerr := checkpoint(context.Background(), r.db, r.p.Name()); cerr == nil {
+			r.opts.Logger.Warn("projection: checkpoint moved under this runner; following it", "projection", r.name)
+			if pos, cerr := checkpoint(context.Background(), r.db, r.name); cerr == nil {
 				r.advance(pos)
 			}
 		}
 	}()
 	for attempt := 0; attempt <= r.opts.Retries; attempt++ {
 		if attempt > 0 {
-			r.opts.Logger.Warn("projection: batch failed, retrying", "projection", r.p.Name(), "attempt", attempt, "err", err)
+			r.opts.Logger.Warn("projection: batch failed, retrying", "projection", r.name, "attempt", attempt, "err", err)
 			select {
 			case <-time.After(delay):
 			case <-ctx.Done():
@@ -328,7 +369,7 @@ func (r *Runner) applyBatch(ctx context.Context, batch []entry) bool {
 		} else if err != nil {
 			e := batch[i].rec
 			f := &Failure{Position: e.Position, Event: e, Type: e.Type, Stream: e.Stream, Err: err.Error(), At: r.opts.Now()}
-			r.opts.Logger.Error("projection: stopped at a failing event", "projection", r.p.Name(), "position", f.Position, "err", err)
+			r.opts.Logger.Error("projection: stopped at a failing event", "projection", r.name, "position", f.Position, "err", err)
 			r.setState(StateFailed, f)
 			return false
 		}
@@ -337,11 +378,27 @@ func (r *Runner) applyBatch(ctx context.Context, batch []entry) bool {
 }
 
 // entry is an event on its way to the projection: upcast, and prepared
-// when the projection prepares events; err when either failed.
+// when the projection prepares events; err when either failed. skip: the
+// event belongs to another partition, and only moves the checkpoint.
 type entry struct {
 	rec  event.Record
 	prep any
 	err  error
+	skip bool
+}
+
+// mine reports whether rec belongs to the runner's partition.
+func (r *Runner) mine(rec *event.Record) bool {
+	part := r.opts.Partition
+	if part.Count <= 1 {
+		return true
+	}
+	key := rec.Stream
+	if r.keyer != nil {
+		*r.keyed = *rec
+		key = r.keyer.PartitionKey(r.keyed)
+	}
+	return hashKey(key)%uint64(part.Count) == uint64(part.Index)
 }
 
 // prepareEntry upcasts rec and, for a PreparingProjection, prepares it. It
@@ -390,7 +447,7 @@ func (r *Runner) commit(ctx context.Context, entries []entry) error {
 		return err
 	}
 	first, last := entries[0].rec.Position, entries[len(entries)-1].rec.Position
-	if err := advanceCheckpoint(ctx, tx, r.p.Name(), first-1, last, r.opts.Now()); err != nil {
+	if err := advanceCheckpoint(ctx, tx, r.name, first-1, last, r.opts.Now()); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -400,8 +457,11 @@ func (r *Runner) commit(ctx context.Context, entries []entry) error {
 	// read-your-writes query, a hand-off) finds them done.
 	if se, ok := r.p.(SideEffecter); ok && !r.opts.Quiet {
 		for i := range entries {
+			if entries[i].skip {
+				continue
+			}
 			if err := se.Effect(ctx, entries[i].rec); err != nil {
-				r.opts.Logger.Error("projection: side effect failed", "projection", r.p.Name(), "position", entries[i].rec.Position, "err", err)
+				r.opts.Logger.Error("projection: side effect failed", "projection", r.name, "position", entries[i].rec.Position, "err", err)
 			}
 		}
 	}
@@ -461,12 +521,12 @@ func (r *Runner) record(action, detail string) {
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err == nil {
 		defer tx.Rollback()
-		if err = logAction(ctx, tx, r.p.Name(), action, r.Position(), detail, r.opts.Now()); err == nil {
+		if err = logAction(ctx, tx, r.name, action, r.Position(), detail, r.opts.Now()); err == nil {
 			err = tx.Commit()
 		}
 	}
 	if err != nil {
-		r.opts.Logger.Error("projection: cannot record an operator action", "projection", r.p.Name(), "action", action, "err", err)
+		r.opts.Logger.Error("projection: cannot record an operator action", "projection", r.name, "action", action, "err", err)
 	}
 }
 
@@ -476,7 +536,7 @@ func (r *Runner) skip(reason string) error {
 	if r.State() != StateFailed || f == nil {
 		return ErrNotFailed
 	}
-	if err := skipFailed(context.Background(), r.db, r.p.Name(), f, reason, r.opts.Now()); err != nil {
+	if err := skipFailed(context.Background(), r.db, r.name, f, reason, r.opts.Now()); err != nil {
 		return err
 	}
 	r.advance(f.Position)
@@ -511,8 +571,8 @@ func (r *Runner) Skip(ctx context.Context, reason string) error {
 // whoever sees the runner's state change finds it in the database too.
 func (r *Runner) setState(s State, f *Failure) {
 	if s == StateRunning || s == StatePaused || s == StateFailed {
-		if err := saveState(context.Background(), r.db, r.p.Name(), s, f); err != nil {
-			r.opts.Logger.Error("projection: cannot store state", "projection", r.p.Name(), "err", err)
+		if err := saveState(context.Background(), r.db, r.name, s, f); err != nil {
+			r.opts.Logger.Error("projection: cannot store state", "projection", r.name, "err", err)
 		}
 	}
 	r.mu.Lock()
@@ -524,8 +584,8 @@ func (r *Runner) setState(s State, f *Failure) {
 // poll follows the stored state, which tools in other processes change,
 // and beats the heartbeat. It reports whether the runner's state changed.
 func (r *Runner) poll(ctx context.Context) bool {
-	_ = heartbeat(ctx, r.db, r.p.Name(), r.opts.Now())
-	stored, err := readStored(ctx, r.db, r.p.Name())
+	_ = heartbeat(ctx, r.db, r.name, r.opts.Now())
+	stored, err := readStored(ctx, r.db, r.name)
 	if err != nil {
 		return false
 	}
@@ -589,7 +649,7 @@ type Status struct {
 func (r *Runner) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Status{Name: r.p.Name(), State: r.mu.state, Position: r.mu.position, Failure: r.mu.failure}
+	return Status{Name: r.name, State: r.mu.state, Position: r.mu.position, Failure: r.mu.failure}
 }
 
 // WaitFor blocks until the projection has applied position pos (for
@@ -603,7 +663,7 @@ func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
 			return nil
 		}
 		if state == StateFailed {
-			return fmt.Errorf("projection %s failed before position %d", r.p.Name(), pos)
+			return fmt.Errorf("projection %s failed before position %d", r.name, pos)
 		}
 		select {
 		case <-ch:

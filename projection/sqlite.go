@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS strata_projection_log (
 // checkpoint reads the projection's position (0 when it has none).
 func checkpoint(ctx context.Context, q queryer, name string) (uint64, error) {
 	var pos uint64
-	err := q.QueryRowContext(ctx, `SELECT position FROM strata_checkpoints WHERE projection = ?`, name).Scan(&pos)
+	err := q.QueryRowContext(ctx, `SELECT position FROM strata_checkpoints WHERE projection = $1`, name).Scan(&pos)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -95,7 +95,7 @@ var errCheckpointMoved = errors.New("projection: checkpoint moved: another runne
 // tx, only if it is still at from.
 func advanceCheckpoint(ctx context.Context, tx *sql.Tx, name string, from, to uint64, now time.Time) error {
 	at := now.UTC().Format(time.RFC3339Nano)
-	res, err := tx.ExecContext(ctx, `UPDATE strata_checkpoints SET position = ?, updated_at = ? WHERE projection = ? AND position = ?`, to, at, name, from)
+	res, err := tx.ExecContext(ctx, `UPDATE strata_checkpoints SET position = $1, updated_at = $2 WHERE projection = $3 AND position = $4`, to, at, name, from)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func advanceCheckpoint(ctx context.Context, tx *sql.Tx, name string, from, to ui
 		return errCheckpointMoved
 	}
 	// No row yet: the first commit creates it, unless another runner's did.
-	res, err = tx.ExecContext(ctx, `INSERT INTO strata_checkpoints (projection, position, updated_at) VALUES (?, ?, ?)
+	res, err = tx.ExecContext(ctx, `INSERT INTO strata_checkpoints (projection, position, updated_at) VALUES ($1, $2, $3)
 ON CONFLICT(projection) DO NOTHING`, name, to, at)
 	if err != nil {
 		return err
@@ -121,7 +121,7 @@ ON CONFLICT(projection) DO NOTHING`, name, to, at)
 }
 
 func logAction(ctx context.Context, tx *sql.Tx, name, action string, pos uint64, detail string, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO strata_projection_log (projection, action, position, detail, at) VALUES (?, ?, ?, ?, ?)`,
+	_, err := tx.ExecContext(ctx, `INSERT INTO strata_projection_log (projection, action, position, detail, at) VALUES ($1, $2, $3, $4, $5)`,
 		name, action, pos, detail, now.UTC().Format(time.RFC3339Nano))
 	return err
 }

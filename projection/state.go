@@ -35,13 +35,13 @@ func saveState(ctx context.Context, db execer, name string, s State, f *Failure)
 		}
 		failure = string(b)
 	}
-	_, err := db.ExecContext(ctx, `INSERT INTO strata_projection_state (projection, state, failure) VALUES (?, ?, ?)
+	_, err := db.ExecContext(ctx, `INSERT INTO strata_projection_state (projection, state, failure) VALUES ($1, $2, $3)
 ON CONFLICT(projection) DO UPDATE SET state = excluded.state, failure = excluded.failure`, name, string(s), failure)
 	return err
 }
 
 func heartbeat(ctx context.Context, db execer, name string, now time.Time) error {
-	_, err := db.ExecContext(ctx, `UPDATE strata_projection_state SET heartbeat_at = ? WHERE projection = ?`, now.UTC().Format(time.RFC3339Nano), name)
+	_, err := db.ExecContext(ctx, `UPDATE strata_projection_state SET heartbeat_at = $1 WHERE projection = $2`, now.UTC().Format(time.RFC3339Nano), name)
 	return err
 }
 
@@ -76,7 +76,7 @@ func readStored(ctx context.Context, db queryer, name string) (Stored, error) {
 	s := Stored{Name: name}
 	var state string
 	var failure, hb sql.NullString
-	err := db.QueryRowContext(ctx, `SELECT state, failure, heartbeat_at FROM strata_projection_state WHERE projection = ?`, name).Scan(&state, &failure, &hb)
+	err := db.QueryRowContext(ctx, `SELECT state, failure, heartbeat_at FROM strata_projection_state WHERE projection = $1`, name).Scan(&state, &failure, &hb)
 	if errors.Is(err, sql.ErrNoRows) || err != nil && isNoTable(err) {
 		return s, fmt.Errorf("%w: %q", ErrUnknownProjection, name)
 	}
@@ -97,9 +97,9 @@ func readStored(ctx context.Context, db queryer, name string) (Stored, error) {
 	return s, err
 }
 
-// isNoTable reports SQLite's error for a database no runner has set up.
+// isNoTable reports the error for a database no runner has set up.
 func isNoTable(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "no such table")
+	return err != nil && (strings.Contains(err.Error(), "no such table") || isNoTablePostgres(err))
 }
 
 // ListStored returns every projection the database knows, by name.
