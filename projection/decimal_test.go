@@ -1,21 +1,21 @@
 package projection
 
 import (
-	"path/filepath"
+	"database/sql"
 	"testing"
 
 	"github.com/shopspring/decimal"
 	"pgregory.net/rapid"
 )
 
-// The C decimal functions against shopspring/decimal on random decimals:
-// same value, same text.
+// The C decimal functions (and PostgreSQL's, in SQL) against
+// shopspring/decimal on random decimals: same value, same text.
 func TestDecimalFunctionsMatchAReference(t *testing.T) {
-	db, err := OpenSQLite(filepath.Join(t.TempDir(), "rm.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	t.Run("sqlite", func(t *testing.T) { testDecimalsMatch(t, sqliteDB(t)) })
+	t.Run("postgres", func(t *testing.T) { testDecimalsMatch(t, postgresDB(t)) })
+}
+
+func testDecimalsMatch(t *testing.T, db *sql.DB) {
 	gen := rapid.Custom(func(rt *rapid.T) string {
 		coef := rapid.Int64Range(-1_000_000_000_000, 1_000_000_000_000).Draw(rt, "coef")
 		exp := rapid.Int32Range(-12, 3).Draw(rt, "exp")
@@ -37,7 +37,7 @@ func TestDecimalFunctionsMatchAReference(t *testing.T) {
 		da, db2 := decimal.RequireFromString(a), decimal.RequireFromString(b)
 		for fn, want := range map[string]decimal.Decimal{"dec_add": da.Add(db2), "dec_sub": da.Sub(db2), "dec_mul": da.Mul(db2)} {
 			var got string
-			if err := db.QueryRow(`SELECT `+fn+`(?, ?)`, a, b).Scan(&got); err != nil {
+			if err := db.QueryRow(`SELECT `+fn+`($1, $2)`, a, b).Scan(&got); err != nil {
 				rt.Fatalf("%s(%s, %s): %v", fn, a, b, err)
 			}
 			if got != want.String() {
@@ -48,11 +48,11 @@ func TestDecimalFunctionsMatchAReference(t *testing.T) {
 }
 
 func TestDecimalFunctionsEdgeCases(t *testing.T) {
-	db, err := OpenSQLite(filepath.Join(t.TempDir(), "rm.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	t.Run("sqlite", func(t *testing.T) { testDecimalEdges(t, sqliteDB(t)) })
+	t.Run("postgres", func(t *testing.T) { testDecimalEdges(t, postgresDB(t)) })
+}
+
+func testDecimalEdges(t *testing.T, db *sql.DB) {
 	cases := []struct{ q, want string }{
 		{`SELECT dec_add('0.1', '0.2')`, "0.3"},
 		{`SELECT dec_add(NULL, '1.50')`, "1.5"},

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -56,6 +58,24 @@ type Spec struct {
 	Tables   []string          `yaml:"tables"`
 	On       map[string]string `yaml:"on"`
 	Webhooks map[string]string `yaml:"webhooks,omitempty" json:",omitempty"`
+	// Postgres replaces the tables, and the statements of the event types
+	// it names, when the read model lives in PostgreSQL: for what the two
+	// databases spell differently, full-text search above all (an FTS4
+	// table in SQLite, a tsvector column and a GIN index in PostgreSQL).
+	// Everything else is written once: placeholders are numbered for both,
+	// and PostgreSQL read models have the dec_add, dec_sub and dec_mul
+	// functions too.
+	//
+	//	postgres:
+	//	  tables:
+	//	    - CREATE TABLE IF NOT EXISTS … search tsvector GENERATED ALWAYS AS (…) STORED …
+	Postgres *SpecVariant `yaml:"postgres,omitempty" json:",omitempty"`
+}
+
+// SpecVariant is what a Spec spells differently for one database.
+type SpecVariant struct {
+	Tables []string          `yaml:"tables,omitempty" json:",omitempty"`
+	On     map[string]string `yaml:"on,omitempty" json:",omitempty"`
 }
 
 // ParseSpec reads a YAML spec and compiles it into a Projection. Every
@@ -72,12 +92,14 @@ func ParseSpec(b []byte) (*Declarative, error) {
 
 // Declarative is a compiled Spec; it implements Projection.
 type Declarative struct {
-	spec  Spec
-	stmts map[string]*statement
+	spec   Spec
+	tables []string // the DDL this variant runs
+	stmts  map[string]*statement
+	pg     *Declarative // the PostgreSQL variant, when the spec has one
 }
 
 type statement struct {
-	sql      string   // with ? placeholders
+	sql      string   // with $1, $2, … placeholders, in order
 	params   []param  // in placeholder order
 	dataKeys []string // top-level data fields the parameters read
 	metaKeys []string // top-level metadata fields the parameters read
@@ -106,19 +128,24 @@ func (s Spec) Compile() (*Declarative, error) {
 	if len(s.On) == 0 {
 		errs = append(errs, fmt.Errorf("projection spec %q: no event handlers (on:)", s.Name))
 	}
-	d := &Declarative{spec: s, stmts: map[string]*statement{}}
-	types := make([]string, 0, len(s.On))
-	for t := range s.On {
-		types = append(types, t)
-	}
-	sort.Strings(types)
-	for _, t := range types {
-		st, err := compileStatement(s.On[t])
-		if err != nil {
-			errs = append(errs, fmt.Errorf("projection spec %q, on %s: %w", s.Name, t, err))
-			continue
+	d := &Declarative{spec: s, tables: s.Tables, stmts: map[string]*statement{}}
+	errs = append(errs, d.compileOn(s.On, "")...)
+	if v := s.Postgres; v != nil {
+		d.pg = &Declarative{spec: s, tables: s.Tables, stmts: map[string]*statement{}}
+		if len(v.Tables) > 0 {
+			d.pg.tables = v.Tables
 		}
-		d.stmts[t] = st
+		if len(v.Tables) == 0 && len(v.On) == 0 {
+			errs = append(errs, fmt.Errorf("projection spec %q, postgres: neither tables nor on", s.Name))
+		}
+		for t := range v.On {
+			if _, ok := s.On[t]; !ok {
+				errs = append(errs, fmt.Errorf("projection spec %q, postgres.on %s: the spec has no statement for %s to replace", s.Name, t, t))
+			}
+		}
+		merged := maps.Clone(s.On)
+		maps.Copy(merged, v.On)
+		errs = append(errs, d.pg.compileOn(merged, "postgres.")...)
 	}
 	for t, u := range s.Webhooks {
 		if err := event.ValidateType(t); err != nil {
@@ -132,6 +159,28 @@ func (s Spec) Compile() (*Declarative, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// compileOn compiles the statements of on into d, returning every error.
+func (d *Declarative) compileOn(on map[string]string, prefix string) []error {
+	var errs []error
+	for _, t := range slices.Sorted(maps.Keys(on)) {
+		st, err := compileStatement(on[t])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("projection spec %q, %son %s: %w", d.spec.Name, prefix, t, err))
+			continue
+		}
+		d.stmts[t] = st
+	}
+	return errs
+}
+
+// For implements Portable: the PostgreSQL variant for "postgres".
+func (d *Declarative) For(database string) Projection {
+	if database == DatabasePostgres && d.pg != nil {
+		return d.pg
+	}
+	return d
 }
 
 // webhookTimeout bounds one webhook call: the runner waits for it before it
@@ -182,7 +231,7 @@ func (d *Declarative) Effect(ctx context.Context, r event.Record) error {
 }
 
 // compileStatement replaces :params outside string literals and quoted
-// identifiers with ? and records how to bind each.
+// identifiers with $1, $2, … and records how to bind each.
 func compileStatement(src string) (*statement, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, errors.New("empty statement")
@@ -218,7 +267,7 @@ func compileStatement(src string) (*statement, error) {
 				p.idx, st.metaKeys = keyIndex(st.metaKeys, p.key)
 			}
 			st.params = append(st.params, p)
-			out.WriteByte('?')
+			fmt.Fprintf(&out, "$%d", len(st.params))
 			i = j
 		default:
 			out.WriteByte(c)
@@ -388,7 +437,7 @@ func (d *Declarative) EventTypes() []string {
 
 // Setup implements Projection: runs the tables' DDL.
 func (d *Declarative) Setup(ctx context.Context, tx *sql.Tx) error {
-	for _, ddl := range d.spec.Tables {
+	for _, ddl := range d.tables {
 		if _, err := tx.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("projection %s: %w", d.spec.Name, err)
 		}

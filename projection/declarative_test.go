@@ -74,6 +74,15 @@ on: {a: "INSERT INTO t VALUES (:position.x)"}`, []string{"position has no fields
 tables: ["CREATE TABLE t (a)"]
 on: {a: "SELECT 1"}
 extra: 1`, []string{"field extra not found"}},
+		{`name: x
+tables: ["CREATE TABLE t (a)"]
+on: {a: "SELECT 1"}
+postgres:
+  on: {b: "SELECT 2", a: "SELECT :nope"}`, []string{"postgres.on b: the spec has no statement for b", "postgres.on a: unknown parameter :nope"}},
+		{`name: x
+tables: ["CREATE TABLE t (a)"]
+on: {a: "SELECT 1"}
+postgres: {}`, []string{"postgres: neither tables nor on"}},
 	}
 	for _, tc := range cases {
 		_, err := ParseSpec([]byte(tc.yaml))
@@ -90,7 +99,47 @@ func TestCompileStatementLeavesCastsAndLiteralsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.sql != `SELECT ?, x::text, ':data.no', "col:umn", ?` || len(st.params) != 2 || st.params[1].name != "data.a.b_2" {
+	if st.sql != `SELECT $1, x::text, ':data.no', "col:umn", $2` || len(st.params) != 2 || st.params[1].name != "data.a.b_2" {
 		t.Fatalf("compiled %q with %d params", st.sql, len(st.params))
 	}
+}
+
+// A spec's postgres section replaces its tables and the statements it names
+// when the read model is in PostgreSQL, and nothing in SQLite.
+func TestSpecPostgresVariant(t *testing.T) {
+	spec := `name: notes
+tables: ["CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, body TEXT, db TEXT)"]
+on:
+  note.added: "INSERT INTO notes (id, body, db) VALUES (:stream_id, :data.body, 'sqlite')"
+  note.edited: "UPDATE notes SET body = :data.body WHERE id = :stream_id"
+postgres:
+  tables: ["CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, body TEXT, db TEXT, words tsvector GENERATED ALWAYS AS (to_tsvector('simple', coalesce(body, ''))) STORED)"]
+  on:
+    note.added: "INSERT INTO notes (id, body, db) VALUES (:stream_id, :data.body, 'postgres')"
+`
+	eachDB(t, func(t *testing.T, f *fixture) {
+		p, err := ParseSpec([]byte(spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.append(t, "note-1", "note.added", 0)
+		ctx := context.Background()
+		f.log.Append(ctx, "note-1", store.Any, event.Event{Type: "note.edited", Data: []byte(`{"body":"hello strata"}`)})
+		last, _ := f.log.Append(ctx, "note-2", store.Any, event.Event{Type: "note.added", Data: []byte(`{"body":"second"}`)})
+		r := NewRunner(p, f.db, f.log, Options{})
+		start(t, r)
+		waitFor(t, r, last.LastPosition)
+		want := "sqlite"
+		if isPostgres(f.db) {
+			want = "postgres"
+			var n int
+			if err := f.db.QueryRow(`SELECT count(*) FROM notes WHERE words @@ to_tsquery('simple', 'strata')`).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("text search found %d, %v", n, err)
+			}
+		}
+		var body, db string
+		if err := f.db.QueryRow(`SELECT body, db FROM notes WHERE id = '1'`).Scan(&body, &db); err != nil || body != "hello strata" || db != want {
+			t.Fatalf("row = %q %q, %v; want the %s statements", body, db, err, want)
+		}
+	})
 }

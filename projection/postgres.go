@@ -25,7 +25,8 @@ import (
 
 // OpenPostgres opens the PostgreSQL database at url (a pgx connection
 // string) for read models, with schema (created if needed; "" leaves the
-// connection's search_path alone) first on every connection's search_path.
+// connection's search_path alone) first on every connection's search_path,
+// and the decimal functions dec_add, dec_sub and dec_mul in it.
 func OpenPostgres(ctx context.Context, url, schema string) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
@@ -35,14 +36,15 @@ func OpenPostgres(ctx context.Context, url, schema string) (*sql.DB, error) {
 		cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
 	}
 	db := stdlib.OpenDB(*cfg)
-	if schema != "" {
-		err = inSetupLock(ctx, db, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize())
-			return err
-		})
-	} else {
-		err = db.PingContext(ctx)
-	}
+	err = inSetupLock(ctx, db, func(tx *sql.Tx) error {
+		if schema != "" {
+			if _, err := tx.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, postgresDecimalDDL)
+		return err
+	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("projection: open postgres read models: %w", err)
@@ -101,7 +103,28 @@ CREATE TABLE IF NOT EXISTS strata_replay_partitions (
 	until      BIGINT NOT NULL,
 	position   BIGINT NOT NULL,
 	PRIMARY KEY (projection, partition)
-);` + stateDDL
+);` + stateDDL + postgresDecimalDDL
+
+// postgresDecimalDDL gives PostgreSQL read models SQLite's exact decimal
+// functions, so that one projection's SQL serves both: TEXT in and out,
+// NULL as 0, the result normalised as the SQLite ones and
+// shopspring/decimal write it (no trailing zeros after the point).
+// Overloads with a numeric argument let a number literal stand on either
+// side (dec_add(:data.amount, 0)), which PostgreSQL would not turn into
+// text by itself.
+const postgresDecimalDDL = `
+CREATE OR REPLACE FUNCTION dec_add(a text, b text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT trim_scale(coalesce(a, '0')::numeric + coalesce(b, '0')::numeric)::text $$;
+CREATE OR REPLACE FUNCTION dec_sub(a text, b text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT trim_scale(coalesce(a, '0')::numeric - coalesce(b, '0')::numeric)::text $$;
+CREATE OR REPLACE FUNCTION dec_mul(a text, b text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT trim_scale(coalesce(a, '0')::numeric * coalesce(b, '0')::numeric)::text $$;
+CREATE OR REPLACE FUNCTION dec_add(a text, b numeric) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT dec_add(a, b::text) $$;
+CREATE OR REPLACE FUNCTION dec_add(a numeric, b text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT dec_add(a::text, b) $$;
+CREATE OR REPLACE FUNCTION dec_sub(a text, b numeric) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT dec_sub(a, b::text) $$;
+CREATE OR REPLACE FUNCTION dec_sub(a numeric, b text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT dec_sub(a::text, b) $$;
+CREATE OR REPLACE FUNCTION dec_mul(a text, b numeric) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT dec_mul(a, b::text) $$;
+CREATE OR REPLACE FUNCTION dec_mul(a numeric, b text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT dec_mul(a::text, b) $$;`
 
 // isNoTablePostgres reports PostgreSQL's undefined_table.
 func isNoTablePostgres(err error) bool {

@@ -46,6 +46,24 @@ func ApplyPreparing(ctx context.Context, tx *sql.Tx, p PreparingProjection, batc
 	return p.ApplyPrepared(ctx, tx, batch, prepared)
 }
 
+// Portable is a projection spelled differently for each database its read
+// model can live in. A Runner or a Replay writing into PostgreSQL runs
+// For(DatabasePostgres) instead of the projection itself.
+type Portable interface {
+	For(database string) Projection
+}
+
+// DatabasePostgres names PostgreSQL to Portable.For.
+const DatabasePostgres = "postgres"
+
+// forDB returns the variant of p for db's database.
+func forDB(p Projection, db *sql.DB) Projection {
+	if pp, ok := p.(Portable); ok && isPostgres(db) {
+		return pp.For(DatabasePostgres)
+	}
+	return p
+}
+
 // Selective is a projection that handles only some event types. A Replay
 // reads only those: the log skips the others before anything is decoded,
 // upcast or dealt to a partition. (A Runner still reads every event, so

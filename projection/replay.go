@@ -93,6 +93,7 @@ const replayChunk = 4096
 // tables are consistent only once it returns. Only one Replay or Runner of a
 // projection may run at a time.
 func Replay(ctx context.Context, p Projection, db *sql.DB, src store.Store, opts ReplayOptions) (uint64, error) {
+	p = forDB(p, db)
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}

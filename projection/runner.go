@@ -148,6 +148,7 @@ type controlReq struct {
 // NewRunner returns a runner of p, writing into db, reading src.
 func NewRunner(p Projection, db *sql.DB, src store.Store, opts Options) *Runner {
 	opts.ensureDefaults()
+	p = forDB(p, db)
 	r := &Runner{p: p, name: PartitionName(p.Name(), opts.Partition), db: db, src: src, opts: opts, control: make(chan controlReq)}
 	if opts.Partition.Count > 1 {
 		r.keyer, _ = p.(Partitioner)

@@ -171,8 +171,8 @@ func (f *spendFold) Write(ctx context.Context, tx *sql.Tx) error {
 	if len(f.order) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO lifetime_spend (customer, orders, spend) VALUES (?, ?, ?)
-ON CONFLICT(customer) DO UPDATE SET orders = orders + excluded.orders, spend = dec_add(spend, excluded.spend)`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO lifetime_spend (customer, orders, spend) VALUES ($1, $2, $3)
+ON CONFLICT(customer) DO UPDATE SET orders = lifetime_spend.orders + excluded.orders, spend = dec_add(lifetime_spend.spend, excluded.spend)`)
 	if err != nil {
 		return err
 	}

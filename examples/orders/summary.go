@@ -35,7 +35,7 @@ func (Summary) Setup(ctx context.Context, tx *sql.Tx) error {
       shipping_cost TEXT NOT NULL,
       total         TEXT NOT NULL,
       status        TEXT NOT NULL,
-      last_position INTEGER NOT NULL
+      last_position BIGINT NOT NULL
     )`)
 	return err
 }
@@ -81,7 +81,7 @@ func (s Summary) ApplyPrepared(ctx context.Context, tx *sql.Tx, batch []event.Re
 		}
 		var r summaryRow
 		var sub, tax, ship string
-		err := tx.QueryRowContext(ctx, `SELECT customer, item_count, subtotal, tax_amount, shipping_cost, status, last_position FROM order_summary WHERE order_id = ?`, id).
+		err := tx.QueryRowContext(ctx, `SELECT customer, item_count, subtotal, tax_amount, shipping_cost, status, last_position FROM order_summary WHERE order_id = $1`, id).
 			Scan(&r.customer, &r.items, &sub, &tax, &ship, &r.status, &r.position)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, nil
@@ -130,7 +130,7 @@ func (s Summary) ApplyPrepared(ctx context.Context, tx *sql.Tx, batch []event.Re
 		}
 	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO order_summary (order_id, customer, item_count, subtotal, tax_amount, shipping_cost, total, status, last_position)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT(order_id) DO UPDATE SET customer = excluded.customer, item_count = excluded.item_count, subtotal = excluded.subtotal,
   tax_amount = excluded.tax_amount, shipping_cost = excluded.shipping_cost, total = excluded.total, status = excluded.status,
   last_position = excluded.last_position`)

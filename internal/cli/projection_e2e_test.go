@@ -113,7 +113,7 @@ func balancesWithCurrency(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changed := strings.Replace(string(b), "last_position INTEGER NOT NULL\n", "last_position INTEGER NOT NULL,\n      currency      TEXT NOT NULL DEFAULT 'EUR'\n", 1)
+	changed := strings.Replace(string(b), "last_position BIGINT NOT NULL\n", "last_position BIGINT NOT NULL,\n      currency      TEXT NOT NULL DEFAULT 'EUR'\n", 1)
 	if changed == string(b) {
 		t.Fatal("account_balances.yaml changed: update the test's edit")
 	}
