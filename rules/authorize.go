@@ -79,6 +79,19 @@ type Options struct {
 	// replays only the transactions recorded after the checkpoint.
 	Dir             string
 	CheckpointEvery int
+	// Checkpoints, when set, keeps the checkpoint instead of a file in Dir:
+	// in PostgreSQL, say, for nodes that keep no state on their disks.
+	Checkpoints CheckpointStore
+}
+
+// CheckpointStore keeps an Authorizer's checkpoint. A checkpoint is a
+// shortcut, never the truth: one lost, stale or another's costs a longer
+// replay of the log, not a wrong decision.
+type CheckpointStore interface {
+	// LoadCheckpoint returns the saved checkpoint, nil if there is none.
+	LoadCheckpoint(ctx context.Context) ([]byte, error)
+	// SaveCheckpoint replaces it, atomically.
+	SaveCheckpoint(ctx context.Context, data []byte) error
 }
 
 // Authorizer decides about transactions with a rule set's windows, and
@@ -144,6 +157,9 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Authorizer, error
 	}
 	if opts.CheckpointEvery <= 0 {
 		opts.CheckpointEvery = 100_000
+	}
+	if opts.Checkpoints == nil && opts.Dir != "" {
+		opts.Checkpoints = dirCheckpoints(opts.Dir)
 	}
 	a := &Authorizer{st: st, opts: opts}
 	l, err := loadRules(ctx, st)
@@ -235,7 +251,7 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 // ErrStateLost until the Authorizer is opened again.
 func (a *Authorizer) Authorize(ctx context.Context, txn Transaction) (Decision, error) {
 	d, err := a.authorize(ctx, txn)
-	if err == nil && a.opts.Dir != "" && a.sinceCheckpoint.Add(1)%int64(a.opts.CheckpointEvery) == 0 {
+	if err == nil && a.opts.Checkpoints != nil && a.sinceCheckpoint.Add(1)%int64(a.opts.CheckpointEvery) == 0 {
 		// The decision is recorded whatever happens to the checkpoint (a
 		// shortcut, not the truth): a failure is kept for CheckpointError,
 		// and the next one is tried CheckpointEvery decisions later.

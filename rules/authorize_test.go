@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -390,5 +392,77 @@ func TestCheckpointFailureFailsNoDecision(t *testing.T) {
 	}
 	if err := a.Close(context.Background()); err == nil {
 		t.Fatal("Close wrote a checkpoint under a file")
+	}
+}
+
+// memCheckpoints is a CheckpointStore in memory.
+type memCheckpoints struct {
+	data         []byte
+	loads, saves int
+}
+
+func (m *memCheckpoints) LoadCheckpoint(context.Context) ([]byte, error) {
+	m.loads++
+	return m.data, nil
+}
+
+func (m *memCheckpoints) SaveCheckpoint(_ context.Context, b []byte) error {
+	m.saves++
+	m.data = slices.Clone(b)
+	return nil
+}
+
+// readCounter counts the records read through ReadAll.
+type readCounter struct {
+	store.Store
+	n int
+}
+
+func (c *readCounter) ReadAll(ctx context.Context, opts store.ReadAllOptions) iter.Seq2[event.Record, error] {
+	return func(yield func(event.Record, error) bool) {
+		for r, err := range c.Store.ReadAll(ctx, opts) {
+			c.n++
+			if !yield(r, err) {
+				return
+			}
+		}
+	}
+}
+
+// Options.Checkpoints keeps the checkpoint instead of a file (PostgreSQL,
+// for nodes that keep nothing on disk): Close saves it, and Open starts
+// from it instead of replaying the transactions it covers.
+func TestCheckpointsInAStoreOfOneChoice(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	cps := &memCheckpoints{}
+	a, err := Open(context.Background(), l, Options{Shards: 4, Checkpoints: cps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		authorize(t, a, fmt.Sprintf("u%d", i%3), "10", t0.Add(time.Duration(i)*time.Second))
+	}
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if cps.saves != 1 || len(cps.data) == 0 {
+		t.Fatalf("Close saved %d checkpoints (%d bytes)", cps.saves, len(cps.data))
+	}
+	withCk, without := &readCounter{Store: l}, &readCounter{Store: l}
+	b, err := Open(context.Background(), withCk, Options{Shards: 4, Checkpoints: cps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(context.Background(), without, Options{Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cps.loads != 2 || withCk.n >= without.n {
+		t.Fatalf("with the checkpoint (loaded %d times) Open read %d records, without %d", cps.loads, withCk.n, without.n)
+	}
+	// Both decide alike: u0 has ten transactions in the last minute.
+	at := t0.Add(31 * time.Second)
+	if d1, d2 := authorize(t, b, "u0", "10", at), authorize(t, c, "u0", "10", at.Add(time.Millisecond)); d1.Outcome != d2.Outcome || d1.Outcome != Deny {
+		t.Fatalf("restored %s / %s, replayed %s / %s", d1.Outcome, fired(d1), d2.Outcome, fired(d2))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/gob"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,8 +41,23 @@ type shardState struct {
 	Order      []recentID
 }
 
-func (a *Authorizer) checkpointPath() string {
-	return filepath.Join(a.opts.Dir, "authorizer.checkpoint")
+// fileCheckpoints is the CheckpointStore of Options.Dir.
+type fileCheckpoints struct{ path string }
+
+func (f fileCheckpoints) LoadCheckpoint(context.Context) ([]byte, error) {
+	b, err := os.ReadFile(f.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+func (f fileCheckpoints) SaveCheckpoint(_ context.Context, data []byte) error {
+	return atomicfile.Write(f.path, data)
+}
+
+func dirCheckpoints(dir string) fileCheckpoints {
+	return fileCheckpoints{filepath.Join(dir, "authorizer.checkpoint")}
 }
 
 func (l ruleLog) fingerprint() []byte {
@@ -53,11 +69,11 @@ func (l ruleLog) fingerprint() []byte {
 	return b
 }
 
-// Checkpoint writes the windows' state to Options.Dir (atomically: a crash
-// leaves the previous checkpoint), holding every decision back meanwhile.
-// Without Options.Dir it does nothing.
+// Checkpoint writes the windows' state to Options.Dir or
+// Options.Checkpoints (atomically: a crash leaves the previous checkpoint),
+// holding every decision back meanwhile. Without either it does nothing.
 func (a *Authorizer) Checkpoint() error {
-	if a.opts.Dir == "" {
+	if a.opts.Checkpoints == nil {
 		return nil
 	}
 	a.mu.Lock()
@@ -85,7 +101,8 @@ func (a *Authorizer) checkpoint() error {
 	if err := gob.NewEncoder(&b).Encode(&cp); err != nil {
 		return fmt.Errorf("rules: checkpoint: %w", err)
 	}
-	if err := atomicfile.Write(a.checkpointPath(), b.Bytes()); err != nil {
+	// The decisions wait for the save: the state must not move under it.
+	if err := a.opts.Checkpoints.SaveCheckpoint(context.Background(), b.Bytes()); err != nil {
 		return fmt.Errorf("rules: checkpoint: %w", err)
 	}
 	a.sinceCheckpoint.Store(0)
@@ -95,11 +112,11 @@ func (a *Authorizer) checkpoint() error {
 // restore loads the checkpoint into freshly built shards, reporting the
 // position it covers (0 and no error when there is none to use).
 func (a *Authorizer) restore(shards []*shard) (uint64, int64, error) {
-	if a.opts.Dir == "" {
+	if a.opts.Checkpoints == nil {
 		return 0, 0, nil
 	}
-	data, err := os.ReadFile(a.checkpointPath())
-	if err != nil {
+	data, err := a.opts.Checkpoints.LoadCheckpoint(context.Background())
+	if err != nil || data == nil {
 		// None yet, or unreadable: the log has everything (and writing
 		// the next checkpoint reports what is wrong with the place).
 		return 0, 0, nil

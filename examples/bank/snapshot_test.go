@@ -3,7 +3,11 @@ package bank_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopspring/decimal"
 	"pgregory.net/rapid"
@@ -12,21 +16,48 @@ import (
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/eventlog"
 	"github.com/stratadb/strata/examples/bank"
+	"github.com/stratadb/strata/pgstate"
 )
 
 // For random histories and snapshot points, the state loaded from a
 // snapshot plus the events after it equals a full replay.
+// Both snapshot stores: Pebble in the data directory, and PostgreSQL.
 func TestSnapshotPlusTailEqualsFullReplay(t *testing.T) {
+	t.Run("pebble", func(t *testing.T) {
+		snaps, err := aggregate.OpenSnapshots(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer snaps.Close()
+		testSnapshotPlusTail(t, snaps)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := os.Getenv("STRATA_TEST_POSTGRES_URL")
+		if url == "" {
+			t.Skip("STRATA_TEST_POSTGRES_URL is not set: skipping the PostgreSQL snapshot store (set it to a PostgreSQL URL to run it)")
+		}
+		ctx := context.Background()
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		schema := fmt.Sprintf("strata_snapshots_test_%d", os.Getpid())
+		defer pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+		snaps, err := pgstate.Open(ctx, pool, schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testSnapshotPlusTail(t, snaps)
+	})
+}
+
+func testSnapshotPlusTail(t *testing.T, snaps aggregate.SnapshotStore) {
 	l, err := eventlog.Open(t.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	snaps, err := aggregate.OpenSnapshots(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snaps.Close()
 	reg := event.NewRegistry()
 	if err := bank.Register(reg); err != nil {
 		t.Fatal(err)

@@ -41,7 +41,7 @@ var rows = []struct {
 	{3, []string{"store/storetest"}},
 	{4, []string{"eventlog", "pgstore", "pglease"}},
 	{5, []string{"aggregate/..."}},
-	{6, []string{"projection"}},
+	{6, []string{"projection", "pgstate"}},
 	{7, []string{"stream/..."}},
 	{8, []string{"rules/..."}},
 	{9, []string{"api"}},
