@@ -17,6 +17,8 @@
 //	               partial index on (txid, seq) WHERE position IS NULL.
 //	strata_head    one row: the last position handed out.
 //	strata_append  the append of one batch to one stream (see below).
+//	strata_append_group the appends of a group commit, set-based (see
+//	               below); strata_append is its slow path.
 //	strata_sequence one sequencer round (see below).
 //
 // # Why positions are not a sequence
@@ -63,8 +65,8 @@
 // Positions follow txids, not commit order, so one more rule keeps a
 // stream's versions in position order: an append's transaction must not be
 // older than the transaction that wrote the stream's previous event.
-// strata_append checks it (the previous row's txid against
-// pg_current_xact_id()); when it fails — possible only when another process
+// strata_append (and strata_append_group) checks it (the previous row's txid
+// against pg_current_xact_id()); when it fails — possible only when another process
 // committed to the stream after this transaction began — the append is
 // carried into the writer's next transaction, whose txid is newer.
 //
@@ -73,11 +75,16 @@
 // Input is validated exactly as by the embedded log before anything reaches
 // the database. Concurrent Append calls on one Store are gathered by a
 // writer goroutine into one transaction (group commit): one pipeline holding
-// BEGIN, one strata_append call per append, COMMIT, and one sequencer round
-// — one round trip for the whole group, one commit, one round. A lone Append
-// pays the same single round trip. The group's own round normally positions
-// its rows: it reports the group's transaction and where its rows start, and
-// the appends' positions follow in the group's order.
+// BEGIN, one strata_append_group call for the group, COMMIT, and one
+// sequencer round — one round trip for the whole group, one commit, one
+// round. A lone Append pays the same single round trip. The appends of one
+// call go to distinct streams: the first append to each stream goes in the
+// first call, a second append to a stream in a second call of the same
+// transaction (which sees the first's rows), and so on; within a call the
+// appends are sorted by stream, so that concurrent groups of different
+// processes take their row locks in one order. The group's own round
+// normally positions its rows: it reports the group's transaction and where
+// its rows start, and the appends' positions follow in the calls' order.
 //
 // Expected versions and idempotency are enforced by the table's constraints,
 // never by a read followed by a racing write: strata_append reads the
@@ -88,10 +95,17 @@
 // the new last event; an exact expectation fails with the actual version).
 // It never raises for an expected outcome, so one append's conflict leaves
 // the rest of its group standing without a savepoint per append, and
-// without the subtransactions a savepoint costs. An error the server does
-// raise makes the writer run that group's appends one by one, so that only
-// the faulty one fails; a deadlock against another process's writer makes
-// it run the group again.
+// without the subtransactions a savepoint costs. strata_append_group does
+// the same for many streams at once, set-based: one statement reads every
+// stream's last row and decides every append (retry, wrong version, again,
+// or insert), one plain INSERT writes every append that passed. That INSERT
+// runs in a PL/pgSQL exception block — one subtransaction per call, not per
+// append — and if another transaction took one of its versions or ids
+// first, the block takes the whole INSERT back and the call runs its
+// passing appends through strata_append one by one, so the outcomes are
+// exactly strata_append's. An error the server does raise makes the writer
+// run that group's appends one by one, so that only the faulty one fails; a
+// deadlock against another process's writer makes it run the group again.
 //
 // An append is acknowledged only once its rows are positioned, normally by
 // its group's own round. A failed expected-version check is reported only

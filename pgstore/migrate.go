@@ -61,6 +61,12 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, key int32) 
 	if err != nil {
 		return err
 	}
+	return migrateWith(ctx, pool, schema, key, ms)
+}
+
+// migrateWith is migrate with the migrations given (the first versions, in
+// order): the tests build older schemas with it.
+func migrateWith(ctx context.Context, pool *pgxpool.Pool, schema string, key int32, ms []migration) error {
 	qs := pgx.Identifier{schema}.Sanitize()
 	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, lockClassMigrate, key); err != nil {

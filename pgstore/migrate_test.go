@@ -2,12 +2,16 @@ package pgstore
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/store"
 )
 
@@ -112,4 +116,167 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// TestUpgradeFrom0001 builds a schema at migration 1 and fills it as a
+// build of that time would (strata_append and strata_sequence, with some
+// committed rows left unpositioned), then opens it: the upgrade keeps every
+// record, version and position, positions the leftover rows after them, and
+// the store appends on.
+func TestUpgradeFrom0001(t *testing.T) {
+	url := testURL(t)
+	schema := newSchema(t, url)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	key := schemaKey(schema)
+	if err := migrateWith(ctx, pool, schema, key, ms[:1]); err != nil {
+		t.Fatal(err)
+	}
+	q := newQueries(pgx.Identifier{schema}.Sanitize())
+	old := &Store{q: q} // for newAppendReq only
+	old.opts.ensureDefaults()
+
+	type row struct {
+		stream   string
+		version  int64
+		id       event.ID
+		position int64 // 0: not positioned
+	}
+	var rows []row
+	appendOld := func(stream string, exp store.ExpectedVersion, n int) {
+		t.Helper()
+		req, err := old.newAppendReq(ctx, stream, exp, testEvents(n, "old"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var status int32
+		var version int64
+		var txid pgtype.Text
+		if err := pool.QueryRow(ctx, q.append, req.args()...).Scan(&status, &version, &txid); err != nil || status != statusAppended {
+			t.Fatalf("strata_append(%q): status %d, %v", stream, status, err)
+		}
+		for i, id := range req.ids {
+			rows = append(rows, row{stream: stream, version: version - int64(n) + 1 + int64(i), id: id.Bytes})
+		}
+	}
+	sequence := func() {
+		t.Helper()
+		r, err := pool.Query(ctx, q.sequence, lockClassSequence, key, channelName(schema), roundLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := scanRound(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 30 {
+		appendOld(fmt.Sprint("old-", i%4), store.Any, i%3+1)
+		if i%7 == 6 {
+			sequence()
+		}
+	}
+	sequence()
+	positioned := len(rows)
+	appendOld("old-0", store.Any, 2) // committed, never positioned by the old build
+	appendOld("old-5", store.NoStream, 1)
+
+	// The positions the old build gave.
+	byID := map[event.ID]*row{}
+	for i := range rows {
+		byID[rows[i].id] = &rows[i]
+	}
+	qs := pgx.Identifier{schema}.Sanitize()
+	res, err := pool.Query(ctx, `SELECT id, coalesce(position, 0) FROM `+qs+`.strata_events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for res.Next() {
+		var id pgtype.UUID
+		var pos int64
+		if err := res.Scan(&id, &pos); err != nil {
+			t.Fatal(err)
+		}
+		byID[id.Bytes].position = pos
+		n++
+	}
+	if res.Err() != nil || n != len(rows) {
+		t.Fatalf("read %d rows back (%v), want %d", n, res.Err(), len(rows))
+	}
+
+	s := openStore(t, url, schema)
+	var applied int
+	if err := pool.QueryRow(ctx, `SELECT max(version) FROM `+qs+`.strata_migrations`).Scan(&applied); err != nil || applied != len(ms) {
+		t.Fatalf("after Open the schema is at migration %d (%v), want %d", applied, err, len(ms))
+	}
+	// Open's store positions the leftover rows (at the latest at its first
+	// idle round); an append's own round does it at once.
+	newEvs := testEvents(2, "new")
+	added, err := s.Append(ctx, "old-1", store.Any, newEvs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(len(rows) + 2); added.LastPosition != want {
+		t.Fatalf("new append at %d..%d, want to end at %d", added.FirstPosition, added.LastPosition, want)
+	}
+
+	var got []event.Record
+	for r, err := range s.ReadAll(ctx, store.ReadAllOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if len(got) != len(rows)+2 {
+		t.Fatalf("ReadAll after the upgrade: %d records, want %d", len(got), len(rows)+2)
+	}
+	for i, r := range got {
+		if r.Position != uint64(i+1) {
+			t.Fatalf("record %d at position %d", i, r.Position)
+		}
+		if i >= len(rows) {
+			if r.ID != newEvs[i-len(rows)].ID {
+				t.Fatalf("position %d: %s, want the new append's event", r.Position, r.ID)
+			}
+			continue
+		}
+		w := byID[r.ID]
+		if w == nil || w.stream != r.Stream || uint64(w.version) != r.Version {
+			t.Fatalf("position %d: %s@%d (%s), not an event written before the upgrade there", r.Position, r.Stream, r.Version, r.ID)
+		}
+		if i < positioned && uint64(w.position) != r.Position {
+			t.Fatalf("%s@%d: position %d after the upgrade, %d before", r.Stream, r.Version, r.Position, w.position)
+		}
+		if i >= positioned && w.position != 0 {
+			t.Fatalf("%s@%d: positioned before the upgrade, but read after the old positions", r.Stream, r.Version)
+		}
+	}
+	// Streams read back whole, in version order.
+	for _, stream := range []string{"old-0", "old-1", "old-2", "old-3", "old-5"} {
+		var v uint64
+		for r, err := range s.ReadStream(ctx, stream, store.ReadStreamOptions{}) {
+			if err != nil {
+				t.Fatalf("ReadStream(%q): %v", stream, err)
+			}
+			v++
+			if r.Version != v {
+				t.Fatalf("ReadStream(%q): version %d, want %d", stream, r.Version, v)
+			}
+			if w := byID[r.ID]; w != nil && (w.stream != stream || uint64(w.version) != v) {
+				t.Fatalf("ReadStream(%q)@%d: %s was written at %s@%d", stream, v, r.ID, w.stream, w.version)
+			}
+		}
+		if v == 0 {
+			t.Fatalf("ReadStream(%q): empty", stream)
+		}
+	}
 }

@@ -39,19 +39,22 @@ const recordColumns = `e.position, e.stream, e.version, e.id, e.type, e.schema, 
 // queries holds the statements of one store, with its schema filled in.
 // They are constant per store, so pgx prepares each once per connection.
 type queries struct {
-	append     string
-	sequence   string
-	positions  string
-	head       string
-	logPage    string
-	streamFwd  string
-	streamBack string
+	append      string
+	appendGroup string
+	sequence    string
+	positions   string
+	head        string
+	logPage     string
+	streamFwd   string
+	streamBack  string
 }
 
 func newQueries(schema string) queries {
 	r := strings.NewReplacer("{schema}", schema, "{cols}", recordColumns)
 	return queries{
 		append: r.Replace(`SELECT status, version, txid FROM {schema}.strata_append($1, $2, $3, $4, $5, $6, $7, $8, $9)`),
+
+		appendGroup: r.Replace(`SELECT statuses, versions, txid FROM {schema}.strata_append_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`),
 
 		sequence: r.Replace(`SELECT txid, first_position, events FROM {schema}.strata_sequence($1, $2, $3, $4)`),
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,7 +27,8 @@ const (
 
 // runWriter is the group committer. It takes every append waiting in the
 // queue (up to MaxBatch and MaxBatchBytes) and sends them as one pipeline:
-// BEGIN, one strata_append per append, COMMIT, and a sequencer round — one
+// BEGIN, one strata_append_group for all of them (one more for each further
+// append to a stream already in the group), COMMIT, and a sequencer round — one
 // round trip, one commit and one round for the whole group. While it waits
 // for the database, the next group gathers in the queue. (Handing the
 // round to another goroutine, to overlap it with the next group's commit,
@@ -86,7 +85,7 @@ type groupResult struct {
 	round     map[string]roundRow // what the group's own round positioned, by txid
 }
 
-// outcome is one strata_append result.
+// outcome is one append's strata_append(_group) result.
 type outcome struct {
 	status  int32
 	version int64
@@ -107,16 +106,12 @@ func (s *Store) commitGroup(group []*appendReq) (again []*appendReq) {
 	if len(live) == 0 {
 		return nil
 	}
-	// The appends of a group are concurrent, so any order is a valid one.
-	// Sorting by stream makes concurrent groups of different processes
-	// wait for each other's rows in one order, which rules out most
-	// deadlocks between them.
-	slices.SortStableFunc(live, func(a, b *appendReq) int { return strings.Compare(a.stream, b.stream) })
+	live, calls := inCalls(live)
 
 	var out groupResult
 	var err error
 	for attempt := 1; ; attempt++ {
-		out, err = s.runGroup(live)
+		out, err = s.runGroup(live, calls)
 		if err == nil || out.committed || !retryable(err) || attempt == maxGroupAttempts {
 			break
 		}
@@ -153,11 +148,12 @@ func retryable(err error) bool {
 	return false
 }
 
-// runGroup sends one group's pipeline and reads its results. Once the
-// COMMIT succeeded the group is written whatever happens next, and
-// runGroup reports no error: the acker finds positions the group's own
-// round did not deliver.
-func (s *Store) runGroup(group []*appendReq) (out groupResult, err error) {
+// runGroup sends one group's pipeline and reads its results: BEGIN, one
+// strata_append_group per call (see inCalls), COMMIT and a sequencer round.
+// group is in the calls' order. Once the COMMIT succeeded the group is
+// written whatever happens next, and runGroup reports no error: the acker
+// finds positions the group's own round did not deliver.
+func (s *Store) runGroup(group []*appendReq, calls [][]*appendReq) (out groupResult, err error) {
 	conn, err := s.pool.Acquire(s.ctx)
 	if err != nil {
 		return out, fmt.Errorf("acquire connection: %w", err)
@@ -166,8 +162,8 @@ func (s *Store) runGroup(group []*appendReq) (out groupResult, err error) {
 
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	for _, r := range group {
-		b.Queue(s.q.append, r.args()...)
+	for _, c := range calls {
+		b.Queue(s.q.appendGroup, newGroupCall(c).args()...)
 	}
 	b.Queue("COMMIT")
 	b.Queue(s.q.sequence, lockClassSequence, s.key, s.channel, roundLimit)
@@ -177,11 +173,19 @@ func (s *Store) runGroup(group []*appendReq) (out groupResult, err error) {
 	if _, err := br.Exec(); err != nil {
 		return out, fmt.Errorf("begin: %w", err)
 	}
-	out.outcomes = make([]outcome, len(group))
-	for i := range group {
+	out.outcomes = make([]outcome, 0, len(group))
+	for _, c := range calls {
+		var statuses []int32
+		var versions []int64
 		var txid pgtype.Text
-		if err := br.QueryRow().Scan(&out.outcomes[i].status, &out.outcomes[i].version, &txid); err != nil {
+		if err := br.QueryRow().Scan(&statuses, &versions, &txid); err != nil {
 			return out, err
+		}
+		if len(statuses) != len(c) || len(versions) != len(c) {
+			return out, fmt.Errorf("strata_append_group returned %d outcomes for %d appends", len(statuses), len(c))
+		}
+		for i := range c {
+			out.outcomes = append(out.outcomes, outcome{status: statuses[i], version: versions[i]})
 		}
 		if txid.Valid {
 			out.txid = txid.String
