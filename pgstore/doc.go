@@ -127,7 +127,14 @@
 // subscribers wait, nothing is lost or reordered — until it ends; keep
 // write transactions on the cluster short, and do not leave a prepared
 // transaction (PREPARE TRANSACTION) unresolved. Read-only transactions take
-// no txid and hold nothing back. Every idle Store also runs a round each
+// no txid and hold nothing back. A stall does not go unnoticed: once
+// committed events have waited StallAfter (2 s), every Store names the
+// oldest open transaction of the cluster — the session's pid, user,
+// application, client, database, state, age and query, or the prepared
+// transaction's gid — in a warning (repeated every 30 s while it lasts, and
+// an all-clear when it ends) and in Stall, which strata serve exports as
+// the strata_log_stalled_seconds and strata_log_stalled_events gauges.
+// Every idle Store also runs a round each
 // PollInterval, so rows committed by a process that died before its own
 // round are positioned all the same. NOTIFY only wakes; the tables are the
 // truth.

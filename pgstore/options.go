@@ -3,6 +3,7 @@ package pgstore
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -32,6 +33,13 @@ type Options struct {
 	// commit and its round). Notifications make waits much shorter in
 	// practice; the poll only bounds them. Default 250ms.
 	PollInterval time.Duration
+	// StallAfter is how long committed events may wait for an older open
+	// transaction before the store names it (Stall, and a warning in the
+	// log). Default 2s.
+	StallAfter time.Duration
+	// Logger receives the warnings about long-open transactions. Default:
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 const (
@@ -62,6 +70,12 @@ func (o *Options) ensureDefaults() {
 	if o.PollInterval == 0 {
 		o.PollInterval = defaultPollInterval
 	}
+	if o.StallAfter == 0 {
+		o.StallAfter = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 }
 
 // validate reports every problem with o, joined.
@@ -87,6 +101,9 @@ func (o *Options) validate() error {
 	}
 	if o.MaxBatchBytes < 0 {
 		errs = append(errs, fmt.Errorf("pgstore: MaxBatchBytes %d is negative", o.MaxBatchBytes))
+	}
+	if o.StallAfter < 0 {
+		errs = append(errs, fmt.Errorf("pgstore: StallAfter %v is negative", o.StallAfter))
 	}
 	if o.PollInterval < 0 {
 		errs = append(errs, fmt.Errorf("pgstore: PollInterval %v is negative", o.PollInterval))

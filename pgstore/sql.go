@@ -47,6 +47,8 @@ type queries struct {
 	logPage     string
 	streamFwd   string
 	streamBack  string
+	waiting     string
+	blocker     string
 }
 
 func newQueries(schema string) queries {
@@ -66,6 +68,25 @@ LEFT JOIN {schema}.strata_events e ON e.stream = k.stream AND e.version = k.vers
 ORDER BY k.i`),
 
 		head: r.Replace(`SELECT position FROM {schema}.strata_head WHERE id = 1`),
+
+		// The committed rows no round has positioned yet (the partial
+		// index holds exactly those), and the oldest one's transaction.
+		waiting: r.Replace(`SELECT min(e.txid)::text, count(*) FROM {schema}.strata_events e WHERE e.position IS NULL`),
+
+		// The oldest transaction still open in the cluster: a session, or a
+		// prepared transaction nobody committed. (Only transactions that
+		// wrote hold positions back: they have a transaction id.)
+		blocker: `SELECT b.who FROM (
+	SELECT age(a.backend_xid) AS age, format('session pid %s (user %s, application %s, client %s, database %s, %s, transaction open for %s s): %s',
+		a.pid, coalesce(a.usename::text, '?'), coalesce(nullif(a.application_name, ''), '?'), coalesce(a.client_addr::text, 'local'),
+		coalesce(a.datname::text, '?'), coalesce(a.state, '?'), round(extract(epoch FROM clock_timestamp() - a.xact_start)::numeric, 1),
+		left(coalesce(a.query, ''), 200)) AS who
+	FROM pg_stat_activity a WHERE a.backend_xid IS NOT NULL
+	UNION ALL
+	SELECT age(p.transaction), format('prepared transaction %L (owner %s, database %s, prepared at %s): COMMIT PREPARED or ROLLBACK PREPARED it',
+		p.gid, p.owner, p.database, p.prepared)
+	FROM pg_prepared_xacts p
+) b ORDER BY b.age DESC LIMIT 1`,
 
 		// One page of the log: the records in (after, upper] that pass the
 		// filter, at most limit of them, with the head read in the same

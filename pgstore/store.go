@@ -60,6 +60,8 @@ type Store struct {
 	writerDone   chan struct{}
 	ackerDone    chan struct{}
 	listenerDone chan struct{}
+	stallDone    chan struct{}
+	stall        stallWatch
 	closeOnce    sync.Once
 	closeErr     error
 }
@@ -113,6 +115,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		writerDone:   make(chan struct{}),
 		ackerDone:    make(chan struct{}),
 		listenerDone: make(chan struct{}),
+		stallDone:    make(chan struct{}),
 	}
 	s.q = newQueries(s.schema)
 	s.notify.init()
@@ -130,6 +133,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	go s.runListener(conn, cfg.ConnConfig)
 	go s.runWriter()
 	go s.runAcker()
+	go s.runStallWatch()
 	return s, nil
 }
 
@@ -161,6 +165,7 @@ func (s *Store) Close() error {
 		<-s.ackerDone
 		s.cancel()
 		<-s.listenerDone
+		<-s.stallDone
 		s.pool.Close()
 	})
 	return s.closeErr

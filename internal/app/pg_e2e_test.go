@@ -3,6 +3,8 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -45,6 +47,18 @@ func TestE2EServeOnPostgres(t *testing.T) {
 	amount, _ := num.Parse("6000")
 	if d, err := c.Authorize(ctx, rules.Transaction{User: "u1", Amount: amount}); err != nil || d.Outcome != "deny" {
 		t.Fatalf("authorize: %+v, %v", d, err)
+	}
+	// The log's stall gauges are there (and say nothing is held back).
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"\nstrata_log_stalled_seconds 0\n", "\nstrata_log_stalled_events 0\n"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Fatalf("/metrics lacks %q", strings.TrimSpace(want))
+		}
 	}
 	s.stop(t)
 	s = start(t, dir, "127.0.0.1:0", pg...)

@@ -128,7 +128,7 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 			if err := os.MkdirAll(c.Data, 0o755); err != nil {
 				return err
 			}
-			pg, err := pgstore.Open(cmd.Context(), c.Postgres, pgstore.Options{Schema: c.PostgresSchema})
+			pg, err := pgstore.Open(cmd.Context(), c.Postgres, pgstore.Options{Schema: c.PostgresSchema, Logger: log})
 			if err != nil {
 				return fmt.Errorf("open the log in PostgreSQL: %w", err)
 			}

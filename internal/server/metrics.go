@@ -15,6 +15,7 @@ import (
 
 	"github.com/stratadb/strata/eventlog"
 	"github.com/stratadb/strata/internal/readmodels"
+	"github.com/stratadb/strata/pgstore"
 )
 
 // metrics are what /metrics exposes, in Prometheus' text format.
@@ -28,6 +29,12 @@ type metrics struct {
 	// following holds each live subscription's last delivered position
 	// (*atomic.Uint64 keys).
 	following sync.Map
+}
+
+// staller is a log that can be held back by another's open transaction
+// (pgstore.Store).
+type staller interface {
+	Stall() pgstore.Stall
 }
 
 // logStats is the embedded log's counters (eventlog.Log has them; another
@@ -60,6 +67,14 @@ func (s *Server) newMetrics() *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if ls, ok := s.opts.Store.(logStats); ok {
 		m.reg.MustRegister(logCollector{ls})
+	}
+	if st, ok := s.opts.Store.(staller); ok {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_log_stalled_seconds", Help: "How long committed events have waited for an older open transaction in the PostgreSQL cluster (0: the log is not held back); the server log names the transaction.",
+		}, func() float64 { return st.Stall().For.Seconds() }))
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_log_stalled_events", Help: "Committed events that cannot be positioned yet because an older transaction is open in the PostgreSQL cluster.",
+		}, func() float64 { return float64(st.Stall().Waiting) }))
 	}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "strata_subscription_lag_events", Help: "Events the furthest-behind live subscription (SSE) has not been sent yet (0: none open, or all caught up). A subscription that filters skips events it does not want, so its lag counts them until one it wants is sent.",
