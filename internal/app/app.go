@@ -53,6 +53,25 @@ type Config struct {
 	// ShutdownTimeout bounds how long requests in flight may take to finish
 	// once the context ends (10 s).
 	ShutdownTimeout time.Duration
+	// Cluster, when set, makes this server one node of several sharing a
+	// PostgreSQL database: the read models, the projections' definitions,
+	// the aggregates' snapshots and the rules' checkpoint live there, and
+	// the projections' partitions are spread over the nodes by leases.
+	Cluster *Cluster
+}
+
+// Cluster is what a node of a cluster needs.
+type Cluster struct {
+	// URL is the PostgreSQL database (the log's, normally).
+	URL string
+	// Schema holds the read models, leases, snapshots and checkpoints.
+	Schema string
+	// Node names this node among the others (default: host, pid, random).
+	Node string
+	// Partitions cuts each projection into this many shares (default 1).
+	Partitions int
+	// LeaseTTL is how long a dead node's work waits for another (10s).
+	LeaseTTL time.Duration
 }
 
 // DefaultAddr is where the API listens unless told otherwise.
@@ -76,7 +95,16 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	if err := checkIdentity(cfg.DataDir, cfg.LogIdentity); err != nil {
 		return err
 	}
-	auth, err := rules.Open(ctx, cfg.Store, rules.Options{Dir: filepath.Join(cfg.DataDir, "rules")})
+	ruleOpts := rules.Options{Dir: filepath.Join(cfg.DataDir, "rules")}
+	var node *clusterNode
+	if cfg.Cluster != nil {
+		if node, err = openClusterNode(ctx, cfg); err != nil {
+			return err
+		}
+		defer node.close()
+		ruleOpts.Checkpoints = node.state.Checkpoint("rules")
+	}
+	auth, err := rules.Open(ctx, cfg.Store, ruleOpts)
 	if err != nil {
 		return fmt.Errorf("open the fraud rules: %w", err)
 	}
@@ -89,7 +117,9 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	// Snapshots only speed loads up: without them (another process holds
 	// them) everything works by replaying.
 	var snaps aggregate.SnapshotStore
-	if ps, err := aggregate.OpenSnapshots(filepath.Join(cfg.DataDir, "snapshots")); err == nil {
+	if node != nil {
+		snaps = node.state
+	} else if ps, err := aggregate.OpenSnapshots(filepath.Join(cfg.DataDir, "snapshots")); err == nil {
 		defer ps.Close()
 		snaps = ps
 	}
@@ -97,48 +127,55 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	if err != nil {
 		return err
 	}
-	cat, err := projection.OpenCatalog(filepath.Join(cfg.DataDir, "readmodels"))
-	if err != nil {
-		return fmt.Errorf("open the read models: %w", err)
-	}
-	defer cat.Close()
-	specs, err := readmodels.Specs(filepath.Join(cfg.DataDir, "projections"))
-	if err != nil {
-		return fmt.Errorf("the applied projections: %w", err)
-	}
 	// Work beside the requests: the alerts stream kept up with the
-	// decisions (what /v1/alerts follows), and the demo's traffic. It stops
-	// before the rules and the log close.
+	// decisions (what /v1/alerts follows), the projections and jobs, and
+	// the demo's traffic. It stops before the rules and the log close.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	defer func() {
 		stopBG()
 		wg.Wait()
 	}()
-	wg.Go(func() { deriveAlerts(bg, cfg.Store, log) })
-	ps := make([]projection.Projection, 0, len(specs))
-	for _, name := range slices.Sorted(maps.Keys(specs)) {
-		ps = append(ps, specs[name])
-	}
-	// As `strata projection run` does, rebuilding a changed definition in
-	// the background; PUT /v1/projections/NAME adds more.
-	sv, err := readmodels.Supervise(bg, cat, cfg.Store, ps, readmodels.RunOptions{Logger: log, SpecsDir: filepath.Join(cfg.DataDir, "projections")})
-	if err != nil {
-		return fmt.Errorf("run the projections: %w", err)
-	}
-	wg.Go(sv.Wait)
-	if len(ps) > 0 {
-		log.Info("running projections", "count", len(ps))
-	}
-	js, err := startJobs(bg, &wg, filepath.Join(cfg.DataDir, "jobs"), cfg.Store, log)
-	if err != nil {
-		return fmt.Errorf("the jobs: %w", err)
+	sopts := server.Options{Store: cfg.Store, Rules: auth, Examples: ex, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens}
+	if node != nil {
+		node.run(bg, &wg, cfg.Store, log)
+		sopts.Shared = node.reads
+	} else {
+		wg.Go(func() { deriveAlerts(bg, cfg.Store, log) })
+		cat, err := projection.OpenCatalog(filepath.Join(cfg.DataDir, "readmodels"))
+		if err != nil {
+			return fmt.Errorf("open the read models: %w", err)
+		}
+		defer cat.Close()
+		specs, err := readmodels.Specs(filepath.Join(cfg.DataDir, "projections"))
+		if err != nil {
+			return fmt.Errorf("the applied projections: %w", err)
+		}
+		ps := make([]projection.Projection, 0, len(specs))
+		for _, name := range slices.Sorted(maps.Keys(specs)) {
+			ps = append(ps, specs[name])
+		}
+		// As `strata projection run` does, rebuilding a changed definition in
+		// the background; PUT /v1/projections/NAME adds more.
+		sv, err := readmodels.Supervise(bg, cat, cfg.Store, ps, readmodels.RunOptions{Logger: log, SpecsDir: filepath.Join(cfg.DataDir, "projections")})
+		if err != nil {
+			return fmt.Errorf("run the projections: %w", err)
+		}
+		wg.Go(sv.Wait)
+		if len(ps) > 0 {
+			log.Info("running projections", "count", len(ps))
+		}
+		js, err := startJobs(bg, &wg, filepath.Join(cfg.DataDir, "jobs"), cfg.Store, log)
+		if err != nil {
+			return fmt.Errorf("the jobs: %w", err)
+		}
+		sopts.ReadModels, sopts.Projections, sopts.Jobs = cat, sv, js
 	}
 	if cfg.Demo {
 		log.Info("demo: generating card transactions and orders")
 		runDemo(bg, &wg, cfg.Store, auth, log)
 	}
-	srv := server.New(server.Options{Store: cfg.Store, Rules: auth, Examples: ex, ReadModels: cat, Projections: sv, Jobs: js, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens})
+	srv := server.New(sopts)
 	var tlsCfg *tls.Config
 	if cfg.TLS.Cert != "" {
 		// Loaded before listening: a bad certificate fails the start, not

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,8 +22,10 @@ func newServeCmd(a *app) *cobra.Command {
 	var (
 		cfgPath, addr, tlsCert, tlsKey string
 		postgres, pgSchema             string
+		clusterSchema, node            string
+		partitions                     int
 		maxBody                        int64
-		demo                           bool
+		demo, cluster                  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -43,6 +46,7 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
   strata serve --addr 127.0.0.1:8080 --data /var/lib/strata
   strata serve --config /etc/strata.yaml
   strata serve --postgres postgres://strata@db:5432/events
+  strata serve --postgres postgres://strata@db:5432/events --cluster --node a
   curl -s localhost:7070/v1/head`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
@@ -76,6 +80,34 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 			c.TLS.Key = pick("tls-key", "STRATA_TLS_KEY", c.TLS.Key, "")
 			c.Postgres = pick("postgres", "STRATA_POSTGRES", c.Postgres, "")
 			c.PostgresSchema = pick("postgres-schema", "STRATA_POSTGRES_SCHEMA", c.PostgresSchema, "public")
+			c.ClusterSchema = pick("cluster-schema", "STRATA_CLUSTER_SCHEMA", c.ClusterSchema, c.PostgresSchema+"_cluster")
+			c.Node = pick("node", "STRATA_NODE", c.Node, "")
+			fileParts := ""
+			if c.Partitions > 0 {
+				fileParts = strconv.Itoa(c.Partitions)
+			}
+			parts, err := strconv.Atoi(pick("partitions", "STRATA_PARTITIONS", fileParts, "1"))
+			if err != nil {
+				return usagef("partitions: want a number")
+			}
+			c.Partitions = parts
+			fileTTL := ""
+			if c.LeaseTTL > 0 {
+				fileTTL = c.LeaseTTL.String()
+			}
+			ttl, err := time.ParseDuration(pick("lease-ttl", "STRATA_LEASE_TTL", fileTTL, "10s"))
+			if err != nil {
+				return usagef("lease ttl: want a duration such as 10s")
+			}
+			c.LeaseTTL = ttl
+			switch {
+			case cmd.Flags().Changed("cluster"):
+				c.Cluster = cluster
+			case getenv("STRATA_CLUSTER") != "":
+				if c.Cluster, err = strconv.ParseBool(getenv("STRATA_CLUSTER")); err != nil {
+					return usagef("STRATA_CLUSTER=%q: want true or false", getenv("STRATA_CLUSTER"))
+				}
+			}
 			if !cmd.Flags().Changed("data") && getenv(dataEnv) == "" && c.Data != "" {
 				a.dataDir = c.Data
 			}
@@ -110,14 +142,25 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 			if c.Postgres != "" {
 				identity = "postgres " + redactURL(c.Postgres) + " schema " + c.PostgresSchema
 			}
+			var node *strata.Cluster
+			if c.Cluster {
+				node = &strata.Cluster{URL: c.Postgres, Schema: c.ClusterSchema, Node: c.Node, Partitions: c.Partitions, LeaseTTL: c.LeaseTTL}
+				if node.Node == "" {
+					host, _ := os.Hostname()
+					node.Node = fmt.Sprintf("%s-%d", host, os.Getpid())
+				}
+			}
 			serve := func(s store.Store) error {
 				return strata.Serve(cmd.Context(), strata.Config{
 					Store: s, DataDir: c.Data, Addr: c.Addr, MaxBodyBytes: c.MaxBody, Logger: log,
-					Tokens: c.Tokens, TLS: c.TLS, Demo: c.Demo, LogIdentity: identity,
+					Tokens: c.Tokens, TLS: c.TLS, Demo: c.Demo, LogIdentity: identity, Cluster: node,
 				}, func(addr net.Addr) {
 					where := "data " + c.Data
 					if c.Postgres != "" {
 						where = "log in PostgreSQL schema " + c.PostgresSchema + ", data " + c.Data
+					}
+					if node != nil {
+						where += ", cluster node " + node.Node + " (schema " + node.Schema + ")"
 					}
 					fmt.Fprintf(cmd.OutOrStdout(), "strata: serving %s://%s (%s)\n", scheme, addr, where)
 				})
@@ -144,6 +187,11 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 	f.StringVar(&tlsKey, "tls-key", "", "the certificate's key, PEM (env STRATA_TLS_KEY)")
 	f.StringVar(&postgres, "postgres", "", "keep the log in this PostgreSQL database instead of the data directory: postgres://USER@HOST:PORT/DB (env STRATA_POSTGRES)")
 	f.StringVar(&pgSchema, "postgres-schema", "public", "the schema the log's tables go in (env STRATA_POSTGRES_SCHEMA)")
+	f.BoolVar(&cluster, "cluster", false, "be one node of several on the PostgreSQL log: read models, snapshots and the rules' checkpoint in PostgreSQL, projections shared among the nodes (env STRATA_CLUSTER)")
+	f.StringVar(&clusterSchema, "cluster-schema", "", "the schema the nodes share beside the log's (default: the log's schema + _cluster; env STRATA_CLUSTER_SCHEMA)")
+	f.StringVar(&node, "node", "", "this node's name among the others (default: host and process id; env STRATA_NODE)")
+	f.Duration("lease-ttl", 10*time.Second, "how long a dead node's share of the work waits before another node takes it over (env STRATA_LEASE_TTL)")
+	f.IntVar(&partitions, "partitions", 1, "cut each projection into this many shares that move between nodes; more than 1 needs rows updated commutatively across keys (env STRATA_PARTITIONS)")
 	f.BoolVar(&demo, "demo", false, "also generate card transactions and orders, a few a second, so there is live data to see (env STRATA_DEMO)")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -38,6 +39,24 @@ type Config struct {
 	Postgres string `yaml:"postgres"`
 	// PostgresSchema is the schema the log's tables go in (public).
 	PostgresSchema string `yaml:"postgres_schema"`
+	// Cluster makes this server one of several nodes on the PostgreSQL
+	// log: the read models, the projections' definitions, the snapshots and
+	// the rules' checkpoint go in PostgreSQL too (ClusterSchema), and the
+	// projections' partitions are shared among the nodes by leases.
+	Cluster bool `yaml:"cluster"`
+	// ClusterSchema holds what the nodes share beside the log
+	// (PostgresSchema + "_cluster").
+	ClusterSchema string `yaml:"cluster_schema"`
+	// Node names this node among the others (host and process id).
+	Node string `yaml:"node"`
+	// Partitions cuts each projection into this many shares, the unit
+	// that moves between nodes (1: each projection whole). More than one
+	// needs projections whose rows are updated commutatively across keys.
+	Partitions int `yaml:"partitions"`
+	// LeaseTTL is how long a node's share of the work waits after the node
+	// stopped renewing its leases (died, or lost the database) before
+	// another node takes it over (10s).
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 }
 
 // TLS names a certificate and its key, PEM files.
@@ -99,6 +118,15 @@ func Load(path string) (Config, error) {
 func (c *Config) Validate() error {
 	if c.MaxBody < 0 {
 		return fmt.Errorf("%w: max_body %d is negative", ErrConfig, c.MaxBody)
+	}
+	if c.Cluster && c.Postgres == "" {
+		return fmt.Errorf("%w: cluster: the nodes share a PostgreSQL log; give postgres too", ErrConfig)
+	}
+	if c.LeaseTTL < 0 || c.LeaseTTL > 0 && c.LeaseTTL < 100*time.Millisecond {
+		return fmt.Errorf("%w: lease_ttl %v: want at least 100ms", ErrConfig, c.LeaseTTL)
+	}
+	if c.Partitions < 0 || c.Partitions > 1024 {
+		return fmt.Errorf("%w: partitions %d: want 1 to 1024", ErrConfig, c.Partitions)
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		return fmt.Errorf("%w: tls: give both cert and key, or neither", ErrConfig)

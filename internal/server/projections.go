@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/stratadb/strata/api"
+	"github.com/stratadb/strata/internal/cluster"
 	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/internal/readmodels"
 	"github.com/stratadb/strata/projection"
@@ -63,6 +64,9 @@ func (s *Server) registerProjections() {
 			OperationID: op.id, Method: http.MethodPost, Path: op.path, Summary: op.summary,
 			Tags: []string{"read models"}, Errors: []int{404},
 		}, config.ScopeAdmin), func(ctx context.Context, in *projectionInput) (*projectionOutput, error) {
+			if s.opts.Shared != nil {
+				return s.steerShared(ctx, in.Name, func() error { return s.opts.Shared.SetPaused(ctx, in.Name, op.pause) })
+			}
 			return s.steer(ctx, in.Name, func(db *sql.DB) error { return projection.SetPaused(ctx, db, in.Name, op.pause) })
 		})
 	}
@@ -71,14 +75,31 @@ func (s *Server) registerProjections() {
 		Summary: "Move a failed projection past the event it failed on (recorded with the reason)",
 		Tags:    []string{"read models"}, Errors: []int{400, 404},
 	}, config.ScopeAdmin), func(ctx context.Context, in *skipInput) (*projectionOutput, error) {
+		if s.opts.Shared != nil {
+			return s.steerShared(ctx, in.Name, func() error { return s.opts.Shared.Skip(ctx, in.Name, in.Body.Reason) })
+		}
 		return s.steer(ctx, in.Name, func(db *sql.DB) error { return projection.SkipFailed(ctx, db, in.Name, in.Body.Reason, time.Now()) })
 	})
 	huma.Register(s.api, scoped(huma.Operation{
 		OperationID: "query", Method: http.MethodPost, Path: "/v1/query",
 		Summary:     "Read-only SQL over the read models",
-		Description: "Runs one read-only SQL statement over the serving versions of every projection (SQLite; tables by their names), in one snapshot. With min_position, waits (up to timeout_ms) until every projection reflects that log position, the position an append or a command returned: read-your-writes. A projection still building its first version answers 503 projection_building with its progress and a Retry-After.",
+		Description: "Runs one read-only SQL statement over the serving versions of every projection (SQLite; tables by their names; on a cluster, strata serve --cluster, PostgreSQL), in one snapshot. With min_position, waits (up to timeout_ms) until every projection reflects that log position, the position an append or a command returned: read-your-writes. A projection still building its first version answers 503 projection_building with its progress and a Retry-After.",
 		Tags:        []string{"read models"}, Errors: []int{400, 404, 503},
 	}, config.ScopeRead), s.query)
+}
+
+// SharedReadSide is the read side of a cluster (internal/cluster.ReadSide):
+// projections stored in and running against PostgreSQL, each in one or
+// more partitions spread over the nodes.
+type SharedReadSide interface {
+	List(ctx context.Context, head uint64) ([]readmodels.Status, error)
+	Status(ctx context.Context, name string, head uint64) (readmodels.Status, error)
+	Apply(ctx context.Context, p *projection.Declarative, src []byte) error
+	SetPaused(ctx context.Context, name string, paused bool) error
+	Skip(ctx context.Context, name, reason string) error
+	// Query runs query if every projection has applied pos, reporting
+	// whether they had and the lowest position they reflect.
+	Query(ctx context.Context, pos uint64, query string, args []any, fn func(*sql.Rows) error) (bool, uint64, error)
 }
 
 func (s *Server) catalog() (*projection.Catalog, error) {
@@ -95,6 +116,19 @@ type projectionsOutput struct {
 }
 
 func (s *Server) listProjections(ctx context.Context, _ *struct{}) (*projectionsOutput, error) {
+	if s.opts.Shared != nil {
+		head, err := s.opts.Store.Head(ctx)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		list, err := s.opts.Shared.List(ctx, head)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		out := &projectionsOutput{}
+		out.Body.Projections = list
+		return out, nil
+	}
 	cat, err := s.catalog()
 	if err != nil {
 		return nil, err
@@ -126,15 +160,23 @@ type projectionInput struct {
 type projectionOutput struct{ Body readmodels.Status }
 
 func (s *Server) projectionStatus(ctx context.Context, in *projectionInput) (*projectionOutput, error) {
-	cat, err := s.catalog()
-	if err != nil {
-		return nil, err
+	var cat *projection.Catalog
+	if s.opts.Shared == nil {
+		var err error
+		if cat, err = s.catalog(); err != nil {
+			return nil, err
+		}
 	}
 	head, err := s.opts.Store.Head(ctx)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	st, err := readmodels.ReadStatus(ctx, cat, s.opts.Store, in.Name, head)
+	var st readmodels.Status
+	if s.opts.Shared != nil {
+		st, err = s.opts.Shared.Status(ctx, in.Name, head)
+	} else {
+		st, err = readmodels.ReadStatus(ctx, cat, s.opts.Store, in.Name, head)
+	}
 	if errors.Is(err, projection.ErrUnknownProjection) {
 		return nil, api.NewError(api.CodeNotFound, "%v", err)
 	}
@@ -150,7 +192,7 @@ type applyProjectionInput struct {
 }
 
 func (s *Server) applyProjection(ctx context.Context, in *applyProjectionInput) (*projectionOutput, error) {
-	if s.opts.Projections == nil {
+	if s.opts.Projections == nil && s.opts.Shared == nil {
 		return nil, api.NewError(api.CodeNotFound, "this server runs no projections")
 	}
 	src := bytes.Clone(in.RawBody) // huma reuses the buffer after the call
@@ -161,7 +203,15 @@ func (s *Server) applyProjection(ctx context.Context, in *applyProjectionInput) 
 	if p.Name() != in.Name {
 		return nil, api.NewError(api.CodeBadRequest, "the projection is named %q, the path says %q", p.Name(), in.Name)
 	}
-	if err := s.opts.Projections.Apply(ctx, p, src); err != nil {
+	if s.opts.Shared != nil {
+		err = s.opts.Shared.Apply(ctx, p, src)
+	} else {
+		err = s.opts.Projections.Apply(ctx, p, src)
+	}
+	if errors.Is(err, cluster.ErrChanged) {
+		return nil, api.NewError(api.CodeConflict, "%v", err)
+	}
+	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	// The first version may not be registered yet: report what there is.
@@ -175,6 +225,9 @@ func (s *Server) applyProjection(ctx context.Context, in *applyProjectionInput) 
 }
 
 func (s *Server) rebuildProjection(ctx context.Context, in *projectionInput) (*projectionOutput, error) {
+	if s.opts.Shared != nil {
+		return nil, api.NewError(api.CodeConflict, "rebuilding a projection is not supported in cluster mode yet: apply it under a new name, which builds it from the start of the log")
+	}
 	if s.opts.Projections == nil {
 		return nil, api.NewError(api.CodeNotFound, "this server runs no projections")
 	}
@@ -218,10 +271,22 @@ func (s *Server) steer(ctx context.Context, name string, do func(*sql.DB) error)
 	return s.projectionStatus(ctx, &projectionInput{Name: name})
 }
 
+// steerShared is steer for a cluster's projection.
+func (s *Server) steerShared(ctx context.Context, name string, do func() error) (*projectionOutput, error) {
+	err := do()
+	switch {
+	case errors.Is(err, projection.ErrUnknownProjection):
+		return nil, api.NewError(api.CodeNotFound, "%v", err)
+	case err != nil:
+		return nil, api.NewError(api.CodeBadRequest, "%v", err)
+	}
+	return s.projectionStatus(ctx, &projectionInput{Name: name})
+}
+
 type queryInput struct {
 	Body struct {
-		SQL         string `json:"sql" minLength:"1" doc:"one read-only SQL statement (SQLite)"`
-		Args        []any  `json:"args,omitempty" doc:"values for its ? parameters"`
+		SQL         string `json:"sql" minLength:"1" doc:"one read-only SQL statement (SQLite; PostgreSQL on a cluster)"`
+		Args        []any  `json:"args,omitempty" doc:"values for its parameters (? in SQLite, $1, $2, … in PostgreSQL)"`
 		MinPosition uint64 `json:"min_position,omitempty" doc:"wait until every projection reflects this log position"`
 		TimeoutMS   int    `json:"timeout_ms,omitempty" minimum:"0" maximum:"60000" doc:"how long to wait for min_position (default 5000)"`
 	}
@@ -240,9 +305,12 @@ type queryOutput struct {
 const maxQueryRows = 100_000
 
 func (s *Server) query(ctx context.Context, in *queryInput) (*queryOutput, error) {
-	cat, err := s.catalog()
-	if err != nil {
-		return nil, err
+	var cat *projection.Catalog
+	if s.opts.Shared == nil {
+		var err error
+		if cat, err = s.catalog(); err != nil {
+			return nil, err
+		}
 	}
 	timeout := 5 * time.Second
 	if in.Body.TimeoutMS > 0 {
@@ -251,10 +319,20 @@ func (s *Server) query(ctx context.Context, in *queryInput) (*queryOutput, error
 	deadline := time.Now().Add(timeout)
 	out := &queryOutput{}
 	for {
-		reached, low, err := readmodels.QueryAtLeast(ctx, cat, in.Body.MinPosition, func(q *projection.QueryConn, reflects uint64) error {
-			out.Body.Reflects = reflects
-			return runSQL(ctx, q, in.Body.SQL, in.Body.Args, out)
-		})
+		var reached bool
+		var low uint64
+		var err error
+		if s.opts.Shared != nil {
+			reached, low, err = s.opts.Shared.Query(ctx, in.Body.MinPosition, in.Body.SQL, in.Body.Args, func(rows *sql.Rows) error {
+				return scanRows(rows, out)
+			})
+			out.Body.Reflects = low
+		} else {
+			reached, low, err = readmodels.QueryAtLeast(ctx, cat, in.Body.MinPosition, func(q *projection.QueryConn, reflects uint64) error {
+				out.Body.Reflects = reflects
+				return runSQL(ctx, q, in.Body.SQL, in.Body.Args, out)
+			})
+		}
 		var be *projection.BuildingError
 		switch {
 		case errors.As(err, &be):
@@ -281,6 +359,11 @@ func runSQL(ctx context.Context, q *projection.QueryConn, query string, args []a
 		return q.Explain(err)
 	}
 	defer rows.Close()
+	return q.Explain(scanRows(rows, out))
+}
+
+// scanRows reads a query's answer into out.
+func scanRows(rows *sql.Rows, out *queryOutput) error {
 	cols, err := rows.Columns()
 	if err != nil {
 		return err
@@ -305,7 +388,7 @@ func runSQL(ctx context.Context, q *projection.QueryConn, query string, args []a
 		}
 		out.Body.Rows = append(out.Body.Rows, vals)
 	}
-	return q.Explain(rows.Err())
+	return rows.Err()
 }
 
 // buildingError is the 503 a query about a building projection gets.

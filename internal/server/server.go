@@ -51,6 +51,10 @@ type Options struct {
 		Apply(ctx context.Context, p *projection.Declarative, src []byte) error
 		Rebuild(ctx context.Context, name string) error
 	}
+	// Shared, when set, is the read side the nodes of a cluster share in
+	// PostgreSQL (strata serve --cluster): it answers the projection and
+	// query routes instead of ReadModels and Projections.
+	Shared SharedReadSide
 	// Jobs are the windowed jobs the server runs (nil: those routes
 	// answer not_found).
 	Jobs jobRunner
