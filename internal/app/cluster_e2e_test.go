@@ -94,6 +94,17 @@ func TestE2EClusterOfThreeNodes(t *testing.T) {
 		}
 	}
 
+	// Its metrics are on every node.
+	resp, err := http.Get(nodes["a"].url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `strata_projection_state{projection="account_balances",state="running"} 1`) {
+		t.Fatalf("/metrics lacks the projection's state")
+	}
+
 	// Pause and resume from any node, whichever runs it.
 	for _, step := range []struct{ op, want string }{{"pause", "paused"}, {"resume", "running"}} {
 		var st struct{ State string }

@@ -100,7 +100,7 @@ func (s *Server) newMetrics() *metrics {
 			Name: "strata_rule_window_events_total", Help: "Transactions counted into the fraud rules' windows since they were built.",
 		}, func() float64 { return float64(s.opts.Rules.WindowStats().Events) }))
 	}
-	if s.opts.ReadModels != nil {
+	if s.opts.ReadModels != nil || s.opts.Shared != nil {
 		m.reg.MustRegister(projectionCollector{s})
 	}
 	return m
@@ -125,29 +125,37 @@ func (c projectionCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c projectionCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx := context.Background()
-	cat := c.s.opts.ReadModels
-	list, err := readmodels.List(ctx, cat)
-	if err != nil {
-		return
-	}
 	head, err := c.s.opts.Store.Head(ctx)
 	if err != nil {
 		return
 	}
-	for _, l := range list {
-		st, err := readmodels.ReadStatus(ctx, cat, c.s.opts.Store, l.Name, head)
-		if err != nil {
-			continue
+	var all []readmodels.Status
+	if sh := c.s.opts.Shared; sh != nil {
+		if all, err = sh.List(ctx, head); err != nil {
+			return
 		}
-		ch <- prometheus.MustNewConstMetric(projPosition, prometheus.GaugeValue, float64(st.Position), l.Name)
-		ch <- prometheus.MustNewConstMetric(projLag, prometheus.GaugeValue, float64(st.LagEvents), l.Name)
-		ch <- prometheus.MustNewConstMetric(projLagSec, prometheus.GaugeValue, st.LagSeconds, l.Name)
-		ch <- prometheus.MustNewConstMetric(projState, prometheus.GaugeValue, 1, l.Name, string(st.State))
+	} else {
+		cat := c.s.opts.ReadModels
+		list, err := readmodels.List(ctx, cat)
+		if err != nil {
+			return
+		}
+		for _, l := range list {
+			if st, err := readmodels.ReadStatus(ctx, cat, c.s.opts.Store, l.Name, head); err == nil {
+				all = append(all, st)
+			}
+		}
+	}
+	for _, st := range all {
+		ch <- prometheus.MustNewConstMetric(projPosition, prometheus.GaugeValue, float64(st.Position), st.Name)
+		ch <- prometheus.MustNewConstMetric(projLag, prometheus.GaugeValue, float64(st.LagEvents), st.Name)
+		ch <- prometheus.MustNewConstMetric(projLagSec, prometheus.GaugeValue, st.LagSeconds, st.Name)
+		ch <- prometheus.MustNewConstMetric(projState, prometheus.GaugeValue, 1, st.Name, string(st.State))
 		remaining := 0.0
 		if b := st.Building; b != nil && b.Until > b.Position {
 			remaining = float64(b.Until - b.Position)
 		}
-		ch <- prometheus.MustNewConstMetric(projBuilding, prometheus.GaugeValue, remaining, l.Name)
+		ch <- prometheus.MustNewConstMetric(projBuilding, prometheus.GaugeValue, remaining, st.Name)
 	}
 }
 
