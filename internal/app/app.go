@@ -138,8 +138,11 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	}()
 	sopts := server.Options{Store: cfg.Store, Rules: auth, Examples: ex, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens}
 	if node != nil {
-		node.run(bg, &wg, cfg.Store, log)
-		sopts.Shared = node.reads
+		js, err := node.run(bg, &wg, cfg.Store, log)
+		if err != nil {
+			return err
+		}
+		sopts.Shared, sopts.Jobs = node.reads, js
 	} else {
 		wg.Go(func() { deriveAlerts(bg, cfg.Store, log) })
 		cat, err := projection.OpenCatalog(filepath.Join(cfg.DataDir, "readmodels"))

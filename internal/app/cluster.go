@@ -51,9 +51,15 @@ func openClusterNode(ctx context.Context, cfg Config) (n *clusterNode, err error
 }
 
 // run starts the node's share of the work: the projections' partitions,
-// and the alerts stream's derivation, which one node at a time does.
-func (n *clusterNode) run(ctx context.Context, wg *sync.WaitGroup, st store.Store, log *slog.Logger) {
+// the jobs, and the alerts stream's derivation, which one node at a time
+// does. It returns the jobs, for the server.
+func (n *clusterNode) run(ctx context.Context, wg *sync.WaitGroup, st store.Store, log *slog.Logger) (*clusterJobs, error) {
 	lease := pglease.Options{Schema: n.cfg.Schema, Node: n.cfg.Node, TTL: n.cfg.LeaseTTL, Logger: log}
+	js, err := newClusterJobs(ctx, n, st, log, lease)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: jobs: %w", err)
+	}
+	wg.Go(func() { js.run(ctx) })
 	wg.Go(func() {
 		err := n.reads.Run(ctx, n.pool, cluster.Options{Lease: lease, Runner: projection.Options{Logger: log}})
 		if ctx.Err() == nil {
@@ -73,6 +79,7 @@ func (n *clusterNode) run(ctx context.Context, wg *sync.WaitGroup, st store.Stor
 		}
 	})
 	log.Info("cluster node", "node", lease.Node, "schema", n.cfg.Schema, "partitions", max(n.cfg.Partitions, 1))
+	return js, nil
 }
 
 func (n *clusterNode) close() {

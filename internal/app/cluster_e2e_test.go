@@ -10,8 +10,13 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/stratadb/strata/num"
+	"github.com/stratadb/strata/rules"
+	"github.com/stratadb/strata/store"
 )
 
 // Three strata serve --cluster nodes on one PostgreSQL log: a projection
@@ -156,4 +161,121 @@ func TestE2EClusterOfThreeNodes(t *testing.T) {
 	for _, s := range survivors {
 		s.stop(t)
 	}
+}
+
+// A windowed job applied to one node of a cluster runs on one of them; when
+// that node is killed, another resumes the job from its checkpoint in
+// PostgreSQL, and the output stream holds each result once.
+func TestE2EClusterJobMovesToAnotherNode(t *testing.T) {
+	url := os.Getenv("STRATA_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("STRATA_TEST_POSTGRES_URL is not set: skipping strata serve --cluster")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	schema := fmt.Sprintf("strata_cluster_jobs_e2e_%d", os.Getpid())
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		for _, s := range []string{schema, schema + "_cluster"} {
+			conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS "`+s+`" CASCADE`)
+		}
+	})
+	nodes := map[string]*server{}
+	for _, n := range []string{"a", "b"} {
+		nodes[n] = start(t, t.TempDir(), "127.0.0.1:0", "--postgres", url, "--postgres-schema", schema, "--cluster", "--node", n, "--lease-ttl", "2s")
+	}
+	spec := "name: spend\ntypes: [transaction]\nkey: user_id\nvalue: amount\ntime: at\nwindow: {type: tumbling, size: 1m}\n"
+	req, _ := http.NewRequest(http.MethodPut, nodes["a"].url+"/v1/jobs/spend", strings.NewReader(spec))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("apply the job: %d", resp.StatusCode)
+	}
+	t0 := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	authorize := func(s *server, user string, amount int64, at time.Duration) {
+		t.Helper()
+		if _, err := newClient(t, s).Authorize(ctx, rules.Transaction{User: user, Amount: num.FromMicro(amount * 1_000_000), At: t0.Add(at)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	authorize(nodes["a"], "u1", 10, 0)
+	authorize(nodes["a"], "u1", 20, 20*time.Second)
+	authorize(nodes["a"], "u2", 1, 2*time.Minute) // closes the first minute
+	// results reads the job's output stream until it holds want results.
+	results := func(s *server, want int) []string {
+		t.Helper()
+		var got []string
+		seen := map[string]bool{}
+		for rec, err := range newClient(t, s).Subscribe(ctx, store.SubscribeOptions{Filter: store.Filter{StreamPrefix: "job-spend"}}) {
+			if err != nil {
+				t.Fatalf("waiting for %d results (have %v): %v", want, got, err)
+			}
+			if seen[rec.ID.String()] {
+				t.Fatalf("result %s twice", rec.Data)
+			}
+			seen[rec.ID.String()] = true
+			var r struct {
+				Key   string
+				Value struct{ N int64 }
+			}
+			json.Unmarshal(rec.Data, &r)
+			got = append(got, fmt.Sprintf("%s:%d", r.Key, r.Value.N))
+			if len(got) == want {
+				break
+			}
+		}
+		return got
+	}
+	if got := results(nodes["b"], 1); fmt.Sprint(got) != "[u1:2]" {
+		t.Fatalf("first result %v", got)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	holder := func() string {
+		var h string
+		conn.QueryRow(ctx, `SELECT coalesce(holder, '') FROM "`+schema+`_cluster".strata_leases WHERE name = 'job:spend' AND expires_at > clock_timestamp()`).Scan(&h)
+		return h
+	}
+	victim := holder()
+	if nodes[victim] == nil {
+		t.Fatalf("the job's lease is held by %q", victim)
+	}
+	nodes[victim].cmd.Process.Kill()
+	<-nodes[victim].exited
+	delete(nodes, victim)
+	var survivor *server
+	var name string
+	for n, s := range nodes {
+		name, survivor = n, s
+	}
+	authorize(survivor, "u3", 4, 2*time.Minute+10*time.Second)
+	authorize(survivor, "u2", 1, 4*time.Minute) // closes minute two
+	got := results(survivor, 3)
+	if fmt.Sprint(got[1:]) != "[u2:1 u3:1]" && fmt.Sprint(got[1:]) != "[u3:1 u2:1]" {
+		t.Fatalf("results after the takeover %v", got)
+	}
+	if h := holder(); h != name {
+		t.Fatalf("the job's lease is held by %q, not %s", h, name)
+	}
+	resp, err = http.Get(survivor.url + "/v1/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"node":"`+name+`"`) {
+		t.Fatalf("jobs: %s", b)
+	}
+	survivor.stop(t)
 }

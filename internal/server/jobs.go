@@ -22,6 +22,7 @@ type JobStatus struct {
 	Late      uint64 `json:"late"`
 	Keys      int    `json:"keys" doc:"keys holding window state"`
 	Error     string `json:"error,omitempty" doc:"why it stopped, if it did"`
+	Node      string `json:"node,omitempty" doc:"on a cluster, the node that runs it (its progress is reported by that node)"`
 }
 
 // jobRunner is what the server needs of the jobs it runs.

@@ -93,8 +93,11 @@ type Job[V, A, R any] struct {
 	// over by hash. Default GOMAXPROCS. A checkpoint is only valid for the
 	// partition count that took it.
 	Partitions int
-	// Dir holds the job's checkpoint; empty: no checkpoints.
+	// Dir holds the job's checkpoint; empty: no checkpoints (unless
+	// Checkpoints is set).
 	Dir string
+	// Checkpoints, when set, keeps the checkpoint instead of a file in Dir.
+	Checkpoints CheckpointStore
 	// FlushEvery is how many source items an output interval holds:
 	// outputs wait in memory, to be put in order, until its end. Default
 	// 10,000.
@@ -205,10 +208,11 @@ func (j *Job[V, A, R]) Run(ctx context.Context, src Source[V], sink Sink[V, R]) 
 
 	engines := make([]*stream.Engine[V, A, R], parts)
 	st := readerState{Wm: stream.MinTime - 1, MaxTs: stream.MinTime - 1}
+	cps := j.checkpoints()
 	var cp *checkpoint
-	if j.Dir != "" {
+	if cps != nil {
 		var err error
-		if cp, err = loadCheckpoint(j.Dir, j.Name); err != nil {
+		if cp, err = loadCheckpoint(ctx, cps, j.Name); err != nil {
 			return err
 		}
 	}
@@ -444,7 +448,7 @@ func (j *Job[V, A, R]) partition(ctx context.Context, k int, e *stream.Engine[V,
 				collect(0, true)
 			}
 			d := partDone[V, R]{seq: b.seq, part: k, outs: outs, b: *b, keys: e.Stats().Keys}
-			if j.Dir != "" && b.checkpoint {
+			if j.checkpoints() != nil && b.checkpoint {
 				snap, err := e.Snapshot()
 				if err != nil {
 					return fmt.Errorf("job %s: partition %d: %w", j.Name, k, err)
@@ -527,7 +531,8 @@ func (j *Job[V, A, R]) coordinate(ctx context.Context, parts int, cp *checkpoint
 			}
 		}
 		b := d.b
-		checkpointed := j.Dir != "" && b.checkpoint
+		cps := j.checkpoints()
+		checkpointed := cps != nil && b.checkpoint
 		if checkpointed {
 			var mark []byte
 			if c, ok := sink.(Committer); ok {
@@ -537,7 +542,7 @@ func (j *Job[V, A, R]) coordinate(ctx context.Context, parts int, cp *checkpoint
 				}
 			}
 			rs := readerState{Pos: b.pos, MaxTs: b.maxTs, Wm: b.wm, Seq: b.seq, Done: b.final}
-			if err := saveCheckpoint(j.Dir, &checkpoint{
+			if err := saveCheckpoint(ctx, cps, &checkpoint{
 				Job: j.Name, Window: j.Window, MaxOutOfOrder: j.MaxOutOfOrder,
 				Reader: rs, Engines: snaps, SinkMark: mark, Results: results, Late: late,
 			}); err != nil {
@@ -554,6 +559,17 @@ func (j *Job[V, A, R]) coordinate(ctx context.Context, parts int, cp *checkpoint
 		outs, got, keys = outs[:0], 0, 0
 		snaps = make([][]byte, parts)
 	}
+}
+
+// checkpoints is where the job's checkpoint is kept, nil for nowhere.
+func (j *Job[V, A, R]) checkpoints() CheckpointStore {
+	switch {
+	case j.Checkpoints != nil:
+		return j.Checkpoints
+	case j.Dir != "":
+		return DirCheckpoints(j.Dir, j.Name)
+	}
+	return nil
 }
 
 func boolCmp(a, b bool) int {

@@ -120,13 +120,23 @@ func (s *Spec) OutputStream() string {
 // its checkpoint in dir (a restart resumes from it; the output stream gets
 // each result once).
 func (s *Spec) Run(ctx context.Context, st store.Store, dir string, progress func(Progress)) error {
+	return s.run(ctx, st, dir, nil, progress)
+}
+
+// RunWith is Run with the checkpoint kept in cps (PostgreSQL, say, so
+// that another node can take the job over where it stopped).
+func (s *Spec) RunWith(ctx context.Context, st store.Store, cps CheckpointStore, progress func(Progress)) error {
+	return s.run(ctx, st, "", cps, progress)
+}
+
+func (s *Spec) run(ctx context.Context, st store.Store, dir string, cps CheckpointStore, progress func(Progress)) error {
 	cfg, err := s.config()
 	if err != nil {
 		return err
 	}
 	j := &Job[num.Dec, stream.Moments, stream.Moments]{
 		Name: s.Name, Window: cfg, Agg: stream.CountSum{}, MaxOutOfOrder: s.MaxOutOfOrder.ms(),
-		Dir: dir, Progress: progress,
+		Dir: dir, Checkpoints: cps, Progress: progress,
 		// A fixed count: a checkpoint is valid only for the partition
 		// count that took it, and a server's core count may change.
 		Partitions: 2,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stratadb/strata/event"
@@ -31,7 +32,42 @@ func TestParseSpecErrors(t *testing.T) {
 
 // A spec'd job over the log: per-user count and sum per minute of event
 // time, appended to job-NAME; a restart appends nothing twice.
+// memCheckpoints is a CheckpointStore in memory.
+type memCheckpoints struct {
+	mu           sync.Mutex
+	data         []byte
+	loads, saves int
+}
+
+func (m *memCheckpoints) LoadCheckpoint(context.Context) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.loads++
+	return m.data, nil
+}
+
+func (m *memCheckpoints) SaveCheckpoint(_ context.Context, b []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.saves++
+	m.data = slices.Clone(b)
+	return nil
+}
+
+// A job resumes from its checkpoint, kept in a directory or in a
+// CheckpointStore (PostgreSQL on a cluster).
 func TestSpecRun(t *testing.T) {
+	t.Run("dir", func(t *testing.T) { testSpecRun(t, nil) })
+	t.Run("store", func(t *testing.T) {
+		cps := &memCheckpoints{}
+		testSpecRun(t, cps)
+		if cps.saves == 0 || cps.loads != 2 {
+			t.Fatalf("the store saved %d and loaded %d checkpoints", cps.saves, cps.loads)
+		}
+	})
+}
+
+func testSpecRun(t *testing.T, cps CheckpointStore) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	l, err := eventlog.Open(dir+"/log", eventlog.Options{Durability: eventlog.SyncNone})
@@ -65,7 +101,13 @@ func TestSpecRun(t *testing.T) {
 		t.Helper()
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- spec.Run(rctx, l, dir+"/jobs", nil) }()
+		go func() {
+			if cps != nil {
+				done <- spec.RunWith(rctx, l, cps, nil)
+				return
+			}
+			done <- spec.Run(rctx, l, dir+"/jobs", nil)
+		}()
 		var got []result
 		for rec, err := range l.Subscribe(rctx, store.SubscribeOptions{Filter: store.Filter{StreamPrefix: spec.OutputStream()}}) {
 			if err != nil {
