@@ -199,3 +199,69 @@ func TestExampleProjectionsBuildTheSameRowsInPostgreSQL(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkOrderSummaryDatabases builds order_summary (the Go projection)
+// from one log of about 130,000 order events into SQLite and into
+// PostgreSQL (on this machine), with a Runner and with a parallel Replay.
+func BenchmarkOrderSummaryDatabases(b *testing.B) {
+	url := os.Getenv("STRATA_TEST_POSTGRES_URL")
+	if url == "" {
+		b.Skip("STRATA_TEST_POSTGRES_URL is not set")
+	}
+	l, head, cat := orderLog(b, 50_000)
+	p := orders.Summary{Registry: cat.Registry}
+	open := map[string]func(b *testing.B) *sql.DB{
+		"sqlite": func(b *testing.B) *sql.DB {
+			db, err := projection.OpenSQLite(filepath.Join(b.TempDir(), "rm.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return db
+		},
+		"postgres": func(b *testing.B) *sql.DB {
+			schema := fmt.Sprintf("strata_bench_%d_%d", os.Getpid(), time.Now().UnixNano())
+			db, err := projection.OpenPostgres(context.Background(), url, schema)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE") })
+			return db
+		},
+	}
+	for _, dbName := range []string{"sqlite", "postgres"} {
+		b.Run(dbName+"/runner", func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				db := open[dbName](b)
+				ctx, cancel := context.WithCancel(context.Background())
+				r := projection.NewRunner(p, db, l, projection.Options{Registry: cat.Registry, BatchSize: 5000})
+				done := make(chan error, 1)
+				b.StartTimer()
+				go func() { done <- r.Run(ctx) }()
+				wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
+				if err := r.WaitFor(wctx, head); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				wcancel()
+				cancel()
+				<-done
+				db.Close()
+			}
+			b.ReportMetric(float64(head)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+		b.Run(dbName+"/replay", func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				db := open[dbName](b)
+				b.StartTimer()
+				if _, err := projection.Replay(context.Background(), p, db, l, projection.ReplayOptions{Registry: cat.Registry, Workers: 2}); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				db.Close()
+			}
+			b.ReportMetric(float64(head)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
