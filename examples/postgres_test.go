@@ -47,7 +47,7 @@ func postgresReadModels(t *testing.T) *sql.DB {
 func build(t *testing.T, p projection.Projection, db *sql.DB, src store.Store, reg *event.Registry, head uint64) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := projection.NewRunner(p, db, src, projection.Options{Registry: reg, BatchSize: 300})
+	r := projection.NewRunner(p, db, src, projection.Options{Registry: reg, BatchSize: 2000}) // batches of more orders than one upsert takes
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -48,7 +48,9 @@ func ApplyPreparing(ctx context.Context, tx *sql.Tx, p PreparingProjection, batc
 
 // Portable is a projection spelled differently for each database its read
 // model can live in. A Runner or a Replay writing into PostgreSQL runs
-// For(DatabasePostgres) instead of the projection itself.
+// For(DatabasePostgres) instead of the projection itself. (A type that
+// wraps a Portable projection by embedding it inherits For, which returns
+// the inner projection: such a wrapper must define For itself.)
 type Portable interface {
 	For(database string) Projection
 }
