@@ -200,9 +200,10 @@ func TestExampleProjectionsBuildTheSameRowsInPostgreSQL(t *testing.T) {
 	})
 }
 
-// BenchmarkOrderSummaryDatabases builds order_summary (the Go projection)
-// from one log of about 130,000 order events into SQLite and into
-// PostgreSQL (on this machine), with a Runner and with a parallel Replay.
+// BenchmarkOrderSummaryDatabases builds order_summary from one log of
+// about 130,000 order events into SQLite and into PostgreSQL (on this
+// machine): the Go projection with a Runner and with a parallel Replay, the
+// YAML one with a Runner.
 func BenchmarkOrderSummaryDatabases(b *testing.B) {
 	url := os.Getenv("STRATA_TEST_POSTGRES_URL")
 	if url == "" {
@@ -228,7 +229,32 @@ func BenchmarkOrderSummaryDatabases(b *testing.B) {
 			return db
 		},
 	}
+	yamlProj, err := projection.ParseSpec(examples.OrderSummaryYAML)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, dbName := range []string{"sqlite", "postgres"} {
+		b.Run(dbName+"/yaml-runner", func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				db := open[dbName](b)
+				ctx, cancel := context.WithCancel(context.Background())
+				r := projection.NewRunner(yamlProj, db, l, projection.Options{Registry: cat.Registry, BatchSize: 5000})
+				done := make(chan error, 1)
+				b.StartTimer()
+				go func() { done <- r.Run(ctx) }()
+				wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
+				if err := r.WaitFor(wctx, head); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				wcancel()
+				cancel()
+				<-done
+				db.Close()
+			}
+			b.ReportMetric(float64(head)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
 		b.Run(dbName+"/runner", func(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
