@@ -29,6 +29,9 @@ type Options struct {
 	// one must write its rows commutatively across keys (see
 	// projection.Options.Partition). Default 1: each projection whole.
 	Partitions int
+	// PartitionsOf, when it names a projection, overrides Partitions for
+	// it.
+	PartitionsOf map[string]int
 	// Lease configures the leases (schema, node name, time to live).
 	Lease pglease.Options
 	// Runner configures each partition's runner; its Partition is set
@@ -43,7 +46,6 @@ func Run(ctx context.Context, pool *pgxpool.Pool, db *sql.DB, src store.Store, p
 	if len(ps) == 0 {
 		return errors.New("cluster: no projections to run")
 	}
-	n := max(opts.Partitions, 1)
 	type share struct {
 		p    projection.Projection
 		part projection.Partition
@@ -51,6 +53,10 @@ func Run(ctx context.Context, pool *pgxpool.Pool, db *sql.DB, src store.Store, p
 	shares := map[string]share{}
 	var items []string
 	for _, p := range ps {
+		n := max(opts.Partitions, 1)
+		if c, ok := opts.PartitionsOf[p.Name()]; ok {
+			n = max(c, 1)
+		}
 		for k := range n {
 			part := projection.Partition{Index: k, Count: n}
 			name := projection.PartitionName(p.Name(), part)

@@ -38,14 +38,25 @@ type ReadSide struct {
 // change under a new name.
 var ErrChanged = errors.New("cluster: a projection of that name runs with another definition; changing a projection is not supported in cluster mode yet (apply it under a new name)")
 
+// The partition count is the projection's, fixed when it is applied: nodes
+// started with different --partitions must still cut it the same way, or
+// two of them would apply the same events under different checkpoints.
 const specsDDL = `CREATE TABLE IF NOT EXISTS strata_projection_specs (
 	name       TEXT PRIMARY KEY,
 	spec       TEXT NOT NULL,
+	partitions INT NOT NULL CHECK (partitions BETWEEN 1 AND 1024),
 	applied_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 )`
 
-// NewReadSide prepares the read side in db, whose projections are cut in
-// partitions (at least 1) and follow src.
+// applied is a stored projection.
+type applied struct {
+	p          *projection.Declarative
+	partitions int
+}
+
+// NewReadSide prepares the read side in db, following src. A projection
+// applied through it is cut in partitions (at least 1) for good: every node
+// cuts it as it was when applied.
 func NewReadSide(ctx context.Context, db *sql.DB, src store.Store, partitions int, log *slog.Logger) (*ReadSide, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -71,24 +82,25 @@ func NewReadSide(ctx context.Context, db *sql.DB, src store.Store, partitions in
 	return &ReadSide{db: db, src: src, partitions: max(partitions, 1), log: log, changed: make(chan struct{})}, nil
 }
 
-// Specs returns the applied projections, by name.
-func (r *ReadSide) Specs(ctx context.Context) (map[string]*projection.Declarative, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT name, spec FROM strata_projection_specs`)
+// specs returns the applied projections, by name.
+func (r *ReadSide) specs(ctx context.Context) (map[string]applied, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT name, spec, partitions FROM strata_projection_specs`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]*projection.Declarative{}
+	out := map[string]applied{}
 	for rows.Next() {
 		var name, src string
-		if err := rows.Scan(&name, &src); err != nil {
+		var n int
+		if err := rows.Scan(&name, &src, &n); err != nil {
 			return nil, err
 		}
 		p, err := projection.ParseSpec([]byte(src))
 		if err != nil {
 			return nil, fmt.Errorf("cluster: stored projection %s: %w", name, err)
 		}
-		out[name] = p
+		out[name] = applied{p, n}
 	}
 	return out, rows.Err()
 }
@@ -96,7 +108,7 @@ func (r *ReadSide) Specs(ctx context.Context) (map[string]*projection.Declarativ
 // Apply stores a new projection, which every node then runs its share of;
 // the same definition again changes nothing, another one is ErrChanged.
 func (r *ReadSide) Apply(ctx context.Context, p *projection.Declarative, src []byte) error {
-	res, err := r.db.ExecContext(ctx, `INSERT INTO strata_projection_specs (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, p.Name(), string(src))
+	res, err := r.db.ExecContext(ctx, `INSERT INTO strata_projection_specs (name, spec, partitions) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`, p.Name(), string(src), r.partitions)
 	if err != nil {
 		return err
 	}
@@ -107,11 +119,11 @@ func (r *ReadSide) Apply(ctx context.Context, p *projection.Declarative, src []b
 		r.mu.Unlock()
 		return nil
 	}
-	specs, err := r.Specs(ctx)
+	specs, err := r.specs(ctx)
 	if err != nil {
 		return err
 	}
-	if have, ok := specs[p.Name()]; ok && have.Definition() != p.Definition() {
+	if have, ok := specs[p.Name()]; ok && have.p.Definition() != p.Definition() {
 		return ErrChanged
 	}
 	return nil
@@ -131,11 +143,10 @@ const specPoll = 2 * time.Second
 // (applied here or on another node) the node gives its leases back and
 // shares the new set.
 func (r *ReadSide) Run(ctx context.Context, pool *pgxpool.Pool, opts Options) error {
-	opts.Partitions = r.partitions
 	tick := time.NewTicker(specPoll)
 	defer tick.Stop()
 	for {
-		specs, err := r.Specs(ctx)
+		specs, err := r.specs(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -148,10 +159,12 @@ func (r *ReadSide) Run(ctx context.Context, pool *pgxpool.Pool, opts Options) er
 		done := make(chan error, 1)
 		if len(names) > 0 {
 			ps := make([]projection.Projection, len(names))
+			opts.PartitionsOf = map[string]int{}
 			for i, n := range names {
-				ps[i] = specs[n]
+				ps[i] = specs[n].p
+				opts.PartitionsOf[n] = specs[n].partitions
 			}
-			r.log.Info("cluster: sharing the projections with the other nodes", "projections", strings.Join(names, ","), "partitions", r.partitions)
+			r.log.Info("cluster: sharing the projections with the other nodes", "projections", strings.Join(names, ","))
 			go func() { done <- Run(runCtx, pool, r.db, r.src, ps, opts) }()
 		}
 	wait:
@@ -169,7 +182,7 @@ func (r *ReadSide) Run(ctx context.Context, pool *pgxpool.Pool, opts Options) er
 			case <-r.changes():
 				break wait
 			case <-tick.C:
-				now, err := r.Specs(ctx)
+				now, err := r.specs(ctx)
 				if err == nil && !slices.Equal(slices.Sorted(maps.Keys(now)), names) {
 					break wait
 				}
@@ -182,11 +195,11 @@ func (r *ReadSide) Run(ctx context.Context, pool *pgxpool.Pool, opts Options) er
 	}
 }
 
-// partitionNames returns the checkpoint names of name's partitions.
-func (r *ReadSide) partitionNames(name string) []string {
-	out := make([]string, r.partitions)
+// partitionNames returns the checkpoint names of a's partitions.
+func partitionNames(name string, a applied) []string {
+	out := make([]string, max(a.partitions, 1))
 	for k := range out {
-		out[k] = projection.PartitionName(name, projection.Partition{Index: k, Count: r.partitions})
+		out[k] = projection.PartitionName(name, projection.Partition{Index: k, Count: len(out)})
 	}
 	return out
 }
@@ -194,16 +207,17 @@ func (r *ReadSide) partitionNames(name string) []string {
 // Status reports projection name across its partitions: the lowest
 // position, failed if one is, paused if one is, active if one runs.
 func (r *ReadSide) Status(ctx context.Context, name string, head uint64) (readmodels.Status, error) {
-	specs, err := r.Specs(ctx)
+	specs, err := r.specs(ctx)
 	if err != nil {
 		return readmodels.Status{}, err
 	}
-	if _, ok := specs[name]; !ok {
+	a, ok := specs[name]
+	if !ok {
 		return readmodels.Status{}, fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
 	}
 	out := readmodels.Status{Name: name, Head: head, State: projection.StateStarting}
 	now := time.Now()
-	for k, pn := range r.partitionNames(name) {
+	for k, pn := range partitionNames(name, a) {
 		st, err := projection.ReadStored(ctx, r.db, pn)
 		if errors.Is(err, projection.ErrUnknownProjection) {
 			st = projection.Stored{Name: pn, State: projection.StateStarting}
@@ -236,7 +250,7 @@ func (r *ReadSide) Status(ctx context.Context, name string, head uint64) (readmo
 
 // List reports every applied projection.
 func (r *ReadSide) List(ctx context.Context, head uint64) ([]readmodels.Status, error) {
-	specs, err := r.Specs(ctx)
+	specs, err := r.specs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -251,13 +265,27 @@ func (r *ReadSide) List(ctx context.Context, head uint64) ([]readmodels.Status, 
 	return out, nil
 }
 
+// lookup returns the applied projection name.
+func (r *ReadSide) lookup(ctx context.Context, name string) (applied, error) {
+	specs, err := r.specs(ctx)
+	if err != nil {
+		return applied{}, err
+	}
+	a, ok := specs[name]
+	if !ok {
+		return a, fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
+	}
+	return a, nil
+}
+
 // SetPaused pauses or resumes every partition of name (their runners, on
 // whichever nodes, follow within their poll interval).
 func (r *ReadSide) SetPaused(ctx context.Context, name string, paused bool) error {
-	if _, err := r.Status(ctx, name, 0); err != nil {
+	a, err := r.lookup(ctx, name)
+	if err != nil {
 		return err
 	}
-	for _, pn := range r.partitionNames(name) {
+	for _, pn := range partitionNames(name, a) {
 		if err := projection.SetPaused(ctx, r.db, pn, paused); err != nil && !errors.Is(err, projection.ErrUnknownProjection) {
 			return err
 		}
@@ -267,11 +295,12 @@ func (r *ReadSide) SetPaused(ctx context.Context, name string, paused bool) erro
 
 // Skip moves every failed partition of name past the event it failed on.
 func (r *ReadSide) Skip(ctx context.Context, name, reason string) error {
-	if _, err := r.Status(ctx, name, 0); err != nil {
+	a, err := r.lookup(ctx, name)
+	if err != nil {
 		return err
 	}
 	skipped := 0
-	for _, pn := range r.partitionNames(name) {
+	for _, pn := range partitionNames(name, a) {
 		err := projection.SkipFailed(ctx, r.db, pn, reason, time.Now())
 		switch {
 		case err == nil:
@@ -299,13 +328,13 @@ func (r *ReadSide) Query(ctx context.Context, pos uint64, query string, args []a
 	if _, err := tx.ExecContext(ctx, `SET LOCAL statement_timeout = '30s'`); err != nil {
 		return false, 0, err
 	}
-	specs, err := r.Specs(ctx)
+	specs, err := r.specs(ctx)
 	if err != nil {
 		return false, 0, err
 	}
 	var parts []string
 	for _, n := range slices.Sorted(maps.Keys(specs)) {
-		parts = append(parts, r.partitionNames(n)...)
+		parts = append(parts, partitionNames(n, specs[n])...)
 	}
 	// A partition no runner has committed yet reflects nothing (0).
 	var low int64
