@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stratadb/strata/examples"
 	"github.com/stratadb/strata/examples/orders"
@@ -27,28 +26,13 @@ func BenchmarkOrderSummary(b *testing.B) {
 		p    projection.Projection
 	}{{"go", orders.Summary{Registry: cat.Registry}}, {"yaml", yamlProj}} {
 		b.Run(tc.name, func(b *testing.B) {
-			for range b.N {
-				b.StopTimer()
+			benchRunner(b, tc.p, func(b *testing.B) *sql.DB {
 				db, err := projection.OpenSQLite(filepath.Join(b.TempDir(), "rm.db"))
 				if err != nil {
 					b.Fatal(err)
 				}
-				ctx, cancel := context.WithCancel(context.Background())
-				r := projection.NewRunner(tc.p, db, l, projection.Options{Registry: cat.Registry, BatchSize: 5000})
-				done := make(chan error, 1)
-				b.StartTimer()
-				go func() { done <- r.Run(ctx) }()
-				wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
-				if err := r.WaitFor(wctx, head); err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				wcancel()
-				cancel()
-				<-done
-				db.Close()
-			}
-			b.ReportMetric(float64(head)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				return db
+			}, l, cat.Registry, head)
 		})
 	}
 	// The ceiling the targets are set against: one prepared upsert

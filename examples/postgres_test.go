@@ -235,46 +235,10 @@ func BenchmarkOrderSummaryDatabases(b *testing.B) {
 	}
 	for _, dbName := range []string{"sqlite", "postgres"} {
 		b.Run(dbName+"/yaml-runner", func(b *testing.B) {
-			for range b.N {
-				b.StopTimer()
-				db := open[dbName](b)
-				ctx, cancel := context.WithCancel(context.Background())
-				r := projection.NewRunner(yamlProj, db, l, projection.Options{Registry: cat.Registry, BatchSize: 5000})
-				done := make(chan error, 1)
-				b.StartTimer()
-				go func() { done <- r.Run(ctx) }()
-				wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
-				if err := r.WaitFor(wctx, head); err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				wcancel()
-				cancel()
-				<-done
-				db.Close()
-			}
-			b.ReportMetric(float64(head)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			benchRunner(b, yamlProj, func(b *testing.B) *sql.DB { return open[dbName](b) }, l, cat.Registry, head)
 		})
 		b.Run(dbName+"/runner", func(b *testing.B) {
-			for range b.N {
-				b.StopTimer()
-				db := open[dbName](b)
-				ctx, cancel := context.WithCancel(context.Background())
-				r := projection.NewRunner(p, db, l, projection.Options{Registry: cat.Registry, BatchSize: 5000})
-				done := make(chan error, 1)
-				b.StartTimer()
-				go func() { done <- r.Run(ctx) }()
-				wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
-				if err := r.WaitFor(wctx, head); err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				wcancel()
-				cancel()
-				<-done
-				db.Close()
-			}
-			b.ReportMetric(float64(head)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			benchRunner(b, p, func(b *testing.B) *sql.DB { return open[dbName](b) }, l, cat.Registry, head)
 		})
 		b.Run(dbName+"/replay", func(b *testing.B) {
 			for range b.N {
@@ -290,4 +254,28 @@ func BenchmarkOrderSummaryDatabases(b *testing.B) {
 			b.ReportMetric(float64(head)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// benchRunner times a Runner of p building into a fresh database (from
+// open) until it has applied head, b.N times, and reports events/s.
+func benchRunner(b *testing.B, p projection.Projection, open func(*testing.B) *sql.DB, src store.Store, reg *event.Registry, head uint64) {
+	for range b.N {
+		b.StopTimer()
+		db := open(b)
+		ctx, cancel := context.WithCancel(context.Background())
+		r := projection.NewRunner(p, db, src, projection.Options{Registry: reg, BatchSize: 5000})
+		done := make(chan error, 1)
+		b.StartTimer()
+		go func() { done <- r.Run(ctx) }()
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
+		if err := r.WaitFor(wctx, head); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		wcancel()
+		cancel()
+		<-done
+		db.Close()
+	}
+	b.ReportMetric(float64(head)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
