@@ -191,7 +191,12 @@ func (s *Sharer) Run(ctx context.Context, items []string, work Work) error {
 	defer expiry.Stop()
 	for {
 		asked := time.Now()
-		if err := s.round(ctx, sorted, work); err != nil {
+		// A round that hangs (a lock, a network without answers) must not
+		// keep this loop from stopping the work when the leases run out.
+		rctx, cancel := context.WithTimeout(ctx, s.opts.TTL/2)
+		err := s.round(rctx, sorted, work)
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -199,17 +204,32 @@ func (s *Sharer) Run(ctx context.Context, items []string, work Work) error {
 		} else {
 			validUntil = asked.Add(s.opts.TTL)
 		}
+		// Past the last renewal's end, stop at once (and wait for the tick
+		// to try again: a database that is down is not asked in a loop).
 		if !validUntil.IsZero() {
-			expiry.Reset(time.Until(validUntil))
+			if d := time.Until(validUntil); d > 0 {
+				expiry.Reset(d)
+			} else {
+				s.expire()
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
 		case <-expiry.C:
-			s.opts.Logger.Error("pglease: leases ran out without renewal; stopping their work", "node", s.opts.Node)
-			s.stop(s.names(), false)
+			if time.Until(validUntil) <= 0 {
+				s.expire()
+			}
 		}
+	}
+}
+
+// expire stops the work of every lease, which may be another node's by now.
+func (s *Sharer) expire() {
+	if names := s.names(); len(names) > 0 {
+		s.opts.Logger.Error("pglease: leases ran out without renewal; stopping their work", "node", s.opts.Node, "leases", names)
+		s.stop(names, false)
 	}
 }
 

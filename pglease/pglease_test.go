@@ -199,3 +199,37 @@ func TestOptionsAreChecked(t *testing.T) {
 		t.Fatalf("defaults: %+v, %v", o, err)
 	}
 }
+
+// A node that cannot renew (here: the lease table locked by someone else,
+// so its renewals hang) stops its work once its last renewal has run out,
+// before another node could take it; it starts it again once renewals
+// succeed and the lease is still its own.
+func TestWorkStopsWhenRenewalsCannotBeMade(t *testing.T) {
+	pool, schema := testPool(t)
+	ctx := context.Background()
+	tr := newTracker(t)
+	startNode(t, pool, schema, "n", []string{"w"}, tr)
+	eventually(t, "n runs w", func() bool { return tr.perNode()["n"] == 1 })
+
+	locker, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Release()
+	tx, err := locker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`LOCK TABLE %s.strata_leases IN ACCESS EXCLUSIVE MODE`, schema)); err != nil {
+		t.Fatal(err)
+	}
+	locked := time.Now()
+	eventually(t, "n stops w", func() bool { return tr.perNode()["n"] == 0 })
+	if d := time.Since(locked); d > 1500*time.Millisecond {
+		t.Fatalf("n stopped %v after its renewals began to hang; its TTL is 1 s", d)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "n runs w again", func() bool { return tr.perNode()["n"] == 1 })
+}
