@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
 
 	"github.com/stratadb/strata/event"
@@ -453,45 +454,79 @@ func (d *Declarative) Apply(ctx context.Context, tx *sql.Tx, batch []event.Recor
 			s.Close()
 		}
 	}()
-	args := make([]any, 0, 8)
-	var data, meta [][]byte
+	var b binder
 	for i := range batch {
 		r := &batch[i]
-		st, ok := d.stmts[r.Type]
-		if !ok {
+		st, args, err := b.bind(d, r)
+		if err != nil || st == nil {
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		ps, ok := prepared[r.Type]
 		if !ok {
-			var err error
 			if ps, err = tx.PrepareContext(ctx, st.sql); err != nil {
 				return fmt.Errorf("projection %s, on %s: %w", d.spec.Name, r.Type, err)
 			}
 			prepared[r.Type] = ps
-		}
-		data, meta = grow(data, len(st.dataKeys)), grow(meta, len(st.metaKeys))
-		if len(st.dataKeys) > 0 {
-			if err := scanFieldsOf(r.Data, st.dataKeys, data); err != nil {
-				return fmt.Errorf("projection %s: event %d (%s) data: %w", d.spec.Name, r.Position, r.Type, err)
-			}
-		}
-		if len(st.metaKeys) > 0 {
-			if err := scanFieldsOf(r.Metadata, st.metaKeys, meta); err != nil {
-				return fmt.Errorf("projection %s: event %d (%s) metadata: %w", d.spec.Name, r.Position, r.Type, err)
-			}
-		}
-		args = args[:0]
-		for j := range st.params {
-			p := &st.params[j]
-			v, err := p.get(p, r, data, meta)
-			if err != nil {
-				return fmt.Errorf("projection %s: event %d, parameter :%s: %w", d.spec.Name, r.Position, p.name, err)
-			}
-			args = append(args, v)
 		}
 		if _, err := ps.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("projection %s: event %d (%s): %w", d.spec.Name, r.Position, r.Type, err)
 		}
 	}
 	return nil
+}
+
+// QueueBatch implements PostgresBatcher: the statements of the batch's
+// events, in order, for one round trip.
+func (d *Declarative) QueueBatch(b *pgx.Batch, batch []event.Record) error {
+	var bd binder
+	for i := range batch {
+		r := &batch[i]
+		st, args, err := bd.bind(d, r)
+		if err != nil {
+			return err
+		}
+		if st != nil {
+			b.Queue(st.sql, slices.Clone(args)...)
+		}
+	}
+	return nil
+}
+
+// binder binds statements' parameters, reusing its buffers between events.
+type binder struct {
+	args       []any
+	data, meta [][]byte
+}
+
+// bind returns the statement for r and its arguments (nil when r's type
+// has none); the arguments are valid until the next call.
+func (b *binder) bind(d *Declarative, r *event.Record) (*statement, []any, error) {
+	st, ok := d.stmts[r.Type]
+	if !ok {
+		return nil, nil, nil
+	}
+	b.data, b.meta = grow(b.data, len(st.dataKeys)), grow(b.meta, len(st.metaKeys))
+	if len(st.dataKeys) > 0 {
+		if err := scanFieldsOf(r.Data, st.dataKeys, b.data); err != nil {
+			return nil, nil, fmt.Errorf("projection %s: event %d (%s) data: %w", d.spec.Name, r.Position, r.Type, err)
+		}
+	}
+	if len(st.metaKeys) > 0 {
+		if err := scanFieldsOf(r.Metadata, st.metaKeys, b.meta); err != nil {
+			return nil, nil, fmt.Errorf("projection %s: event %d (%s) metadata: %w", d.spec.Name, r.Position, r.Type, err)
+		}
+	}
+	b.args = b.args[:0]
+	for j := range st.params {
+		p := &st.params[j]
+		v, err := p.get(p, r, b.data, b.meta)
+		if err != nil {
+			return nil, nil, fmt.Errorf("projection %s: event %d, parameter :%s: %w", d.spec.Name, r.Position, p.name, err)
+		}
+		b.args = append(b.args, v)
+	}
+	return st, b.args, nil
 }

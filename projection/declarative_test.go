@@ -2,8 +2,10 @@ package projection
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/store"
@@ -140,6 +142,83 @@ postgres:
 		var body, db string
 		if err := f.db.QueryRow(`SELECT body, db FROM notes WHERE id = '1'`).Scan(&body, &db); err != nil || body != "hello strata" || db != want {
 			t.Fatalf("row = %q %q, %v; want the %s statements", body, db, err, want)
+		}
+	})
+}
+
+// A declarative projection's statements go to PostgreSQL a batch at a
+// time; an event whose statement fails still stops the projection at that
+// event, with everything before it applied once and its error named.
+func TestDeclarativeBatchStopsAtTheFailingEvent(t *testing.T) {
+	spec := `name: notes
+tables: ["CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, body TEXT NOT NULL, edits BIGINT NOT NULL DEFAULT 0)"]
+on:
+  note.added: "INSERT INTO notes (id, body) VALUES (:stream_id, :data.body)"
+  note.edited: "UPDATE notes SET body = :data.body, edits = notes.edits + 1 WHERE id = :stream_id"
+`
+	eachDB(t, func(t *testing.T, f *fixture) {
+		p, err := ParseSpec([]byte(spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		add := func(stream, typ, data string) store.AppendResult {
+			t.Helper()
+			res, err := f.log.Append(ctx, stream, store.Any, event.Event{Type: typ, Data: []byte(data)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		for i := range 20 {
+			add(fmt.Sprintf("note-%d", i), "note.added", fmt.Sprintf(`{"body":"b%d"}`, i))
+			add(fmt.Sprintf("note-%d", i), "note.edited", fmt.Sprintf(`{"body":"c%d"}`, i))
+		}
+		bad := add("note-x", "note.added", `{}`) // body NULL: refused
+		add("note-y", "note.added", `{"body":"after"}`)
+		r := NewRunner(p, f.db, f.log, Options{Retries: 1, Backoff: time.Millisecond})
+		start(t, r)
+		waitState(t, r, StateFailed)
+		st := r.Status()
+		if st.Failure == nil || st.Failure.Position != bad.LastPosition || st.Position != bad.LastPosition-1 || !strings.Contains(st.Failure.Err, fmt.Sprintf("event %d", bad.LastPosition)) {
+			t.Fatalf("status %+v (failure %+v)", st, st.Failure)
+		}
+		var n, edits int
+		if err := f.db.QueryRow(`SELECT count(*), sum(edits) FROM notes`).Scan(&n, &edits); err != nil || n != 20 || edits != 20 {
+			t.Fatalf("%d notes with %d edits, %v: want each event before the failing one applied once", n, edits, err)
+		}
+	})
+}
+
+// Two runners of one declarative projection (its statements batched on
+// PostgreSQL) never apply an event twice.
+func TestTwoRunnersOfADeclarativeProjectionApplyEachEventOnce(t *testing.T) {
+	spec := `name: tally
+tables: ["CREATE TABLE IF NOT EXISTS tally (stream TEXT PRIMARY KEY, n BIGINT NOT NULL)"]
+on:
+  t: "INSERT INTO tally (stream, n) VALUES (:stream, 1) ON CONFLICT (stream) DO UPDATE SET n = tally.n + 1"
+`
+	eachDB(t, func(t *testing.T, f *fixture) {
+		for i := range 300 {
+			f.append(t, fmt.Sprintf("s-%d", i%7), "t", i)
+		}
+		var runners []*Runner
+		for _, size := range []int{7, 11} {
+			p, err := ParseSpec([]byte(spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := NewRunner(p, f.db, f.log, Options{BatchSize: size})
+			start(t, r)
+			runners = append(runners, r)
+		}
+		last := f.append(t, "s-0", "t", 0)
+		for _, r := range runners {
+			waitFor(t, r, last.LastPosition)
+		}
+		var n int
+		if err := f.db.QueryRow(`SELECT sum(n) FROM tally`).Scan(&n); err != nil || n != 301 {
+			t.Fatalf("%d events counted, %v: some were applied twice or lost", n, err)
 		}
 	})
 }

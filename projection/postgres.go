@@ -5,10 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/stratadb/strata/event"
 )
 
 // Read models can live in PostgreSQL instead of SQLite: a Runner or a
@@ -125,6 +128,78 @@ CREATE OR REPLACE FUNCTION dec_sub(a text, b numeric) RETURNS text LANGUAGE sql 
 CREATE OR REPLACE FUNCTION dec_sub(a numeric, b text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT dec_sub(a::text, b) $$;
 CREATE OR REPLACE FUNCTION dec_mul(a text, b numeric) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT dec_mul(a, b::text) $$;
 CREATE OR REPLACE FUNCTION dec_mul(a numeric, b text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT dec_mul(a::text, b) $$;`
+
+// PostgresBatcher is a projection that, writing into PostgreSQL, queues a
+// batch's statements for pgx to send together: a Runner then pays one
+// round trip per batch where database/sql pays one per statement.
+// Declarative projections are PostgresBatchers.
+type PostgresBatcher interface {
+	QueueBatch(b *pgx.Batch, batch []event.Record) error
+}
+
+// commitPostgresBatch applies entries through p and moves checkpoint name
+// from..to, in one transaction on one of db's connections, in two round
+// trips: the statements with the checkpoint's move, then COMMIT (or
+// ROLLBACK, if the checkpoint had moved).
+func commitPostgresBatch(ctx context.Context, db *sql.DB, p PostgresBatcher, projection, name string, entries []entry, from, to uint64, now time.Time) error {
+	recs := make([]event.Record, 0, len(entries))
+	for i := range entries {
+		if entries[i].skip {
+			continue
+		}
+		if entries[i].err != nil {
+			return entries[i].err
+		}
+		recs = append(recs, entries[i].rec)
+	}
+	b := &pgx.Batch{}
+	if err := p.QueueBatch(b, recs); err != nil {
+		return err
+	}
+	n := b.Len()
+	at := now.UTC().Format(time.RFC3339Nano)
+	b.Queue(`UPDATE strata_checkpoints SET position = $1, updated_at = $2 WHERE projection = $3 AND position = $4`, int64(to), at, name, int64(from))
+	if from == 0 {
+		// No row yet: the first commit creates it, unless another
+		// runner's did.
+		b.Queue(`INSERT INTO strata_checkpoints (projection, position, updated_at) VALUES ($1, $2, $3) ON CONFLICT (projection) DO NOTHING`, name, int64(to), at)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		tx, err := dc.(*stdlib.Conn).Conn().Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(ctx)
+		br := tx.SendBatch(ctx, b)
+		moved := int64(0)
+		for i := range b.Len() {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				if i < n && len(recs) == 1 {
+					r := &recs[0]
+					return fmt.Errorf("projection %s: event %d (%s): %w", projection, r.Position, r.Type, err)
+				}
+				return fmt.Errorf("projection %s: %w", projection, err)
+			}
+			if i >= n {
+				moved += tag.RowsAffected()
+			}
+		}
+		if err := br.Close(); err != nil {
+			return err
+		}
+		if moved != 1 {
+			return errCheckpointMoved
+		}
+		return tx.Commit(ctx)
+	})
+}
 
 // isNoTablePostgres reports PostgreSQL's undefined_table.
 func isNoTablePostgres(err error) bool {

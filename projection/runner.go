@@ -128,6 +128,7 @@ type Runner struct {
 	// the one record it sees them through.
 	keyer Partitioner
 	keyed *event.Record
+	pg    bool // db is PostgreSQL
 
 	mu struct {
 		sync.Mutex
@@ -149,7 +150,7 @@ type controlReq struct {
 func NewRunner(p Projection, db *sql.DB, src store.Store, opts Options) *Runner {
 	opts.ensureDefaults()
 	p = forDB(p, db)
-	r := &Runner{p: p, name: PartitionName(p.Name(), opts.Partition), db: db, src: src, opts: opts, control: make(chan controlReq)}
+	r := &Runner{p: p, name: PartitionName(p.Name(), opts.Partition), db: db, src: src, opts: opts, control: make(chan controlReq), pg: isPostgres(db)}
 	if opts.Partition.Count > 1 {
 		r.keyer, _ = p.(Partitioner)
 		r.keyed = new(event.Record)
@@ -439,19 +440,12 @@ func (r *Runner) commit(ctx context.Context, entries []entry) error {
 	// goroutine per statement, which cost the projection about a third of
 	// its speed.
 	ctx = context.WithoutCancel(ctx)
-	tx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := applyEntries(ctx, tx, r.p, entries); err != nil {
-		return err
-	}
 	first, last := entries[0].rec.Position, entries[len(entries)-1].rec.Position
-	if err := advanceCheckpoint(ctx, tx, r.name, first-1, last, r.opts.Now()); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
+	if pb, ok := r.p.(PostgresBatcher); ok && r.pg {
+		if err := commitPostgresBatch(ctx, r.db, pb, r.p.Name(), r.name, entries, first-1, last, r.opts.Now()); err != nil {
+			return err
+		}
+	} else if err := r.commitTx(ctx, entries, first, last); err != nil {
 		return err
 	}
 	// Effects before announcing the position: whoever waits for it (a
@@ -468,6 +462,22 @@ func (r *Runner) commit(ctx context.Context, entries []entry) error {
 	}
 	r.advance(last)
 	return nil
+}
+
+// commitTx is commit's transaction through database/sql.
+func (r *Runner) commitTx(ctx context.Context, entries []entry, first, last uint64) error {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := applyEntries(ctx, tx, r.p, entries); err != nil {
+		return err
+	}
+	if err := advanceCheckpoint(ctx, tx, r.name, first-1, last, r.opts.Now()); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // waitControl waits, paused or failed, for the operator.
