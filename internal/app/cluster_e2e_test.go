@@ -148,6 +148,10 @@ func TestE2EClusterOfThreeNodes(t *testing.T) {
 	if newHolder == holder || nodes[newHolder] == nil {
 		t.Fatalf("the lease went from %s to %q", holder, newHolder)
 	}
+	var st struct{ Nodes []string }
+	if call(survivors[0], http.MethodGet, "/v1/projections/account_balances", "", "", &st); len(st.Nodes) != 1 || st.Nodes[0] != newHolder {
+		t.Fatalf("the status names %v as running it, not %s", st.Nodes, newHolder)
+	}
 
 	// What a cluster does not do yet says so.
 	var e struct{ Code string }

@@ -237,6 +237,7 @@ func (r *ReadSide) Status(ctx context.Context, name string, head uint64) (readmo
 			out.State = st.State
 		}
 	}
+	out.Nodes = r.holders(ctx, partitionNames(name, a))
 	if head > out.Position {
 		out.LagEvents = head - out.Position
 		for rec, err := range r.src.ReadAll(ctx, store.ReadAllOptions{After: out.Position, Limit: 1}) {
@@ -246,6 +247,26 @@ func (r *ReadSide) Status(ctx context.Context, name string, head uint64) (readmo
 		}
 	}
 	return out, nil
+}
+
+// holders returns the nodes holding the leases named, sorted, each once
+// (none when no lease table is there yet).
+func (r *ReadSide) holders(ctx context.Context, names []string) []string {
+	rows, err := r.db.QueryContext(ctx, `SELECT DISTINCT holder FROM strata_leases
+WHERE name = ANY ($1) AND holder IS NOT NULL AND expires_at > clock_timestamp()
+ORDER BY holder`, names)
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var h string
+		if rows.Scan(&h) == nil {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // List reports every applied projection.

@@ -114,8 +114,13 @@ func TestReadSideSharesAppliedProjections(t *testing.T) {
 		return ra && rb
 	})
 	st, err := b.Status(ctx, "counts", last.LastPosition)
-	if err != nil || st.State != projection.StateRunning || st.Position < last.LastPosition || st.LagEvents != 0 {
+	if err != nil || st.State != projection.StateRunning || st.Position < last.LastPosition || st.LagEvents != 0 || len(st.Nodes) == 0 {
 		t.Fatalf("status on b: %+v, %v", st, err)
+	}
+	for _, n := range st.Nodes {
+		if n != "a" && n != "b" {
+			t.Fatalf("status names node %q", n)
+		}
 	}
 	var parts int
 	pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{rmSchema}.Sanitize()+`.strata_checkpoints WHERE projection LIKE 'counts#%/3'`).Scan(&parts)

@@ -130,6 +130,8 @@ type Status struct {
 	LagSeconds float64             `json:"lag_seconds"`
 	Failure    *projection.Failure `json:"failure,omitempty"`
 	Building   *Building           `json:"building,omitempty"`
+	// Nodes are the nodes that run its partitions now (on a cluster).
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 // Building is a version in the making, as its builder last reported.
