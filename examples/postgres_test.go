@@ -225,7 +225,12 @@ func BenchmarkOrderSummaryDatabases(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE") })
+			b.Cleanup(func() { // db is closed by now
+				if conn, err := pgx.Connect(context.Background(), url); err == nil {
+					conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+					conn.Close(context.Background())
+				}
+			})
 			return db
 		},
 	}

@@ -44,7 +44,7 @@ func openClusterNode(ctx context.Context, cfg Config) (n *clusterNode, err error
 	if n.state, err = pgstate.Open(ctx, n.pool, c.Schema); err != nil {
 		return n, err
 	}
-	if n.reads, err = cluster.NewReadSide(ctx, n.db, cfg.Store, c.Partitions, cfg.Logger); err != nil {
+	if n.reads, err = cluster.NewReadSide(ctx, n.db, c.URL, c.Schema, cfg.Store, c.Partitions, cfg.Logger); err != nil {
 		return n, err
 	}
 	return n, nil

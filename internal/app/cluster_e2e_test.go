@@ -38,9 +38,7 @@ func TestE2EClusterOfThreeNodes(t *testing.T) {
 			return
 		}
 		defer conn.Close(ctx)
-		for _, s := range []string{schema, schema + "_cluster"} {
-			conn.Exec(ctx, `DROP SCHEMA IF EXISTS "`+s+`" CASCADE`)
-		}
+		dropSchemas(t, conn, schema)
 	})
 	nodes := map[string]*server{}
 	for _, n := range []string{"a", "b", "c"} {
@@ -70,6 +68,25 @@ func TestE2EClusterOfThreeNodes(t *testing.T) {
 	if code := call(nodes["a"], http.MethodPut, "/v1/projections/account_balances", "application/yaml", string(src), nil); code != http.StatusAccepted {
 		t.Fatalf("apply on a: %d", code)
 	}
+	// It builds its first version, then serves.
+	waitVersion := func(s *server, version int) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			var st struct {
+				Version int
+				State   string
+			}
+			call(s, http.MethodGet, "/v1/projections/account_balances", "", "", &st)
+			if st.Version == version && st.State == "running" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("version %d is not serving within 30 s: %+v; stderr:\n%s", version, st, s.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitVersion(nodes["a"], 1)
 	var r struct{ Position int }
 	call(nodes["b"], http.MethodPost, "/v1/bank/ada/open", "application/json", `{"owner":"Ada"}`, &r)
 	call(nodes["b"], http.MethodPost, "/v1/bank/ada/deposit", "application/json", `{"amount":"100.25"}`, &r)
@@ -125,7 +142,7 @@ func TestE2EClusterOfThreeNodes(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	var holder string
-	if err := conn.QueryRow(ctx, `SELECT holder FROM "`+schema+`_cluster".strata_leases WHERE name = 'account_balances'`).Scan(&holder); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT holder FROM "`+schema+`_cluster".strata_leases WHERE name = 'account_balances/v1'`).Scan(&holder); err != nil {
 		t.Fatal(err)
 	}
 	victim := nodes[holder]
@@ -144,7 +161,7 @@ func TestE2EClusterOfThreeNodes(t *testing.T) {
 		t.Fatalf("balance after the takeover = %s", got)
 	}
 	var newHolder string
-	conn.QueryRow(ctx, `SELECT holder FROM "`+schema+`_cluster".strata_leases WHERE name = 'account_balances'`).Scan(&newHolder)
+	conn.QueryRow(ctx, `SELECT holder FROM "`+schema+`_cluster".strata_leases WHERE name = 'account_balances/v1'`).Scan(&newHolder)
 	if newHolder == holder || nodes[newHolder] == nil {
 		t.Fatalf("the lease went from %s to %q", holder, newHolder)
 	}
@@ -153,14 +170,24 @@ func TestE2EClusterOfThreeNodes(t *testing.T) {
 		t.Fatalf("the status names %v as running it, not %s", st.Nodes, newHolder)
 	}
 
-	// What a cluster does not do yet says so.
-	var e struct{ Code string }
-	changed := bytes.Replace(src, []byte("last_position BIGINT NOT NULL"), []byte("last_position BIGINT NOT NULL, note TEXT"), 1)
-	if code := call(survivors[0], http.MethodPut, "/v1/projections/account_balances", "application/yaml", string(changed), &e); code != 409 || e.Code != "conflict" {
-		t.Fatalf("a changed definition: %d %+v", code, e)
+	// A changed definition builds version 2 beside version 1, which
+	// answers until version 2 takes over; a rebuild builds version 3.
+	changed := bytes.Replace(src, []byte("last_position BIGINT NOT NULL"), []byte("last_position BIGINT NOT NULL, note TEXT DEFAULT 'v2'"), 1)
+	if code := call(survivors[0], http.MethodPut, "/v1/projections/account_balances", "application/yaml", string(changed), nil); code != http.StatusAccepted {
+		t.Fatalf("a changed definition: %d", code)
 	}
-	if code := call(survivors[0], http.MethodPost, "/v1/projections/account_balances/rebuild", "", "", &e); code != 409 {
-		t.Fatalf("rebuild in a cluster: %d %+v", code, e)
+	waitVersion(survivors[1], 2)
+	var q struct{ Rows [][]any }
+	if code := call(survivors[1], http.MethodPost, "/v1/query", "application/json", fmt.Sprintf(`{"sql":"SELECT balance, note FROM account_balances","min_position":%d}`, r.Position), &q); code != 200 || fmt.Sprint(q.Rows) != "[[100 v2]]" {
+		t.Fatalf("version 2: %d %v", code, q.Rows)
+	}
+	if code := call(survivors[0], http.MethodPost, "/v1/projections/account_balances/rebuild", "", "", nil); code != http.StatusAccepted {
+		t.Fatalf("rebuild: %d", code)
+	}
+	waitVersion(survivors[0], 3)
+	var e struct{ Code string }
+	if code := call(survivors[0], http.MethodPost, "/v1/projections/nothing/rebuild", "", "", &e); code != 404 {
+		t.Fatalf("rebuild of an unknown projection: %d %+v", code, e)
 	}
 	for _, s := range survivors {
 		s.stop(t)
@@ -185,9 +212,7 @@ func TestE2EClusterJobMovesToAnotherNode(t *testing.T) {
 			return
 		}
 		defer conn.Close(context.Background())
-		for _, s := range []string{schema, schema + "_cluster"} {
-			conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS "`+s+`" CASCADE`)
-		}
+		dropSchemas(t, conn, schema)
 	})
 	nodes := map[string]*server{}
 	for _, n := range []string{"a", "b"} {
@@ -282,4 +307,24 @@ func TestE2EClusterJobMovesToAnotherNode(t *testing.T) {
 		t.Fatalf("jobs: %s", b)
 	}
 	survivor.stop(t)
+}
+
+// dropSchemas drops the log's schema and every schema of the cluster's
+// (its own and its projection versions').
+func dropSchemas(t *testing.T, conn *pgx.Conn, schema string) {
+	ctx := context.Background()
+	rows, err := conn.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $1 || '\_cluster%'`, schema)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Error(err)
+	}
+	for _, s := range names {
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s}.Sanitize()+" CASCADE"); err != nil {
+			t.Error(err)
+		}
+	}
 }

@@ -43,15 +43,7 @@ type Options struct {
 // into db (PostgreSQL, opened by projection.OpenPostgres), with the leases
 // in pool's database. It returns ctx's error, or why it could not start.
 func Run(ctx context.Context, pool *pgxpool.Pool, db *sql.DB, src store.Store, ps []projection.Projection, opts Options) error {
-	if len(ps) == 0 {
-		return errors.New("cluster: no projections to run")
-	}
-	type share struct {
-		p    projection.Projection
-		part projection.Partition
-	}
-	shares := map[string]share{}
-	var items []string
+	var shares []Share
 	for _, p := range ps {
 		n := max(opts.Partitions, 1)
 		if c, ok := opts.PartitionsOf[p.Name()]; ok {
@@ -59,22 +51,45 @@ func Run(ctx context.Context, pool *pgxpool.Pool, db *sql.DB, src store.Store, p
 		}
 		for k := range n {
 			part := projection.Partition{Index: k, Count: n}
-			name := projection.PartitionName(p.Name(), part)
-			if _, dup := shares[name]; dup {
-				return fmt.Errorf("cluster: two projections are named %q", p.Name())
-			}
-			shares[name] = share{p: p, part: part}
-			items = append(items, name)
+			shares = append(shares, Share{Lease: projection.PartitionName(p.Name(), part), Projection: p, DB: db, Partition: part})
 		}
+	}
+	return RunShares(ctx, pool, src, shares, opts)
+}
+
+// Share is one lease's work: a partition of a projection into a database.
+type Share struct {
+	Lease      string // unique among the shares
+	Projection projection.Projection
+	DB         *sql.DB
+	Partition  projection.Partition
+	// Quiet: a version being built, whose side effects the serving one
+	// has had.
+	Quiet bool
+}
+
+// RunShares runs this node's share of shares until ctx ends.
+func RunShares(ctx context.Context, pool *pgxpool.Pool, src store.Store, shares []Share, opts Options) error {
+	if len(shares) == 0 {
+		return errors.New("cluster: no projections to run")
+	}
+	byLease := make(map[string]Share, len(shares))
+	items := make([]string, 0, len(shares))
+	for _, sh := range shares {
+		if _, dup := byLease[sh.Lease]; dup {
+			return fmt.Errorf("cluster: two shares are named %q", sh.Lease)
+		}
+		byLease[sh.Lease] = sh
+		items = append(items, sh.Lease)
 	}
 	sharer, err := pglease.New(ctx, pool, opts.Lease)
 	if err != nil {
 		return err
 	}
 	return sharer.Run(ctx, items, func(ctx context.Context, l pglease.Lease) error {
-		sh := shares[l.Name]
+		sh := byLease[l.Name]
 		ro := opts.Runner
-		ro.Partition = sh.part
-		return projection.NewRunner(sh.p, db, src, ro).Run(ctx)
+		ro.Partition, ro.Quiet = sh.Partition, sh.Quiet
+		return projection.NewRunner(sh.Projection, sh.DB, src, ro).Run(ctx)
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stratadb/strata/event"
+	"github.com/stratadb/strata/internal/readmodels"
 	"github.com/stratadb/strata/pglease"
 	"github.com/stratadb/strata/pgstore"
 	"github.com/stratadb/strata/projection"
@@ -34,13 +36,18 @@ func TestReadSideSharesAppliedProjections(t *testing.T) {
 		t.Skip("STRATA_TEST_POSTGRES_URL is not set: skipping the cluster read side (set it to a PostgreSQL URL to run it)")
 	}
 	ctx := context.Background()
+	grace := retiredGrace
+	retiredGrace = 0 // retired versions are dropped at once
+	t.Cleanup(func() { retiredGrace = grace })
 	logSchema, rmSchema := randomName("strata_rs_log_"), randomName("strata_rs_rm_")
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, s := range []string{logSchema, rmSchema} {
+		rows, _ := pool.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $2 || '%'`, logSchema, rmSchema)
+		names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, s := range names { // the versions' schemas too
 			pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s}.Sanitize()+" CASCADE")
 		}
 		pool.Close()
@@ -56,7 +63,7 @@ func TestReadSideSharesAppliedProjections(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		r, err := NewReadSide(ctx, db, log, partitions, nil)
+		r, err := NewReadSide(ctx, db, url, rmSchema, log, partitions, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,6 +107,10 @@ func TestReadSideSharesAppliedProjections(t *testing.T) {
 			}
 			return rows.Err()
 		})
+		var be *projection.BuildingError
+		if errors.As(err, &be) {
+			return false, 0 // version 1 is still building
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +124,11 @@ func TestReadSideSharesAppliedProjections(t *testing.T) {
 		}
 		return ra && rb
 	})
-	st, err := b.Status(ctx, "counts", last.LastPosition)
+	var st readmodels.Status
+	eventually(t, "version 1 serves", func() bool {
+		st, err = b.Status(ctx, "counts", last.LastPosition)
+		return err == nil && st.Version == 1
+	})
 	if err != nil || st.State != projection.StateRunning || st.Position < last.LastPosition || st.LagEvents != 0 || len(st.Nodes) == 0 {
 		t.Fatalf("status on b: %+v, %v", st, err)
 	}
@@ -123,18 +138,52 @@ func TestReadSideSharesAppliedProjections(t *testing.T) {
 		}
 	}
 	var parts int
-	pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{rmSchema}.Sanitize()+`.strata_checkpoints WHERE projection LIKE 'counts#%/3'`).Scan(&parts)
+	pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{a.schemaOf("counts", 1)}.Sanitize()+`.strata_checkpoints WHERE projection LIKE 'counts#%/3'`).Scan(&parts)
 	if parts != 3 {
 		t.Fatalf("%d checkpoints of counts#k/3: the projection was not cut as applied", parts)
 	}
 
-	changed := []byte(countsYAML + "  u: \"SELECT 1\"\n")
-	p2, err := projection.ParseSpec(changed)
+	// A changed definition builds version 2 beside version 1, which
+	// answers until version 2 has caught up and takes over.
+	changed := strings.NewReplacer("n BIGINT NOT NULL)", "n BIGINT NOT NULL, twice BIGINT NOT NULL DEFAULT 2)", "n = counts.n + 1", "n = counts.n + 1, twice = counts.twice + 2").Replace(countsYAML)
+	p2, err := projection.ParseSpec([]byte(changed))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Apply(ctx, p2, changed); !errors.Is(err, ErrChanged) {
+	if err := b.Apply(ctx, p2, []byte(changed)); err != nil {
 		t.Fatalf("a changed definition: %v", err)
+	}
+	if st, _ := a.Status(ctx, "counts", 0); st.Version != 1 || st.Building == nil || st.Building.Version != 2 {
+		t.Fatalf("while version 2 builds: %+v", st)
+	}
+	eventually(t, "version 2 serves", func() bool {
+		st, err := a.Status(ctx, "counts", 0)
+		return err == nil && st.Version == 2 && st.Building == nil
+	})
+	var twice int64
+	if _, _, err := a.Query(ctx, last.LastPosition, `SELECT sum(twice) FROM counts`, nil, func(rows *sql.Rows) error {
+		for rows.Next() {
+			rows.Scan(&twice)
+		}
+		return rows.Err()
+	}); err != nil || twice != 180 {
+		t.Fatalf("version 2's column: %d, %v", twice, err)
+	}
+	eventually(t, "version 1's schema is dropped", func() bool {
+		var n int
+		pool.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, a.schemaOf("counts", 1)).Scan(&n)
+		return n == 0
+	})
+	// A rebuild: version 3, the same definition, from the start.
+	if err := a.Rebuild(ctx, "counts"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "version 3 serves", func() bool {
+		st, err := b.Status(ctx, "counts", 0)
+		return err == nil && st.Version == 3 && st.Position >= last.LastPosition
+	})
+	if err := a.Rebuild(ctx, "nothing"); !errors.Is(err, projection.ErrUnknownProjection) {
+		t.Fatalf("rebuild of an unknown projection: %v", err)
 	}
 	if err := a.Skip(ctx, "counts", "nothing failed"); !errors.Is(err, projection.ErrNotFailed) {
 		t.Fatalf("skip of a running projection: %v", err)

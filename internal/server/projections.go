@@ -15,7 +15,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/stratadb/strata/api"
-	"github.com/stratadb/strata/internal/cluster"
 	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/internal/readmodels"
 	"github.com/stratadb/strata/projection"
@@ -95,6 +94,7 @@ type SharedReadSide interface {
 	List(ctx context.Context, head uint64) ([]readmodels.Status, error)
 	Status(ctx context.Context, name string, head uint64) (readmodels.Status, error)
 	Apply(ctx context.Context, p *projection.Declarative, src []byte) error
+	Rebuild(ctx context.Context, name string) error
 	SetPaused(ctx context.Context, name string, paused bool) error
 	Skip(ctx context.Context, name, reason string) error
 	// Query runs query if every projection has applied pos, reporting
@@ -208,9 +208,6 @@ func (s *Server) applyProjection(ctx context.Context, in *applyProjectionInput) 
 	} else {
 		err = s.opts.Projections.Apply(ctx, p, src)
 	}
-	if errors.Is(err, cluster.ErrChanged) {
-		return nil, api.NewError(api.CodeConflict, "%v", err)
-	}
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -226,7 +223,12 @@ func (s *Server) applyProjection(ctx context.Context, in *applyProjectionInput) 
 
 func (s *Server) rebuildProjection(ctx context.Context, in *projectionInput) (*projectionOutput, error) {
 	if s.opts.Shared != nil {
-		return nil, api.NewError(api.CodeConflict, "rebuilding a projection is not supported in cluster mode yet: apply it under a new name, which builds it from the start of the log")
+		if err := s.opts.Shared.Rebuild(ctx, in.Name); errors.Is(err, projection.ErrUnknownProjection) {
+			return nil, api.NewError(api.CodeNotFound, "%v", err)
+		} else if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		return s.projectionStatus(ctx, in)
 	}
 	if s.opts.Projections == nil {
 		return nil, api.NewError(api.CodeNotFound, "this server runs no projections")
