@@ -83,6 +83,9 @@ func (n *clusterNode) run(ctx context.Context, wg *sync.WaitGroup, st store.Stor
 }
 
 func (n *clusterNode) close() {
+	if n.reads != nil {
+		n.reads.Close()
+	}
 	if n.db != nil {
 		n.db.Close()
 	}

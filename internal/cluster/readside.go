@@ -110,7 +110,7 @@ func NewReadSide(ctx context.Context, db *sql.DB, url, schema string, src store.
 		changed: make(chan struct{}), dbs: map[string]*sql.DB{}, marks: map[string]progressMark{}}, nil
 }
 
-// Close closes the versions' databases.
+// Close closes the versions' databases, once nothing uses the read side.
 func (r *ReadSide) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -322,7 +322,6 @@ const specPoll = time.Second
 // here or on another node) the node gives its leases back and shares the
 // new set.
 func (r *ReadSide) Run(ctx context.Context, pool *pgxpool.Pool, opts Options) error {
-	defer r.Close()
 	tick := time.NewTicker(specPoll)
 	defer tick.Stop()
 	keys := func(vs []version) []string {
