@@ -253,3 +253,39 @@ func BenchmarkPeersReadAll(b *testing.B) {
 		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 	})
 }
+
+// BenchmarkPeersNodes is BenchmarkPeers' pgstore workload spread over
+// several stores on one schema, as several Strata nodes on one database
+// would run it: each writer appends through one of them, in turn.
+func BenchmarkPeersNodes(b *testing.B) {
+	writers := *peerWriters
+	for _, nodes := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
+			schema := fmt.Sprintf("strata_peer_nodes_%d", os.Getpid())
+			var sts []*pgstore.Store
+			for range nodes {
+				st, err := pgstore.Open(context.Background(), pgURL(b), pgstore.Options{Schema: schema, MaxConns: int32(max(4, min(writers, 16)/nodes))})
+				if err != nil {
+					b.Fatal(err)
+				}
+				sts = append(sts, st)
+			}
+			b.Cleanup(func() {
+				for _, st := range sts {
+					st.Close()
+				}
+				dropSchema(b, schema)
+			})
+			var turn atomic.Int64
+			byStream := sync.Map{}
+			runWriters(b, writers, func(ctx context.Context, stream string, v int64) error {
+				st, ok := byStream.Load(stream)
+				if !ok {
+					st, _ = byStream.LoadOrStore(stream, sts[int(turn.Add(1))%nodes])
+				}
+				_, err := st.(*pgstore.Store).Append(ctx, stream, store.Exactly(uint64(v)), event.Event{Type: "payment.authorized", Data: payload})
+				return err
+			})
+		})
+	}
+}
