@@ -56,11 +56,20 @@ func (s *Store) runAcker() {
 	idle := time.NewTicker(s.opts.PollInterval)
 	defer idle.Stop()
 	backoff := minAckPoll
+	// round says whether the next look runs a sequencer round first. It
+	// does not when another round just ran (a NOTIFY or a local round woke
+	// the acker, or new appends came from a group whose own round just
+	// ran): that round positioned what could be, and more rounds would only
+	// queue on the rounds' lock — with several processes writing, their
+	// ackers' rounds were most of the queue. A poll still runs one, so that
+	// rows nobody else positions are positioned.
+	round := true
 	for {
 		wake := s.notify.wait() // before looking: a later round closes it
 		if len(pending) > 0 {
-			pending = s.resolve(pending)
+			pending = s.resolve(pending, round)
 		}
+		round = true
 		if in == nil && len(pending) == 0 {
 			return
 		}
@@ -76,12 +85,14 @@ func (s *Store) runAcker() {
 			if ok {
 				pending = append(pending, items...)
 				backoff = minAckPoll
+				round = false
 			} else { // the writer stopped: Close is waiting
 				in = nil
 				closing = time.After(closeGrace)
 			}
 		case <-wake:
 			backoff = minAckPoll
+			round = false
 		case <-poll:
 		case <-idle.C:
 			if len(pending) == 0 && in != nil {
@@ -139,7 +150,7 @@ func scanRound(rows pgx.Rows) (map[string]roundRow, error) {
 // outcome that is complete and returns the rest. Appends whose callers
 // have gone (their context ended) are dropped: the caller already has its
 // answer.
-func (s *Store) resolve(pending []*pendingAck) []*pendingAck {
+func (s *Store) resolve(pending []*pendingAck, round bool) []*pendingAck {
 	keep := pending[:0]
 	var streams []string
 	var versions []int64
@@ -163,20 +174,25 @@ func (s *Store) resolve(pending []*pendingAck) []*pendingAck {
 	// One round trip: the round and the lookup run in one implicit
 	// transaction, so the lookup sees what the round did.
 	b := &pgx.Batch{}
-	b.Queue(s.q.sequence, lockClassSequence, s.key, s.channel, roundLimit)
+	if round {
+		b.Queue(s.q.sequence, lockClassSequence, s.key, s.channel, roundLimit)
+	}
 	b.Queue(s.q.positions, streams, versions)
 	br := s.pool.SendBatch(s.ctx, b)
-	rows, err := br.Query()
-	if err == nil {
-		var round map[string]roundRow
-		if round, err = scanRound(rows); err == nil && len(round) > 0 {
-			s.notify.broadcast()
+	var err error
+	if round {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			var placed map[string]roundRow
+			if placed, err = scanRound(rows); err == nil && len(placed) > 0 {
+				s.notify.broadcast()
+			}
 		}
 	}
 	var positions []pgtype.Int8
 	if err == nil {
-		rows, err = br.Query()
-		if err == nil {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
 			positions, err = pgx.CollectRows(rows, pgx.RowTo[pgtype.Int8])
 		}
 	}
