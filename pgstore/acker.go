@@ -44,10 +44,10 @@ func (p *pendingAck) keys() []int64 {
 // positioned by their group's own round: a transaction older than theirs
 // was still open (anywhere in the cluster), or another process's round
 // took them first. Each time something may have changed — a NOTIFY from
-// any process's round, a local round, a poll with backoff — it runs a
-// round itself and looks the rows up, in one round trip. When idle it
-// still runs a round every PollInterval, for rows other processes
-// committed and never positioned.
+// any process's round, a local round, a poll with backoff — it looks the
+// rows up, after a round of its own (in the same round trip) when it polls.
+// When idle it still runs a round every PollInterval, for rows other
+// processes committed and never positioned.
 func (s *Store) runAcker() {
 	defer close(s.ackerDone)
 	var pending []*pendingAck

@@ -119,9 +119,11 @@
 // If any transaction with a smaller txid is still open when a group commits
 // — another process's append, but also any transaction that has written
 // anything in any database of the cluster — the group's rows wait: its
-// appends are handed to the acker goroutine, which runs rounds again when a
-// NOTIFY arrives (a dedicated connection LISTENs on the schema's channel)
-// and polls with backoff, and acknowledges them when they are positioned.
+// appends are handed to the acker goroutine, which looks their positions
+// up when a NOTIFY arrives (a dedicated connection LISTENs on the schema's
+// channel: some round positioned rows) and polls with backoff, running a
+// round itself when it polls, and acknowledges them when they are
+// positioned.
 // Subscribers likewise see nothing newer until then. A long-open
 // transaction therefore stalls the log's progress — appenders and
 // subscribers wait, nothing is lost or reordered — until it ends; keep
