@@ -466,3 +466,23 @@ func TestCheckpointsInAStoreOfOneChoice(t *testing.T) {
 		t.Fatalf("restored %s / %s, replayed %s / %s", d1.Outcome, fired(d1), d2.Outcome, fired(d2))
 	}
 }
+
+// A process that takes deciding over from another reloads, and then
+// counts what the other decided.
+func TestReloadCountsWhatAnotherProcessDecided(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	a, b := openAuth(t, l), openAuth(t, l)
+	for i := range 10 {
+		authorize(t, a, "u1", "1", t0.Add(time.Duration(i)*time.Second))
+	}
+	at := t0.Add(20 * time.Second)
+	if d := authorize(t, b, "u1", "1", at); d.Outcome != Approve {
+		t.Fatalf("without a reload b knows its own decisions only: %s %s", d.Outcome, fired(d))
+	}
+	if err := b.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := authorize(t, b, "u1", "1", at.Add(time.Second)); d.Outcome != Deny {
+		t.Fatalf("after the reload (12th in a minute): %s %s", d.Outcome, fired(d))
+	}
+}

@@ -226,3 +226,18 @@ func (a *Authorizer) change(ctx context.Context, by string, edit func([]Rule) ([
 	}
 	return nil
 }
+
+// Reload rebuilds the windows from the log — the checkpoint, then every
+// transaction after it — and reloads the rules, holding every decision
+// back meanwhile. It is for a process that takes deciding over from
+// another (a cluster's new rules leader): what the other decided is in the
+// log, not in this process's windows.
+func (a *Authorizer) Reload(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l, err := loadRules(ctx, a.st)
+	if err != nil {
+		return err
+	}
+	return a.rebuild(ctx, l)
+}

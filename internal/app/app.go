@@ -72,6 +72,10 @@ type Cluster struct {
 	Partitions int
 	// LeaseTTL is how long a dead node's work waits for another (10s).
 	LeaseTTL time.Duration
+	// Advertise is the URL other nodes reach this one at (the rules'
+	// routes are forwarded to the rules leader). Default: the listener's
+	// address, with the host name for an unspecified IP.
+	Advertise string
 }
 
 // DefaultAddr is where the API listens unless told otherwise.
@@ -138,7 +142,7 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	}()
 	sopts := server.Options{Store: cfg.Store, Rules: auth, Examples: ex, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Tokens: cfg.Tokens}
 	if node != nil {
-		js, err := node.run(bg, &wg, cfg.Store, log)
+		js, err := node.run(bg, &wg, cfg.Store, auth, cfg.Demo, log)
 		if err != nil {
 			return err
 		}
@@ -176,9 +180,14 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	}
 	if cfg.Demo {
 		log.Info("demo: generating card transactions and orders")
-		runDemo(bg, &wg, cfg.Store, auth, log)
+		// On a cluster the transactions come from the rules leader.
+		runDemo(bg, &wg, cfg.Store, auth, log, node == nil)
 	}
 	srv := server.New(sopts)
+	var handler http.Handler = srv
+	if node != nil {
+		handler = node.rules.handler(srv)
+	}
 	var tlsCfg *tls.Config
 	if cfg.TLS.Cert != "" {
 		// Loaded before listening: a bad certificate fails the start, not
@@ -194,7 +203,7 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 		return err
 	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           handler,
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -207,6 +216,12 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 		scheme = "https"
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "scheme", scheme, "tokens", len(cfg.Tokens))
+	if node != nil {
+		if err := node.advertise(ctx, ln.Addr(), scheme); err != nil {
+			ln.Close()
+			return fmt.Errorf("cluster: advertise this node: %w", err)
+		}
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/stratadb/strata/pglease"
 	"github.com/stratadb/strata/pgstate"
 	"github.com/stratadb/strata/projection"
+	"github.com/stratadb/strata/rules"
 	"github.com/stratadb/strata/store"
 )
 
@@ -24,6 +25,7 @@ type clusterNode struct {
 	db    *sql.DB // the read models
 	state *pgstate.Store
 	reads *cluster.ReadSide
+	rules *rulesLeader
 }
 
 func openClusterNode(ctx context.Context, cfg Config) (n *clusterNode, err error) {
@@ -47,13 +49,21 @@ func openClusterNode(ctx context.Context, cfg Config) (n *clusterNode, err error
 	if n.reads, err = cluster.NewReadSide(ctx, n.db, c.URL, c.Schema, cfg.Store, c.Partitions, cfg.Logger); err != nil {
 		return n, err
 	}
+	if err = createUnderLock(ctx, n.db, nodeURLsDDL); err != nil {
+		return n, err
+	}
 	return n, nil
 }
 
 // run starts the node's share of the work: the projections' partitions,
 // the jobs, and the alerts stream's derivation, which one node at a time
 // does. It returns the jobs, for the server.
-func (n *clusterNode) run(ctx context.Context, wg *sync.WaitGroup, st store.Store, log *slog.Logger) (*clusterJobs, error) {
+func (n *clusterNode) run(ctx context.Context, wg *sync.WaitGroup, st store.Store, auth *rules.Authorizer, demo bool, log *slog.Logger) (*clusterJobs, error) {
+	n.rules = &rulesLeader{node: n, auth: auth, log: log}
+	var demoTxns func(context.Context)
+	if demo {
+		demoTxns = func(ctx context.Context) { demoTransactions(ctx, auth, log) }
+	}
 	lease := pglease.Options{Schema: n.cfg.Schema, Node: n.cfg.Node, TTL: n.cfg.LeaseTTL, Logger: log}
 	js, err := newClusterJobs(ctx, n, st, log, lease)
 	if err != nil {
@@ -69,13 +79,16 @@ func (n *clusterNode) run(ctx context.Context, wg *sync.WaitGroup, st store.Stor
 	wg.Go(func() {
 		sh, err := pglease.New(ctx, n.pool, lease)
 		if err == nil {
-			err = sh.Run(ctx, []string{"alerts"}, func(ctx context.Context, _ pglease.Lease) error {
+			err = sh.Run(ctx, []string{"alerts", "rules"}, func(ctx context.Context, l pglease.Lease) error {
+				if l.Name == "rules" {
+					return n.rules.lead(ctx, demoTxns)
+				}
 				deriveAlerts(ctx, st, log)
 				return ctx.Err()
 			})
 		}
 		if ctx.Err() == nil {
-			log.Error("cluster: the alerts stopped", "err", err)
+			log.Error("cluster: the alerts and the rules stopped", "err", err)
 		}
 	})
 	log.Info("cluster node", "node", lease.Node, "schema", n.cfg.Schema, "partitions", max(n.cfg.Partitions, 1))

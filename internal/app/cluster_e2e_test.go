@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/stratadb/strata/api"
 	"github.com/stratadb/strata/num"
 	"github.com/stratadb/strata/rules"
 	"github.com/stratadb/strata/store"
@@ -231,9 +232,7 @@ func TestE2EClusterJobMovesToAnotherNode(t *testing.T) {
 	t0 := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	authorize := func(s *server, user string, amount int64, at time.Duration) {
 		t.Helper()
-		if _, err := newClient(t, s).Authorize(ctx, rules.Transaction{User: user, Amount: num.FromMicro(amount * 1_000_000), At: t0.Add(at)}); err != nil {
-			t.Fatal(err)
-		}
+		clusterAuthorize(ctx, t, s, rules.Transaction{User: user, Amount: num.FromMicro(amount * 1_000_000), At: t0.Add(at)})
 	}
 	authorize(nodes["a"], "u1", 10, 0)
 	authorize(nodes["a"], "u1", 20, 20*time.Second)
@@ -326,5 +325,79 @@ func dropSchemas(t *testing.T, conn *pgx.Conn, schema string) {
 		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s}.Sanitize()+" CASCADE"); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// A cluster's fraud rules decide on one node, whichever node is asked: the
+// velocity rule counts a user's transactions made through any of them, and
+// still after the deciding node is killed and another takes over.
+func TestE2EClusterAuthorizesOnOneNode(t *testing.T) {
+	url := os.Getenv("STRATA_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("STRATA_TEST_POSTGRES_URL is not set: skipping strata serve --cluster")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	schema := fmt.Sprintf("strata_cluster_rules_e2e_%d", os.Getpid())
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		dropSchemas(t, conn, schema)
+	})
+	nodes := map[string]*server{}
+	for _, n := range []string{"a", "b"} {
+		nodes[n] = start(t, t.TempDir(), "127.0.0.1:0", "--postgres", url, "--postgres-schema", schema, "--cluster", "--node", n, "--lease-ttl", "2s")
+	}
+	t0 := time.Now().UTC().Truncate(time.Second)
+	authorize := func(s *server, i int) string {
+		t.Helper()
+		return clusterAuthorize(ctx, t, s, rules.Transaction{User: "u1", Amount: num.FromMicro(1_000_000), At: t0.Add(time.Duration(i) * time.Second)}).Outcome
+	}
+	order := []string{"a", "b"}
+	for i := range 10 {
+		if got := authorize(nodes[order[i%2]], i); got != "approve" {
+			t.Fatalf("transaction %d: %s", i, got)
+		}
+	}
+	if got := authorize(nodes["b"], 10); got != "deny" {
+		t.Fatalf("the 11th transaction in a minute, through b: %s; the nodes counted apart", got)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var leader string
+	if err := conn.QueryRow(ctx, `SELECT holder FROM "`+schema+`_cluster".strata_leases WHERE name = 'rules'`).Scan(&leader); err != nil {
+		t.Fatal(err)
+	}
+	nodes[leader].cmd.Process.Kill()
+	<-nodes[leader].exited
+	delete(nodes, leader)
+	for _, s := range nodes {
+		if got := authorize(s, 11); got != "deny" {
+			t.Fatalf("after the leader %s died: %s; the new leader forgot its decisions", leader, got)
+		}
+		s.stop(t)
+	}
+}
+
+// clusterAuthorize authorizes txn through s, waiting while no node leads
+// the rules (before the first renewal, or while one takes over).
+func clusterAuthorize(ctx context.Context, t *testing.T, s *server, txn rules.Transaction) api.Decision {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		d, err := newClient(t, s).Authorize(ctx, txn)
+		if err == nil {
+			return d
+		}
+		if !strings.Contains(err.Error(), "unavailable") || time.Now().After(deadline) {
+			t.Fatalf("authorize through %s: %v; stderr:\n%s", s.url, err, s.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

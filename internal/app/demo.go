@@ -26,8 +26,10 @@ const (
 	demoOrderTick = 2 * time.Second // a new order every tick
 )
 
-func runDemo(ctx context.Context, wg *sync.WaitGroup, st store.Store, auth *rules.Authorizer, log *slog.Logger) {
-	wg.Go(func() { demoTransactions(ctx, auth, log) })
+func runDemo(ctx context.Context, wg *sync.WaitGroup, st store.Store, auth *rules.Authorizer, log *slog.Logger, transactions bool) {
+	if transactions {
+		wg.Go(func() { demoTransactions(ctx, auth, log) })
+	}
 	wg.Go(func() { demoOrders(ctx, st, log) })
 }
 

@@ -82,6 +82,7 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 			c.PostgresSchema = pick("postgres-schema", "STRATA_POSTGRES_SCHEMA", c.PostgresSchema, "public")
 			c.ClusterSchema = pick("cluster-schema", "STRATA_CLUSTER_SCHEMA", c.ClusterSchema, c.PostgresSchema+"_cluster")
 			c.Node = pick("node", "STRATA_NODE", c.Node, "")
+			c.Advertise = pick("advertise", "STRATA_ADVERTISE", c.Advertise, "")
 			fileParts := ""
 			if c.Partitions > 0 {
 				fileParts = strconv.Itoa(c.Partitions)
@@ -144,7 +145,7 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 			}
 			var node *strata.Cluster
 			if c.Cluster {
-				node = &strata.Cluster{URL: c.Postgres, Schema: c.ClusterSchema, Node: c.Node, Partitions: c.Partitions, LeaseTTL: c.LeaseTTL}
+				node = &strata.Cluster{URL: c.Postgres, Schema: c.ClusterSchema, Node: c.Node, Partitions: c.Partitions, LeaseTTL: c.LeaseTTL, Advertise: c.Advertise}
 				if node.Node == "" {
 					host, _ := os.Hostname()
 					node.Node = fmt.Sprintf("%s-%d", host, os.Getpid())
@@ -189,6 +190,7 @@ live subscriptions end, the rules' checkpoint is written and the log closed.`,
 	f.StringVar(&pgSchema, "postgres-schema", "public", "the schema the log's tables go in (env STRATA_POSTGRES_SCHEMA)")
 	f.BoolVar(&cluster, "cluster", false, "be one node of several on the PostgreSQL log: read models, snapshots and the rules' checkpoint in PostgreSQL, projections shared among the nodes (env STRATA_CLUSTER)")
 	f.StringVar(&clusterSchema, "cluster-schema", "", "the schema the nodes share beside the log's (default: the log's schema + _cluster; env STRATA_CLUSTER_SCHEMA)")
+	f.String("advertise", "", "the URL the other nodes reach this one at (default: the listen address; env STRATA_ADVERTISE)")
 	f.StringVar(&node, "node", "", "this node's name among the others (default: host and process id; env STRATA_NODE)")
 	f.Duration("lease-ttl", 10*time.Second, "how long a dead node's share of the work waits before another node takes it over (env STRATA_LEASE_TTL)")
 	f.IntVar(&partitions, "partitions", 1, "cut each projection into this many shares that move between nodes; more than 1 needs rows updated commutatively across keys (env STRATA_PARTITIONS)")

@@ -57,6 +57,10 @@ type Config struct {
 	// stopped renewing its leases (died, or lost the database) before
 	// another node takes it over (10s).
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// Advertise is the URL the other nodes reach this one at: the fraud
+	// rules' routes go to the node that leads them (the listener's
+	// address, with the host name for 0.0.0.0).
+	Advertise string `yaml:"advertise"`
 }
 
 // TLS names a certificate and its key, PEM files.
