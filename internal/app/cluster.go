@@ -49,7 +49,7 @@ func openClusterNode(ctx context.Context, cfg Config) (n *clusterNode, err error
 	if n.reads, err = cluster.NewReadSide(ctx, n.db, c.URL, c.Schema, cfg.Store, c.Partitions, cfg.Logger); err != nil {
 		return n, err
 	}
-	if err = createUnderLock(ctx, n.db, nodeURLsDDL); err != nil {
+	if err = cluster.EnsureTables(ctx, n.db, nodeURLsDDL); err != nil {
 		return n, err
 	}
 	return n, nil

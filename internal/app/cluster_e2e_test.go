@@ -26,25 +26,8 @@ import (
 // the projection is killed with SIGKILL and another takes it over from its
 // checkpoint.
 func TestE2EClusterOfThreeNodes(t *testing.T) {
-	url := os.Getenv("STRATA_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("STRATA_TEST_POSTGRES_URL is not set: skipping strata serve --cluster")
-	}
 	ctx := context.Background()
-	schema := fmt.Sprintf("strata_cluster_e2e_%d", os.Getpid())
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(ctx)
-		dropSchemas(t, conn, schema)
-	})
-	nodes := map[string]*server{}
-	for _, n := range []string{"a", "b", "c"} {
-		nodes[n] = start(t, t.TempDir(), "127.0.0.1:0", "--postgres", url, "--postgres-schema", schema, "--cluster", "--node", n, "--lease-ttl", "2s")
-	}
+	url, schema, nodes := startCluster(t, "strata_cluster_e2e", "a", "b", "c")
 	call := func(s *server, method, path, contentType, body string, out any) int {
 		t.Helper()
 		req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
@@ -199,26 +182,9 @@ func TestE2EClusterOfThreeNodes(t *testing.T) {
 // that node is killed, another resumes the job from its checkpoint in
 // PostgreSQL, and the output stream holds each result once.
 func TestE2EClusterJobMovesToAnotherNode(t *testing.T) {
-	url := os.Getenv("STRATA_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("STRATA_TEST_POSTGRES_URL is not set: skipping strata serve --cluster")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	schema := fmt.Sprintf("strata_cluster_jobs_e2e_%d", os.Getpid())
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(context.Background())
-		dropSchemas(t, conn, schema)
-	})
-	nodes := map[string]*server{}
-	for _, n := range []string{"a", "b"} {
-		nodes[n] = start(t, t.TempDir(), "127.0.0.1:0", "--postgres", url, "--postgres-schema", schema, "--cluster", "--node", n, "--lease-ttl", "2s")
-	}
+	url, schema, nodes := startCluster(t, "strata_cluster_jobs_e2e", "a", "b")
 	spec := "name: spend\ntypes: [transaction]\nkey: user_id\nvalue: amount\ntime: at\nwindow: {type: tumbling, size: 1m}\n"
 	req, _ := http.NewRequest(http.MethodPut, nodes["a"].url+"/v1/jobs/spend", strings.NewReader(spec))
 	resp, err := http.DefaultClient.Do(req)
@@ -332,26 +298,9 @@ func dropSchemas(t *testing.T, conn *pgx.Conn, schema string) {
 // velocity rule counts a user's transactions made through any of them, and
 // still after the deciding node is killed and another takes over.
 func TestE2EClusterAuthorizesOnOneNode(t *testing.T) {
-	url := os.Getenv("STRATA_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("STRATA_TEST_POSTGRES_URL is not set: skipping strata serve --cluster")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	schema := fmt.Sprintf("strata_cluster_rules_e2e_%d", os.Getpid())
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(context.Background())
-		dropSchemas(t, conn, schema)
-	})
-	nodes := map[string]*server{}
-	for _, n := range []string{"a", "b"} {
-		nodes[n] = start(t, t.TempDir(), "127.0.0.1:0", "--postgres", url, "--postgres-schema", schema, "--cluster", "--node", n, "--lease-ttl", "2s")
-	}
+	url, schema, nodes := startCluster(t, "strata_cluster_rules_e2e", "a", "b")
 	t0 := time.Now().UTC().Truncate(time.Second)
 	authorize := func(s *server, i int) string {
 		t.Helper()
@@ -400,4 +349,30 @@ func clusterAuthorize(ctx context.Context, t *testing.T, s *server, txn rules.Tr
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// startCluster starts a strata serve --cluster node of each name on a log
+// in a fresh schema (prefix and the process id), dropped with the cluster's
+// schemas when the test ends; it skips without STRATA_TEST_POSTGRES_URL.
+func startCluster(t *testing.T, prefix string, names ...string) (url, schema string, nodes map[string]*server) {
+	t.Helper()
+	url = os.Getenv("STRATA_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("STRATA_TEST_POSTGRES_URL is not set: skipping strata serve --cluster")
+	}
+	schema = fmt.Sprintf("%s_%d", prefix, os.Getpid())
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		dropSchemas(t, conn, schema)
+	})
+	nodes = map[string]*server{}
+	for _, n := range names {
+		nodes[n] = start(t, t.TempDir(), "127.0.0.1:0", "--postgres", url, "--postgres-schema", schema, "--cluster", "--node", n, "--lease-ttl", "2s")
+	}
+	return url, schema, nodes
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/stratadb/strata/internal/cluster"
 	"github.com/stratadb/strata/internal/server"
 	"github.com/stratadb/strata/pglease"
 	"github.com/stratadb/strata/pgstate"
@@ -47,18 +48,7 @@ const jobSpecsDDL = `CREATE TABLE IF NOT EXISTS strata_job_specs (
 )`
 
 func newClusterJobs(ctx context.Context, n *clusterNode, st store.Store, log *slog.Logger, lease pglease.Options) (*clusterJobs, error) {
-	tx, err := n.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(1398035988)`); err != nil { // "STR\x14"
-		return nil, err
-	}
-	if _, err := tx.ExecContext(ctx, jobSpecsDDL); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
+	if err := cluster.EnsureTables(ctx, n.db, jobSpecsDDL); err != nil {
 		return nil, err
 	}
 	return &clusterJobs{db: n.db, pool: n.pool, state: n.state, st: st, log: log, lease: lease, runs: map[string]*jobRun{}, changed: make(chan struct{})}, nil

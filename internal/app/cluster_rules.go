@@ -157,23 +157,6 @@ ON CONFLICT (node) DO UPDATE SET url = excluded.url, updated_at = clock_timestam
 	return err
 }
 
-// createUnderLock runs ddl holding an advisory lock: nodes starting together
-// would race in CREATE … IF NOT EXISTS.
-func createUnderLock(ctx context.Context, db *sql.DB, ddl string) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(1398035990)`); err != nil { // "STR\x16"
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, ddl); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
 const nodeURLsDDL = `CREATE TABLE IF NOT EXISTS strata_node_urls (
 	node       TEXT PRIMARY KEY,
 	url        TEXT NOT NULL,

@@ -88,22 +88,7 @@ func NewReadSide(ctx context.Context, db *sql.DB, url, schema string, src store.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	// Under a lock: nodes starting together would race in CREATE TABLE.
-	err := func() error {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(1398035987)`); err != nil { // "STR\x13"
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, specsDDL); err != nil {
-			return err
-		}
-		return tx.Commit()
-	}()
-	if err != nil {
+	if err := EnsureTables(ctx, db, specsDDL); err != nil {
 		return nil, fmt.Errorf("cluster: read side: %w", err)
 	}
 	return &ReadSide{db: db, url: url, schema: schema, src: src, partitions: max(partitions, 1), log: log,
@@ -118,6 +103,24 @@ func (r *ReadSide) Close() {
 		db.Close()
 		delete(r.dbs, s)
 	}
+}
+
+// EnsureTables runs ddl (CREATE … IF NOT EXISTS statements) holding an
+// advisory lock: nodes starting together would otherwise race in it, which
+// PostgreSQL does not make atomic.
+func EnsureTables(ctx context.Context, db *sql.DB, ddl string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(1398035987)`); err != nil { // "STR\x13"
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, ddl); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // version is one version of a projection.
