@@ -131,9 +131,19 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 	if err != nil {
 		return err
 	}
+	// The read models' catalog (a single server's) closes after the work
+	// below has stopped.
+	var cat *projection.Catalog
+	if node == nil {
+		if cat, err = projection.OpenCatalog(filepath.Join(cfg.DataDir, "readmodels")); err != nil {
+			return fmt.Errorf("open the read models: %w", err)
+		}
+		defer cat.Close()
+	}
 	// Work beside the requests: the alerts stream kept up with the
 	// decisions (what /v1/alerts follows), the projections and jobs, and
-	// the demo's traffic. It stops before the rules and the log close.
+	// the demo's traffic. It stops before the rules, the catalog and the
+	// log close.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	defer func() {
@@ -149,11 +159,6 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) (err erro
 		sopts.Shared, sopts.Jobs = node.reads, js
 	} else {
 		wg.Go(func() { deriveAlerts(bg, cfg.Store, log) })
-		cat, err := projection.OpenCatalog(filepath.Join(cfg.DataDir, "readmodels"))
-		if err != nil {
-			return fmt.Errorf("open the read models: %w", err)
-		}
-		defer cat.Close()
 		specs, err := readmodels.Specs(filepath.Join(cfg.DataDir, "projections"))
 		if err != nil {
 			return fmt.Errorf("the applied projections: %w", err)
