@@ -136,6 +136,7 @@ type Window struct {
 	Type   string `json:"type"`
 	Size   string `json:"size"`
 	Offset string `json:"offset,omitempty"`
+	Gap    string `json:"gap,omitempty"`
 }
 
 // Rules is the rule set.
@@ -149,6 +150,9 @@ func FromRule(r *rules.Rule, version uint64) Rule {
 		out := Window{Type: w.Type, Size: time.Duration(w.Size).String()}
 		if w.Offset != 0 {
 			out.Offset = time.Duration(w.Offset).String()
+		}
+		if w.Gap != 0 {
+			out.Gap = time.Duration(w.Gap).String()
 		}
 		return out
 	}

@@ -486,3 +486,51 @@ func TestReloadCountsWhatAnotherProcessDecided(t *testing.T) {
 		t.Fatalf("after the reload (12th in a minute): %s %s", d.Outcome, fired(d))
 	}
 }
+
+// A session window: a user's transactions with no pause longer than the
+// gap, from the session's start to the candidate (within the window's
+// size); a longer pause starts a new session.
+func TestSessionWindow(t *testing.T) {
+	ctx := context.Background()
+	a := openAuth(t, openLog(t, t.TempDir()))
+	burst := Rule{Name: "session_burst", Key: "user_id", Window: &Window{Type: "session", Size: Duration(time.Hour), Gap: Duration(5 * time.Minute)},
+		Condition: "count > 3 || sum(amount) > 100", Action: Deny}
+	if err := a.Apply(ctx, "test", burst); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		at     time.Duration
+		amount string
+		want   Action
+		fired  string
+	}{
+		{0, "10", Approve, ""},
+		{4 * time.Minute, "10", Approve, ""},
+		{8 * time.Minute, "10", Approve, ""}, // 4 min pauses: one session
+		{12 * time.Minute, "10", Deny, "session_burst(count=4,sum(amount)=40)"},
+		{30 * time.Minute, "10", Approve, ""}, // 18 min later: a new session
+		{34 * time.Minute, "95", Deny, "session_burst(count=2,sum(amount)=105)"},
+		{35 * time.Minute, "20", Approve, ""}, // the denied 95 does not count
+		{40 * time.Minute, "5", Approve, ""},
+		{44 * time.Minute, "1", Deny, "session_burst(count=4,sum(amount)=36)"}, // 30, 35, 40, 44 min: pauses of 5 min at most
+	}
+	for _, s := range steps {
+		d := authorize(t, a, "u1", s.amount, t0.Add(s.at))
+		if d.Outcome != s.want || fired(d) != s.fired {
+			t.Fatalf("at %v: %s %s, want %s %s", s.at, d.Outcome, fired(d), s.want, s.fired)
+		}
+	}
+	// A pause longer than the gap ends the session, even one bridged by
+	// denied transactions: the last counted was at 40 min (44 and 47 are
+	// denied), 10 min before 50.
+	if d := authorize(t, a, "u1", "200", t0.Add(47*time.Minute)); d.Outcome != Deny {
+		t.Fatalf("200 at 47 min: %s", d.Outcome)
+	}
+	if d := authorize(t, a, "u1", "10", t0.Add(50*time.Minute)); d.Outcome != Approve || fired(d) != "" {
+		t.Fatalf("at 50 min, after a 6 min pause between counted transactions: %s %s", d.Outcome, fired(d))
+	}
+	// Another user's transactions are another session.
+	if d := authorize(t, a, "u2", "10", t0.Add(45*time.Minute)); d.Outcome != Approve {
+		t.Fatalf("u2: %s %s", d.Outcome, fired(d))
+	}
+}

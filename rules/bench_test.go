@@ -88,6 +88,38 @@ func BenchmarkDecide(b *testing.B) {
 			return d.Outcome == Deny
 		})
 	})
+	// The reference rules and a session rule beside them: what a session
+	// window adds (its start found by walking back through the user's
+	// transactions).
+	b.Run("authorizer+session", func(b *testing.B) {
+		l, err := eventlog.Open(b.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		a, err := Open(context.Background(), l, Options{Shards: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		session := Rule{Name: "session_burst", Key: "user_id", Window: &Window{Type: "session", Size: Duration(time.Hour), Gap: Duration(5 * time.Minute)},
+			Condition: "count > 20", Action: Review}
+		if err := a.Apply(context.Background(), "bench", session); err != nil {
+			b.Fatal(err)
+		}
+		decideAll(b, warm, func(txn *Transaction) bool {
+			var h held
+			a.lock(txn, &h)
+			defer a.unlock(&h)
+			d, err := a.decide(txn, &h)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := a.apply(txn, d, &h); err != nil {
+				b.Fatal(err)
+			}
+			return d.Outcome == Deny
+		})
+	})
 	b.Run("hand-written", func(b *testing.B) {
 		type user struct {
 			ts  []int64

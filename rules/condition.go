@@ -47,9 +47,11 @@ func (k aggKind) String() string {
 // key value in the span before (and including) the candidate.
 type term struct {
 	key         field
-	span        time.Duration // a tumbling window's size
+	span        time.Duration // a tumbling window's size, a session's bound
 	tumbling    bool
 	offset      time.Duration // a tumbling window's
+	session     bool
+	gap         time.Duration // a session's
 	agg         aggKind
 	field       field // the aggregate's argument; zero for count
 	countDenied bool
@@ -263,7 +265,8 @@ func (c *condCompiler) term(e celast.Expr, k aggKind, windowName string, arg fie
 		w = c.rule.Windows[windowName]
 	}
 	t := term{key: c.key, span: time.Duration(w.Size), agg: k, field: arg, countDenied: c.rule.CountDenied,
-		tumbling: w.Type == "tumbling", offset: time.Duration(w.Offset)}
+		tumbling: w.Type == "tumbling", offset: time.Duration(w.Offset),
+		session: w.Type == "session", gap: time.Duration(w.Gap)}
 	slot := c.ts.slot(t)
 	if !c.seen[slot] {
 		c.seen[slot] = true

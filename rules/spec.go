@@ -59,10 +59,15 @@ type Window struct {
 	// in the Size before it, itself included; or tumbling: the calendar
 	// window of Size (starting at Offset plus a multiple of Size, from the
 	// Unix epoch, UTC) that holds the transaction, from its start up to the
-	// transaction ("today so far" for a 24h window).
+	// transaction ("today so far" for a 24h window); or session: the key's
+	// session that holds the transaction, from its start up to the
+	// transaction — the run of its transactions with no pause longer than
+	// Gap between one and the next — within the Size before it (a session
+	// is looked back on that far at most).
 	Type   string   `yaml:"type" json:"type"`
 	Size   Duration `yaml:"size" json:"size"`
 	Offset Duration `yaml:"offset,omitempty" json:"offset,omitempty"`
+	Gap    Duration `yaml:"gap,omitempty" json:"gap,omitempty"`
 }
 
 // Action is what a rule that fires asks for.
@@ -193,13 +198,16 @@ const maxSpan = 7 * 24 * time.Hour
 
 func (w Window) check(path string) error {
 	switch w.Type {
-	case "lookback", "tumbling":
+	case "lookback", "tumbling", "session":
 	case "sliding":
 		return &FieldError{path + ".type", errors.New(`"sliding" windows are not available to rules: use lookback, the exact form of a sliding window (every span of that size that ends at a transaction)`)}
-	case "session":
-		return &FieldError{path + ".type", errors.New(`"session" windows are not available to rules yet: use lookback or tumbling`)}
 	default:
-		return &FieldError{path + ".type", fmt.Errorf("%q: lookback or tumbling", w.Type)}
+		return &FieldError{path + ".type", fmt.Errorf("%q: lookback, tumbling or session", w.Type)}
+	}
+	if g := time.Duration(w.Gap); w.Type == "session" && (g < time.Millisecond || g > time.Duration(w.Size) || g%time.Millisecond != 0) {
+		return &FieldError{path + ".gap", fmt.Errorf("%v: a session's gap is from 1ms to its size, in whole milliseconds", g)}
+	} else if w.Type != "session" && g != 0 {
+		return &FieldError{path + ".gap", errors.New("only a session window has a gap")}
 	}
 	if d := time.Duration(w.Size); d < time.Millisecond || d > maxSpan || d%time.Millisecond != 0 {
 		return &FieldError{path + ".size", fmt.Errorf("%v: between 1ms and %v, in whole milliseconds", d, maxSpan)}

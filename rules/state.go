@@ -35,6 +35,10 @@ type groupTerm struct {
 	// (offset + a multiple of size) to the transaction.
 	tumbling     bool
 	size, offset int64
+	// A session window is the key's session that holds the transaction,
+	// from its start to the transaction, within size before it.
+	session bool
+	gap     int64
 }
 
 // Set is a compiled rule set: its enabled rules, their terms and the engines
@@ -97,7 +101,8 @@ func NewSet(rules []Rule) (*Set, error) {
 			def.keyIdx = len(s.keys) - 1
 		}
 		def.terms = append(def.terms, groupTerm{slot: slot, span: sp, agg: t.agg,
-			tumbling: t.tumbling, size: t.span.Milliseconds(), offset: t.offset.Milliseconds()})
+			tumbling: t.tumbling, size: t.span.Milliseconds(), offset: t.offset.Milliseconds(),
+			session: t.session, gap: t.gap.Milliseconds()})
 	}
 	return s, nil
 }
@@ -207,13 +212,19 @@ func (g *engineOf[V, A, R]) probe(key string, t int64, extra []*Transaction, ter
 		return err
 	}
 	for _, gt := range terms {
-		if !gt.tumbling {
+		if !gt.tumbling && !gt.session {
 			vals[gt.slot] = g.read(res[gt.span].Value, gt.agg)
 			continue
 		}
 		// The engine keeps a span of the window's size, so it holds
 		// every event since the window's start.
-		rr, err := g.e.ProbeRange(g.rr[:0], key, windowStart(t, gt.size, gt.offset), t, g.extra...)
+		from := windowStart(t, gt.size, gt.offset)
+		if gt.session {
+			if from, err = g.e.SessionStart(key, t, gt.gap, t-gt.size+1, g.extra...); err != nil {
+				return err
+			}
+		}
+		rr, err := g.e.ProbeRange(g.rr[:0], key, from, t, g.extra...)
 		g.rr = rr
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -182,6 +183,56 @@ func (e *Engine[V, A, R]) ProbeRange(dst []Result[R], key string, from, t int64,
 		}
 	}
 	return append(dst, Result[R]{Key: key, Window: Window{from, t + 1}, Value: e.agg.Result(acc)}), nil
+}
+
+// SessionStart returns the start of key's session that holds instant t in
+// a Lookback engine: the earliest time of the run of key's events (those
+// it holds, and extra) that reaches back from t with no gap longer than
+// gap between one and the next, at floor at the earliest; t itself when no
+// event is that close. With ProbeRange from it to t, it gives a session
+// window's aggregate so far — bounded by floor, since the engine keeps
+// events only for its spans.
+func (e *Engine[V, A, R]) SessionStart(key string, t, gap, floor int64, extra ...Elem[V]) (int64, error) {
+	if t < MinTime || t > MaxTime || gap < 0 || floor > t {
+		return 0, fmt.Errorf("%w: session of gap %d before %d from %d", ErrTime, gap, t, floor)
+	}
+	l, ok := e.op.(*lookback[V, A, R])
+	if !ok {
+		return 0, fmt.Errorf("%w: %v", ErrProbe, e.cfg.Kind)
+	}
+	// Walk back from t through the held events and extra (both newest
+	// first), the later of the two each step.
+	var xs []int64
+	for _, x := range extra {
+		if x.Time <= t && x.Time >= floor {
+			xs = append(xs, x.Time)
+		}
+	}
+	slices.Sort(xs)
+	i, lo := -1, 0
+	k := l.keys[key]
+	if k != nil {
+		lo = k.elems.head
+		i = l.first(k, t) - 1 // the newest held event at or before t
+	}
+	start, prev := t, t
+	for {
+		var x int64
+		switch {
+		case i >= lo && (len(xs) == 0 || k.elems.at(i).t >= xs[len(xs)-1]):
+			x = k.elems.at(i).t
+			i--
+		case len(xs) > 0:
+			x = xs[len(xs)-1]
+			xs = xs[:len(xs)-1]
+		default:
+			return start, nil
+		}
+		if x < floor || prev-x > gap {
+			return start, nil
+		}
+		start, prev = x, x
+	}
 }
 
 // Newest returns the time of the newest event key's lookback windows hold
