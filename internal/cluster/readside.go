@@ -724,9 +724,17 @@ func (r *ReadSide) Query(ctx context.Context, pos uint64, query string, args []a
 		path = append(path, s)
 		var p int64
 		var n int
-		err := tx.QueryRowContext(ctx, `SELECT coalesce(min(position), 0), count(*) FROM `+s+`.strata_checkpoints WHERE projection = ANY ($1)`, partitionNames(v.name, v.partitions)).Scan(&p, &n)
-		if err != nil {
+		// A version switched in before its runners set their tables up
+		// (the log was empty) has no checkpoint table yet: it reflects 0.
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, s+".strata_checkpoints").Scan(&exists); err != nil {
 			return false, 0, err
+		}
+		if exists {
+			err := tx.QueryRowContext(ctx, `SELECT coalesce(min(position), 0), count(*) FROM `+s+`.strata_checkpoints WHERE projection = ANY ($1)`, partitionNames(v.name, v.partitions)).Scan(&p, &n)
+			if err != nil {
+				return false, 0, err
+			}
 		}
 		if n < v.partitions {
 			p = 0
