@@ -184,7 +184,8 @@ func TestE2EClusterOfThreeNodes(t *testing.T) {
 func TestE2EClusterJobMovesToAnotherNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	url, schema, nodes := startCluster(t, "strata_cluster_jobs_e2e", "a", "b")
+	// Two shares of each job: the nodes compute half the users each.
+	url, schema, nodes := startClusterWith(t, "strata_cluster_jobs_e2e", []string{"--partitions", "2"}, "a", "b")
 	spec := "name: spend\ntypes: [transaction]\nkey: user_id\nvalue: amount\ntime: at\nwindow: {type: tumbling, size: 1m}\n"
 	req, _ := http.NewRequest(http.MethodPut, nodes["a"].url+"/v1/jobs/spend", strings.NewReader(spec))
 	resp, err := http.DefaultClient.Do(req)
@@ -238,8 +239,20 @@ func TestE2EClusterJobMovesToAnotherNode(t *testing.T) {
 	defer conn.Close(ctx)
 	holder := func() string {
 		var h string
-		conn.QueryRow(ctx, `SELECT coalesce(holder, '') FROM "`+schema+`_cluster".strata_leases WHERE name = 'job:spend' AND expires_at > clock_timestamp()`).Scan(&h)
+		conn.QueryRow(ctx, `SELECT coalesce(holder, '') FROM "`+schema+`_cluster".strata_leases WHERE name = 'job:spend#0/2' AND expires_at > clock_timestamp()`).Scan(&h)
 		return h
+	}
+	// The two shares run on the two nodes.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var n int
+		conn.QueryRow(ctx, `SELECT count(DISTINCT holder) FROM "`+schema+`_cluster".strata_leases WHERE name LIKE 'job:spend#%' AND expires_at > clock_timestamp()`).Scan(&n)
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job's shares run on %d nodes, not 2", n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	victim := holder()
 	if nodes[victim] == nil {
@@ -260,7 +273,7 @@ func TestE2EClusterJobMovesToAnotherNode(t *testing.T) {
 		t.Fatalf("results after the takeover %v", got)
 	}
 	if h := holder(); h != name {
-		t.Fatalf("the job's lease is held by %q, not %s", h, name)
+		t.Fatalf("the job's share is held by %q, not %s", h, name)
 	}
 	resp, err = http.Get(survivor.url + "/v1/jobs")
 	if err != nil {
@@ -268,7 +281,7 @@ func TestE2EClusterJobMovesToAnotherNode(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(b), `"node":"`+name+`"`) {
+	if !strings.Contains(string(b), `"nodes":["`+name+`"]`) {
 		t.Fatalf("jobs: %s", b)
 	}
 	survivor.stop(t)
@@ -356,6 +369,12 @@ func clusterAuthorize(ctx context.Context, t *testing.T, s *server, txn rules.Tr
 // schemas when the test ends; it skips without STRATA_TEST_POSTGRES_URL.
 func startCluster(t *testing.T, prefix string, names ...string) (url, schema string, nodes map[string]*server) {
 	t.Helper()
+	return startClusterWith(t, prefix, nil, names...)
+}
+
+// startClusterWith is startCluster with more flags for every node.
+func startClusterWith(t *testing.T, prefix string, flags []string, names ...string) (url, schema string, nodes map[string]*server) {
+	t.Helper()
 	url = os.Getenv("STRATA_TEST_POSTGRES_URL")
 	if url == "" {
 		t.Skip("STRATA_TEST_POSTGRES_URL is not set: skipping strata serve --cluster")
@@ -372,7 +391,7 @@ func startCluster(t *testing.T, prefix string, names ...string) (url, schema str
 	})
 	nodes = map[string]*server{}
 	for _, n := range names {
-		nodes[n] = start(t, t.TempDir(), "127.0.0.1:0", "--postgres", url, "--postgres-schema", schema, "--cluster", "--node", n, "--lease-ttl", "2s")
+		nodes[n] = start(t, t.TempDir(), "127.0.0.1:0", append([]string{"--postgres", url, "--postgres-schema", schema, "--cluster", "--node", n, "--lease-ttl", "2s"}, flags...)...)
 	}
 	return url, schema, nodes
 }

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -24,26 +23,42 @@ import (
 )
 
 // clusterJobs runs the windowed jobs of a cluster: their definitions in
-// PostgreSQL (applied on any node), each job a lease that one node holds,
-// its checkpoint in PostgreSQL, so that the node that takes a job over
-// resumes it where it stopped (and the output stream gets each result
-// once).
+// PostgreSQL (applied on any node), each job cut into shares (its keys,
+// by hash; job.Share) fixed when it is applied, each share a lease that
+// one node holds with its checkpoint in PostgreSQL, so that the node that
+// takes a share over resumes it where it stopped (and the output stream
+// gets each result once).
 type clusterJobs struct {
-	db    *sql.DB
-	pool  *pgxpool.Pool
-	state *pgstate.Store
-	st    store.Store
-	log   *slog.Logger
-	lease pglease.Options
+	db     *sql.DB
+	pool   *pgxpool.Pool
+	state  *pgstate.Store
+	st     store.Store
+	log    *slog.Logger
+	lease  pglease.Options
+	shares int // for jobs applied through this node
 
-	mu      sync.Mutex
-	runs    map[string]*jobRun // the jobs this node runs or ran
-	changed chan struct{}      // closed when a job is applied here
+	mu       sync.Mutex
+	progress map[string]*shareRun // by lease: the shares this node runs or ran
+	changed  chan struct{}        // closed when a job is applied here
+}
+
+// shareRun is a share's last progress on this node.
+type shareRun struct {
+	last job.Progress
+	err  error
+}
+
+// appliedJob is a stored job.
+type appliedJob struct {
+	spec   *job.Spec
+	src    string
+	shares int
 }
 
 const jobSpecsDDL = `CREATE TABLE IF NOT EXISTS strata_job_specs (
 	name       TEXT PRIMARY KEY,
 	spec       TEXT NOT NULL,
+	shares     INT NOT NULL CHECK (shares BETWEEN 1 AND 1024),
 	applied_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 )`
 
@@ -51,35 +66,37 @@ func newClusterJobs(ctx context.Context, n *clusterNode, st store.Store, log *sl
 	if err := cluster.EnsureTables(ctx, n.db, jobSpecsDDL); err != nil {
 		return nil, err
 	}
-	return &clusterJobs{db: n.db, pool: n.pool, state: n.state, st: st, log: log, lease: lease, runs: map[string]*jobRun{}, changed: make(chan struct{})}, nil
+	return &clusterJobs{db: n.db, pool: n.pool, state: n.state, st: st, log: log, lease: lease, shares: max(n.cfg.Partitions, 1),
+		progress: map[string]*shareRun{}, changed: make(chan struct{})}, nil
 }
 
-// specs returns the applied jobs by name, with their sources.
-func (cj *clusterJobs) specs(ctx context.Context) (map[string]*jobRun, error) {
-	rows, err := cj.db.QueryContext(ctx, `SELECT name, spec FROM strata_job_specs`)
+// specs returns the applied jobs by name.
+func (cj *clusterJobs) specs(ctx context.Context) (map[string]appliedJob, error) {
+	rows, err := cj.db.QueryContext(ctx, `SELECT name, spec, shares FROM strata_job_specs`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]*jobRun{}
+	out := map[string]appliedJob{}
 	for rows.Next() {
 		var name, src string
-		if err := rows.Scan(&name, &src); err != nil {
+		var shares int
+		if err := rows.Scan(&name, &src, &shares); err != nil {
 			return nil, err
 		}
 		spec, err := job.ParseSpec(strings.NewReader(src))
 		if err != nil {
 			return nil, fmt.Errorf("stored job %s: %w", name, err)
 		}
-		out[name] = &jobRun{spec: spec, src: []byte(src)}
+		out[name] = appliedJob{spec, src, shares}
 	}
 	return out, rows.Err()
 }
 
-// ApplyJob stores a job for the nodes to share; the same definition again
-// changes nothing.
+// ApplyJob stores a job for the nodes to share, cut into this node's
+// --partitions shares; the same definition again changes nothing.
 func (cj *clusterJobs) ApplyJob(ctx context.Context, spec *job.Spec, src []byte) error {
-	res, err := cj.db.ExecContext(ctx, `INSERT INTO strata_job_specs (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, spec.Name, string(src))
+	res, err := cj.db.ExecContext(ctx, `INSERT INTO strata_job_specs (name, spec, shares) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`, spec.Name, string(src), cj.shares)
 	if err != nil {
 		return err
 	}
@@ -94,14 +111,22 @@ func (cj *clusterJobs) ApplyJob(ctx context.Context, spec *job.Spec, src []byte)
 	if err != nil {
 		return err
 	}
-	if r, ok := have[spec.Name]; ok && string(r.src) != string(src) {
+	if a, ok := have[spec.Name]; ok && a.src != string(src) {
 		return errJobExists
 	}
 	return nil
 }
 
-// Jobs reports every job: its progress where this node runs it, else the
-// node that does.
+// shareLease names share k of a job cut in n.
+func shareLease(name string, k, n int) string {
+	if n <= 1 {
+		return "job:" + name
+	}
+	return fmt.Sprintf("job:%s#%d/%d", name, k, n)
+}
+
+// Jobs reports every job: the nodes running its shares, and the progress
+// of those that run here (the lowest position and watermark, the sums).
 func (cj *clusterJobs) Jobs() []server.JobStatus {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -123,21 +148,39 @@ func (cj *clusterJobs) Jobs() []server.JobStatus {
 	defer cj.mu.Unlock()
 	var out []server.JobStatus
 	for _, name := range slices.Sorted(maps.Keys(specs)) {
-		st := server.JobStatus{Name: name, Output: specs[name].spec.OutputStream(), Node: holders[jobLease(name)]}
-		if r, ok := cj.runs[name]; ok && st.Node == cj.lease.Node {
-			r.mu.Lock()
-			st.Position, st.Watermark, st.Results, st.Late, st.Keys = r.last.Position, r.last.Watermark, r.last.Results, r.last.Late, r.last.Keys
+		a := specs[name]
+		st := server.JobStatus{Name: name, Output: a.spec.OutputStream()}
+		local := 0
+		for k := range a.shares {
+			l := shareLease(name, k, a.shares)
+			h, ok := holders[l]
+			if !ok {
+				continue
+			}
+			if !slices.Contains(st.Nodes, h) {
+				st.Nodes = append(st.Nodes, h)
+			}
+			r, ok := cj.progress[l]
+			if h != cj.lease.Node || !ok {
+				continue
+			}
+			if local == 0 || r.last.Position < st.Position {
+				st.Position = r.last.Position
+			}
+			if local == 0 || r.last.Watermark < st.Watermark {
+				st.Watermark = r.last.Watermark
+			}
+			st.Results, st.Late, st.Keys = st.Results+r.last.Results, st.Late+r.last.Late, st.Keys+r.last.Keys
 			if r.err != nil {
 				st.Error = r.err.Error()
 			}
-			r.mu.Unlock()
+			local++
 		}
+		slices.Sort(st.Nodes)
 		out = append(out, st)
 	}
 	return out
 }
-
-func jobLease(name string) string { return "job:" + name }
 
 func (cj *clusterJobs) changes() <-chan struct{} {
 	cj.mu.Lock()
@@ -156,22 +199,33 @@ func (cj *clusterJobs) run(ctx context.Context) {
 			cj.log.Warn("cluster: cannot read the jobs; trying again", "err", err)
 		}
 		names := slices.Sorted(maps.Keys(specs))
+		type share struct {
+			spec *job.Spec
+			sh   job.Share
+		}
+		byLease := map[string]share{}
+		var items []string
+		for _, n := range names {
+			a := specs[n]
+			for k := range a.shares {
+				l := shareLease(n, k, a.shares)
+				byLease[l] = share{a.spec, job.Share{Index: k, Count: a.shares}}
+				items = append(items, l)
+			}
+		}
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if len(names) == 0 {
+			if len(items) == 0 {
 				<-runCtx.Done()
 				return
-			}
-			items := make([]string, len(names))
-			for i, n := range names {
-				items[i] = jobLease(n)
 			}
 			sh, err := pglease.New(runCtx, cj.pool, cj.lease)
 			if err == nil {
 				err = sh.Run(runCtx, items, func(ctx context.Context, l pglease.Lease) error {
-					return cj.runJob(ctx, specs[strings.TrimPrefix(l.Name, "job:")])
+					s := byLease[l.Name]
+					return cj.runShare(ctx, l.Name, s.spec, s.sh)
 				})
 			}
 			if runCtx.Err() == nil {
@@ -202,23 +256,21 @@ func (cj *clusterJobs) run(ctx context.Context) {
 	}
 }
 
-// runJob runs one job while this node holds its lease.
-func (cj *clusterJobs) runJob(ctx context.Context, r *jobRun) error {
-	if r == nil {
-		return errors.New("no such job")
-	}
+// runShare runs one share of a job while this node holds its lease.
+func (cj *clusterJobs) runShare(ctx context.Context, lease string, spec *job.Spec, sh job.Share) error {
+	r := &shareRun{}
 	cj.mu.Lock()
-	cj.runs[r.spec.Name] = r
+	cj.progress[lease] = r
 	cj.mu.Unlock()
-	err := r.spec.RunWith(ctx, cj.st, cj.state.Checkpoint(jobLease(r.spec.Name)), func(p job.Progress) {
-		r.mu.Lock()
+	err := spec.RunWith(ctx, cj.st, job.RunOptions{Checkpoints: cj.state.Checkpoint(lease), Share: sh, Progress: func(p job.Progress) {
+		cj.mu.Lock()
 		r.last = p
-		r.mu.Unlock()
-	})
+		cj.mu.Unlock()
+	}})
 	if err != nil && ctx.Err() == nil {
-		r.mu.Lock()
+		cj.mu.Lock()
 		r.err = err
-		r.mu.Unlock()
+		cj.mu.Unlock()
 	}
 	return err
 }

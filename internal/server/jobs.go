@@ -14,15 +14,15 @@ import (
 
 // JobStatus is a windowed job as GET /v1/jobs lists it.
 type JobStatus struct {
-	Name      string `json:"name"`
-	Output    string `json:"output" doc:"the stream its window.result and window.late events go to"`
-	Position  uint64 `json:"position" doc:"the last log position it has read and written out"`
-	Watermark int64  `json:"watermark" doc:"its event-time watermark, epoch ms"`
-	Results   uint64 `json:"results"`
-	Late      uint64 `json:"late"`
-	Keys      int    `json:"keys" doc:"keys holding window state"`
-	Error     string `json:"error,omitempty" doc:"why it stopped, if it did"`
-	Node      string `json:"node,omitempty" doc:"on a cluster, the node that runs it (its progress is reported by that node)"`
+	Name      string   `json:"name"`
+	Output    string   `json:"output" doc:"the stream its window.result and window.late events go to"`
+	Position  uint64   `json:"position" doc:"the last log position it has read and written out"`
+	Watermark int64    `json:"watermark" doc:"its event-time watermark, epoch ms"`
+	Results   uint64   `json:"results"`
+	Late      uint64   `json:"late"`
+	Keys      int      `json:"keys" doc:"keys holding window state"`
+	Error     string   `json:"error,omitempty" doc:"why it stopped, if it did"`
+	Nodes     []string `json:"nodes,omitempty" doc:"on a cluster, the nodes that run its shares (each reports the progress of its own)"`
 }
 
 // jobRunner is what the server needs of the jobs it runs.

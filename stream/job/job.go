@@ -93,6 +93,13 @@ type Job[V, A, R any] struct {
 	// over by hash. Default GOMAXPROCS. A checkpoint is only valid for the
 	// partition count that took it.
 	Partitions int
+	// Share, when its Count is above 1, makes this run one of Count
+	// shares of the job (on several nodes, say): it computes the windows
+	// of the keys that hash to its Index, each share with its own
+	// checkpoint, while every input still moves its event time on, so that
+	// the shares' windows close together. Their outputs, keyed apart, can
+	// go to one stream.
+	Share Share
 	// Dir holds the job's checkpoint; empty: no checkpoints (unless
 	// Checkpoints is set).
 	Dir string
@@ -131,6 +138,28 @@ const batchSize = 1024
 // partitionOf spreads keys with FNV-1a: keys must land in the same
 // partition in every run, which a checkpoint relies on (so no per-process
 // seed).
+// Share is share Index (0-based) of Count of a job's keys.
+type Share struct {
+	Index, Count int
+}
+
+// owns reports whether key is this share's (every key, with one share).
+// The hash differs from partitionOf's, so that a share's keys still
+// spread over its engines.
+func (s Share) owns(key string) bool {
+	if s.Count <= 1 {
+		return true
+	}
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	h ^= 0x9e3779b97f4a7c15 // unlike partitionOf's
+	h *= 1099511628211
+	return int(h%uint64(s.Count)) == s.Index
+}
+
 func partitionOf(key string, n int) int {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(key); i++ {
@@ -383,7 +412,15 @@ func (j *Job[V, A, R]) read(ctx context.Context, src Source[V], st readerState, 
 				return fmt.Errorf("job %s: source went back from position %d to %d", j.Name, st.Pos, it.Pos)
 			}
 			st.Pos = it.Pos
-			if !it.Skip {
+			if !it.Skip && !j.Share.owns(it.Input.Key) {
+				// Another share's input still moves event time on, so
+				// that this share's windows close when the job's do.
+				st.MaxTs = max(st.MaxTs, it.Input.Time)
+				if w, moved := wms.Observe(0, it.Input.Time); moved {
+					st.Wm = w
+					moves = append(moves, advance{it.Pos, w})
+				}
+			} else if !it.Skip {
 				k := partitionOf(it.Input.Key, parts)
 				bufs[k] = append(bufs[k], item[V]{pos: it.Pos, in: it.Input, wm: st.Wm})
 				st.MaxTs = max(st.MaxTs, it.Input.Time)

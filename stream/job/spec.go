@@ -120,23 +120,41 @@ func (s *Spec) OutputStream() string {
 // its checkpoint in dir (a restart resumes from it; the output stream gets
 // each result once).
 func (s *Spec) Run(ctx context.Context, st store.Store, dir string, progress func(Progress)) error {
-	return s.run(ctx, st, dir, nil, progress)
+	return s.run(ctx, st, dir, nil, Share{}, progress)
 }
 
-// RunWith is Run with the checkpoint kept in cps (PostgreSQL, say, so
-// that another node can take the job over where it stopped).
-func (s *Spec) RunWith(ctx context.Context, st store.Store, cps CheckpointStore, progress func(Progress)) error {
-	return s.run(ctx, st, "", cps, progress)
+// RunOptions are how RunWith runs a job.
+type RunOptions struct {
+	// Checkpoints keeps the checkpoint (PostgreSQL, say, so that another
+	// node can take the job over where it stopped). Required.
+	Checkpoints CheckpointStore
+	// Share makes the run one share of the job (Job.Share): its outputs
+	// go to the job's stream beside the other shares'.
+	Share Share
+	// Progress, when set, is told each interval's progress.
+	Progress func(Progress)
 }
 
-func (s *Spec) run(ctx context.Context, st store.Store, dir string, cps CheckpointStore, progress func(Progress)) error {
+// RunWith is Run with the checkpoint kept in opts.Checkpoints, and perhaps
+// one share of the job only.
+func (s *Spec) RunWith(ctx context.Context, st store.Store, opts RunOptions) error {
+	if opts.Checkpoints == nil {
+		return errors.New("job: RunWith needs a checkpoint store")
+	}
+	if sh := opts.Share; sh.Count < 0 || sh.Count > 1 && (sh.Index < 0 || sh.Index >= sh.Count) {
+		return fmt.Errorf("job %s: share %d of %d does not exist", s.Name, sh.Index, sh.Count)
+	}
+	return s.run(ctx, st, "", opts.Checkpoints, opts.Share, opts.Progress)
+}
+
+func (s *Spec) run(ctx context.Context, st store.Store, dir string, cps CheckpointStore, share Share, progress func(Progress)) error {
 	cfg, err := s.config()
 	if err != nil {
 		return err
 	}
 	j := &Job[num.Dec, stream.Moments, stream.Moments]{
 		Name: s.Name, Window: cfg, Agg: stream.CountSum{}, MaxOutOfOrder: s.MaxOutOfOrder.ms(),
-		Dir: dir, Checkpoints: cps, Progress: progress,
+		Dir: dir, Checkpoints: cps, Share: share, Progress: progress,
 		// A fixed count: a checkpoint is valid only for the partition
 		// count that took it, and a server's core count may change.
 		Partitions: 2,

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/eventlog"
@@ -103,7 +104,7 @@ func testSpecRun(t *testing.T, cps CheckpointStore) {
 		done := make(chan error, 1)
 		go func() {
 			if cps != nil {
-				done <- spec.RunWith(rctx, l, cps, nil)
+				done <- spec.RunWith(rctx, l, RunOptions{Checkpoints: cps})
 				return
 			}
 			done <- spec.Run(rctx, l, dir+"/jobs", nil)
@@ -139,5 +140,88 @@ func testSpecRun(t *testing.T, cps CheckpointStore) {
 	got = run(3)
 	if len(got) != 3 || got[2].Key != "u1" || got[2].Start != 120_000 || got[2].Value.N != 1 {
 		t.Fatalf("after a restart: %v", got)
+	}
+}
+
+// Two shares of a job (on two nodes, say), each with its own checkpoint,
+// write together what the whole job writes: each share computes its keys'
+// windows, and every input moves both shares' event time on, so a share's
+// windows close even when its own keys go quiet.
+func TestSharesComputeWhatTheWholeJobComputes(t *testing.T) {
+	ctx := context.Background()
+	l, err := eventlog.Open(t.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for m := range 3 {
+		for u := range 10 {
+			data := fmt.Sprintf(`{"user":"u%d","amount":"%d.5","at":%d}`, u, m+u, (m*60+u)*1000)
+			if _, err := l.Append(ctx, fmt.Sprintf("cards-u%d", u), store.Any, event.Event{Type: "charged", Data: []byte(data)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Only u0 goes on: the others' second minute closes on its events.
+	l.Append(ctx, "cards-u0", store.Any, event.Event{Type: "charged", Data: []byte(`{"user":"u0","amount":"1","at":185000}`)})
+	results := func(spec *Spec, runs ...func(context.Context) error) []string {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		errs := make(chan error, len(runs))
+		for _, run := range runs {
+			go func() { errs <- run(rctx) }()
+		}
+		var got []string
+		for rec, err := range l.Subscribe(rctx, store.SubscribeOptions{Filter: store.Filter{StreamPrefix: spec.OutputStream()}}) {
+			if err != nil {
+				t.Fatalf("%d results of 30: %v", len(got), err)
+			}
+			var r struct {
+				Key   string
+				Start int64 `json:"window_start"`
+				Value struct {
+					N   int64
+					Sum string
+				}
+			}
+			json.Unmarshal(rec.Data, &r)
+			got = append(got, fmt.Sprintf("%s@%d:%d/%s", r.Key, r.Start, r.Value.N, r.Value.Sum))
+			if len(got) == 30 { // 10 users × 3 closed minutes
+				break
+			}
+		}
+		cancel()
+		for range runs {
+			if err := <-errs; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal(err)
+			}
+		}
+		slices.Sort(got)
+		return got
+	}
+	parse := func(name string) *Spec {
+		spec, err := ParseSpec(strings.NewReader("name: " + name + "\ntypes: [charged]\nkey: user\nvalue: amount\ntime: at\nwindow: {type: tumbling, size: 1m}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return spec
+	}
+	whole := parse("whole")
+	want := results(whole, func(ctx context.Context) error {
+		return whole.RunWith(ctx, l, RunOptions{Checkpoints: &memCheckpoints{}})
+	})
+	shared := parse("shared")
+	var shares []func(context.Context) error
+	for k := range 2 {
+		shares = append(shares, func(ctx context.Context) error {
+			return shared.RunWith(ctx, l, RunOptions{Checkpoints: &memCheckpoints{}, Share: Share{Index: k, Count: 2}})
+		})
+	}
+	got := results(shared, shares...)
+	if !slices.Equal(got, want) {
+		t.Fatalf("two shares wrote\n%v\nthe whole job\n%v", got, want)
+	}
+	if err := shared.RunWith(ctx, l, RunOptions{Checkpoints: &memCheckpoints{}, Share: Share{Index: 2, Count: 2}}); err == nil {
+		t.Fatal("a share that does not exist was accepted")
 	}
 }
