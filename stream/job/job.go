@@ -155,8 +155,11 @@ func (s Share) owns(key string) bool {
 		h ^= uint64(key[i])
 		h *= 1099511628211
 	}
-	h ^= 0x9e3779b97f4a7c15 // unlike partitionOf's
-	h *= 1099511628211
+	// splitmix64's finaliser: partitionOf takes h modulo the engine count,
+	// and h's low bits would put all of a share's keys on some engines.
+	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
+	h = (h ^ h>>27) * 0x94d049bb133111eb
+	h ^= h >> 31
 	return int(h%uint64(s.Count)) == s.Index
 }
 

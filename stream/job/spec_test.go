@@ -225,3 +225,20 @@ func TestSharesComputeWhatTheWholeJobComputes(t *testing.T) {
 		t.Fatal("a share that does not exist was accepted")
 	}
 }
+
+// A share's keys still spread over all its engines.
+func TestShareKeysSpreadOverEngines(t *testing.T) {
+	for _, n := range []int{2, 3, 4} {
+		sh := Share{Index: 0, Count: n}
+		seen := map[int]int{}
+		for i := range 10_000 {
+			key := fmt.Sprintf("user-%d", i)
+			if sh.owns(key) {
+				seen[partitionOf(key, n)]++
+			}
+		}
+		if len(seen) != n {
+			t.Errorf("share 0 of %d puts its keys on engines %v only", n, seen)
+		}
+	}
+}
