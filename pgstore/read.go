@@ -15,8 +15,10 @@ import (
 const (
 	// pageSize is how many records one query fetches. Reads fetch a page,
 	// give the connection back and only then yield it: a loop body may
-	// append, or stall, without holding a connection.
-	pageSize = 256
+	// append, or stall, without holding a connection. 2048 read the log
+	// about 1.5 times as fast as 256 (fewer round trips; docs/benchmarks.md)
+	// for at most a few MiB held per reader.
+	pageSize = 2048
 	// filterWindow is how many positions one filtered log query scans at
 	// most, so that a selective filter does not scan the log in one query.
 	filterWindow = 8 * pageSize
