@@ -44,10 +44,13 @@ type ReadSide struct {
 	partitions int
 	log        *slog.Logger
 
-	mu      sync.Mutex
-	changed chan struct{}           // closed when this node applies or switches
-	dbs     map[string]*sql.DB      // by version schema
-	marks   map[string]progressMark // by version schema: for rates
+	mu       sync.Mutex
+	changed  chan struct{}           // closed when this node applies or switches
+	dbs      map[string]*sql.DB      // by version schema
+	marks    map[string]progressMark // by version schema: for rates
+	cached   []version               // what Query last read (recentVersions)
+	cachedAt time.Time
+	ready    map[string]bool // quoted version schemas that have their checkpoint table
 }
 
 type progressMark struct {
@@ -92,7 +95,7 @@ func NewReadSide(ctx context.Context, db *sql.DB, url, schema string, src store.
 		return nil, fmt.Errorf("cluster: read side: %w", err)
 	}
 	return &ReadSide{db: db, url: url, schema: schema, src: src, partitions: max(partitions, 1), log: log,
-		changed: make(chan struct{}), dbs: map[string]*sql.DB{}, marks: map[string]progressMark{}}, nil
+		changed: make(chan struct{}), dbs: map[string]*sql.DB{}, marks: map[string]progressMark{}, ready: map[string]bool{}}, nil
 }
 
 // Close closes the versions' databases, once nothing uses the read side.
@@ -223,6 +226,7 @@ func (r *ReadSide) signal() {
 	r.mu.Lock()
 	close(r.changed)
 	r.changed = make(chan struct{})
+	r.cachedAt = time.Time{} // what Query uses is stale
 	r.mu.Unlock()
 }
 
@@ -421,6 +425,7 @@ func (r *ReadSide) maintain(ctx context.Context) {
 				db.Close()
 				delete(r.dbs, s)
 			}
+			delete(r.ready, pgx.Identifier{s}.Sanitize())
 			r.mu.Unlock()
 			if _, err := r.db.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{s}.Sanitize()+` CASCADE`); err != nil {
 				r.log.Warn("cluster: cannot drop a retired version's schema", "projection", v.name, "version", v.number, "err", err)
@@ -698,7 +703,7 @@ func (r *ReadSide) Skip(ctx context.Context, name, reason string) error {
 // that names a table only a building version has fails with a
 // *projection.BuildingError.
 func (r *ReadSide) Query(ctx context.Context, pos uint64, query string, args []any, fn func(rows *sql.Rows) error) (bool, uint64, error) {
-	vs, err := r.versions(ctx, r.db)
+	vs, err := r.recentVersions(ctx)
 	if err != nil {
 		return false, 0, err
 	}
@@ -707,50 +712,67 @@ func (r *ReadSide) Query(ctx context.Context, pos uint64, query string, args []a
 		return false, 0, err
 	}
 	defer tx.Rollback()
-	var path []string
-	var low uint64
-	first := true
+	var path, reads []string
 	var onlyBuilding []*version
+	var read []any
+	serving := 0
 	for i := range vs {
 		v := &vs[i]
-		serving, building := current(vs, v.name)
-		if v.state == stateBuilding && serving == nil && building == v {
+		srv, building := current(vs, v.name)
+		if v.state == stateBuilding && srv == nil && building == v {
 			onlyBuilding = append(onlyBuilding, v)
 		}
 		if v.state != stateServing {
 			continue
 		}
+		serving++
 		s := pgx.Identifier{r.schemaOf(v.name, v.number)}.Sanitize()
 		path = append(path, s)
-		var p int64
-		var n int
 		// A version switched in before its runners set their tables up
 		// (the log was empty) has no checkpoint table yet: it reflects 0.
-		var exists bool
-		if err := tx.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, s+".strata_checkpoints").Scan(&exists); err != nil {
+		ok, err := r.hasCheckpoints(ctx, tx, s)
+		if err != nil {
 			return false, 0, err
 		}
-		if exists {
-			err := tx.QueryRowContext(ctx, `SELECT coalesce(min(position), 0), count(*) FROM `+s+`.strata_checkpoints WHERE projection = ANY ($1)`, partitionNames(v.name, v.partitions)).Scan(&p, &n)
-			if err != nil {
+		if !ok {
+			reads = append(reads, `SELECT 0::bigint, 0, 1`)
+			continue
+		}
+		read = append(read, partitionNames(v.name, v.partitions))
+		reads = append(reads, fmt.Sprintf(`SELECT coalesce(min(position), 0), count(*)::int, %d FROM %s.strata_checkpoints WHERE projection = ANY ($%d)`, v.partitions, s, len(read)))
+	}
+	// Every serving version's checkpoints in one statement.
+	var low uint64
+	if serving > 0 {
+		rows, err := tx.QueryContext(ctx, strings.Join(reads, " UNION ALL "), read...)
+		if err != nil {
+			return false, 0, err
+		}
+		first := true
+		for rows.Next() {
+			var p int64
+			var n, want int
+			if err := rows.Scan(&p, &n, &want); err != nil {
+				rows.Close()
 				return false, 0, err
 			}
+			if n < want {
+				p = 0
+			}
+			if first || uint64(p) < low {
+				low, first = uint64(p), false
+			}
 		}
-		if n < v.partitions {
-			p = 0
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return false, 0, err
 		}
-		if first || uint64(p) < low {
-			low, first = uint64(p), false
+		if low < pos {
+			return false, low, nil
 		}
-	}
-	if !first && low < pos {
-		return false, low, nil
 	}
 	path = append(path, pgx.Identifier{r.schema}.Sanitize())
-	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path TO `+strings.Join(path, ", ")); err != nil {
-		return false, low, err
-	}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL statement_timeout = '30s'`); err != nil {
+	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path TO `+strings.Join(path, ", ")+`; SET LOCAL statement_timeout = '30s'`); err != nil {
 		return false, low, err
 	}
 	rows, err := tx.QueryContext(ctx, query, args...)
@@ -767,4 +789,48 @@ func (r *ReadSide) Query(ctx context.Context, pos uint64, query string, args []a
 	}
 	defer rows.Close()
 	return true, low, fn(rows)
+}
+
+// versionsFresh is how long Query uses the versions it read last: a
+// version switched in on another node is queried at most this late (the
+// one it replaced stays a minute).
+const versionsFresh = 250 * time.Millisecond
+
+// recentVersions returns the versions, read again when older than
+// versionsFresh or when this node changed them.
+func (r *ReadSide) recentVersions(ctx context.Context) ([]version, error) {
+	r.mu.Lock()
+	vs, at := r.cached, r.cachedAt
+	r.mu.Unlock()
+	if !at.IsZero() && time.Since(at) < versionsFresh {
+		return vs, nil
+	}
+	vs, err := r.versions(ctx, r.db)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.cached, r.cachedAt = vs, time.Now()
+	r.mu.Unlock()
+	return vs, nil
+}
+
+// hasCheckpoints reports whether schema s (quoted) has its checkpoint
+// table yet; once it has, it is not asked again.
+func (r *ReadSide) hasCheckpoints(ctx context.Context, tx *sql.Tx, s string) (bool, error) {
+	r.mu.Lock()
+	ok := r.ready[s]
+	r.mu.Unlock()
+	if ok {
+		return true, nil
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, s+".strata_checkpoints").Scan(&ok); err != nil {
+		return false, err
+	}
+	if ok {
+		r.mu.Lock()
+		r.ready[s] = true
+		r.mu.Unlock()
+	}
+	return ok, nil
 }

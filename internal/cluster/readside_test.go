@@ -199,3 +199,78 @@ func TestReadSideSharesAppliedProjections(t *testing.T) {
 		t.Fatalf("status of an unknown projection: %v", err)
 	}
 }
+
+// BenchmarkReadSideQuery is one read-your-writes query on a cluster's read
+// side: the versions, the checkpoints and the statement, in one snapshot.
+func BenchmarkReadSideQuery(b *testing.B) {
+	url := os.Getenv("STRATA_TEST_POSTGRES_URL")
+	if url == "" {
+		b.Skip("STRATA_TEST_POSTGRES_URL is not set")
+	}
+	ctx := context.Background()
+	logSchema, rmSchema := randomName("strata_rsb_log_"), randomName("strata_rsb_rm_")
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		rows, _ := pool.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $2 || '%'`, logSchema, rmSchema)
+		names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, s := range names {
+			pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s}.Sanitize()+" CASCADE")
+		}
+		pool.Close()
+	}()
+	log, err := pgstore.Open(ctx, url, pgstore.Options{Schema: logSchema})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer log.Close()
+	db, err := projection.OpenPostgres(ctx, url, rmSchema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	r, err := NewReadSide(ctx, db, url, rmSchema, log, 1, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Run(rctx, pool, Options{Lease: pglease.Options{Schema: rmSchema, Node: "n", TTL: time.Second, Renew: 100 * time.Millisecond}})
+	}()
+	defer func() { cancel(); <-done }()
+	p, _ := projection.ParseSpec([]byte(countsYAML))
+	if err := r.Apply(ctx, p, []byte(countsYAML)); err != nil {
+		b.Fatal(err)
+	}
+	last, err := log.Append(ctx, "s-1", store.Any, event.Event{Type: "t", Data: []byte(`{}`)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		st, err := r.Status(ctx, "counts", last.LastPosition)
+		if err == nil && st.Version == 1 && st.Position >= last.LastPosition {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the projection never caught up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.ResetTimer()
+	for range b.N {
+		var n int64
+		reached, _, err := r.Query(ctx, last.LastPosition, `SELECT sum(n) FROM counts`, nil, func(rows *sql.Rows) error {
+			for rows.Next() {
+				rows.Scan(&n)
+			}
+			return rows.Err()
+		})
+		if err != nil || !reached || n != 1 {
+			b.Fatalf("query: %v, %v, %d", reached, err, n)
+		}
+	}
+}
