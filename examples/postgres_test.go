@@ -177,20 +177,7 @@ func TestExampleProjectionsBuildTheSameRowsInPostgreSQL(t *testing.T) {
 		if err := pgdb.QueryRow(`SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'order_search' AND column_name = 'search'`).Scan(&typ); err != nil || typ != "tsvector" {
 			t.Fatalf("search column: %q, %v", typ, err)
 		}
-		search := func(q string) []string {
-			rows, err := pgdb.Query(examples.SearchOrdersPostgres, q)
-			if err != nil {
-				t.Fatalf("search %q: %v", q, err)
-			}
-			defer rows.Close()
-			var ids []string
-			for rows.Next() {
-				var id, customer, products string
-				rows.Scan(&id, &customer, &products)
-				ids = append(ids, id)
-			}
-			return ids
-		}
+		search := func(q string) []string { return searchOrders(t, pgdb, examples.SearchOrdersPostgres, q) }
 		if got := search("lovelace engine"); !slices.Equal(got, []string{"search1"}) {
 			t.Fatalf("search lovelace engine = %v", got)
 		}

@@ -2,6 +2,7 @@ package examples_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -61,20 +62,7 @@ func TestOrderSearchByCustomerAndProduct(t *testing.T) {
 	if err := r.WaitFor(wctx, last); err != nil {
 		t.Fatal(err)
 	}
-	search := func(q string) []string {
-		rows, err := db.Query(examples.SearchOrders, q)
-		if err != nil {
-			t.Fatalf("search %q: %v", q, err)
-		}
-		defer rows.Close()
-		var ids []string
-		for rows.Next() {
-			var id, customer, products string
-			rows.Scan(&id, &customer, &products)
-			ids = append(ids, id)
-		}
-		return ids
-	}
+	search := func(q string) []string { return searchOrders(t, db, examples.SearchOrders, q) }
 	for q, want := range map[string][]string{
 		"ada":                 {"o1", "o3"},
 		"engine":              {"o1", "o2"},
@@ -89,4 +77,22 @@ func TestOrderSearchByCustomerAndProduct(t *testing.T) {
 			t.Errorf("search %q = %v, want %v", q, got, want)
 		}
 	}
+}
+
+// searchOrders runs an order search query (SQLite's or PostgreSQL's) and
+// returns the order ids it finds.
+func searchOrders(t *testing.T, db *sql.DB, query, q string) []string {
+	t.Helper()
+	rows, err := db.Query(query, q)
+	if err != nil {
+		t.Fatalf("search %q: %v", q, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id, customer, products string
+		rows.Scan(&id, &customer, &products)
+		ids = append(ids, id)
+	}
+	return ids
 }

@@ -61,64 +61,49 @@ func (g *txnGen) next(txn *Transaction) {
 // (windows probed, conditions evaluated, the transaction counted unless
 // denied), against a hand-written per-user deque that knows only those two
 // rules, in the same run.
+// benchAuthorizerDecide times the Authorizer's decisions, with the
+// reference rules and extra beside them, on one shard: one goroutine
+// decides, as on one core.
+func benchAuthorizerDecide(b *testing.B, warm int, extra ...Rule) {
+	l, err := eventlog.Open(b.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	a, err := Open(context.Background(), l, Options{Shards: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(extra) > 0 {
+		if err := a.Apply(context.Background(), "bench", extra...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	decideAll(b, warm, func(txn *Transaction) bool {
+		var h held
+		a.lock(txn, &h)
+		defer a.unlock(&h)
+		d, err := a.decide(txn, &h)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.apply(txn, d, &h); err != nil {
+			b.Fatal(err)
+		}
+		return d.Outcome == Deny
+	})
+}
+
 func BenchmarkDecide(b *testing.B) {
 	const warm = 3_000_000 // 5 minutes of transactions: the windows are full
-	b.Run("authorizer", func(b *testing.B) {
-		l, err := eventlog.Open(b.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer l.Close()
-		// One shard: one goroutine decides, as on one core.
-		a, err := Open(context.Background(), l, Options{Shards: 1})
-		if err != nil {
-			b.Fatal(err)
-		}
-		decideAll(b, warm, func(txn *Transaction) bool {
-			var h held
-			a.lock(txn, &h)
-			defer a.unlock(&h)
-			d, err := a.decide(txn, &h)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := a.apply(txn, d, &h); err != nil {
-				b.Fatal(err)
-			}
-			return d.Outcome == Deny
-		})
-	})
+	b.Run("authorizer", func(b *testing.B) { benchAuthorizerDecide(b, warm) })
 	// The reference rules and a session rule beside them: what a session
 	// window adds (its start found by walking back through the user's
 	// transactions).
 	b.Run("authorizer+session", func(b *testing.B) {
-		l, err := eventlog.Open(b.TempDir(), eventlog.Options{Durability: eventlog.SyncNone})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer l.Close()
-		a, err := Open(context.Background(), l, Options{Shards: 1})
-		if err != nil {
-			b.Fatal(err)
-		}
-		session := Rule{Name: "session_burst", Key: "user_id", Window: &Window{Type: "session", Size: Duration(time.Hour), Gap: Duration(5 * time.Minute)},
-			Condition: "count > 20", Action: Review}
-		if err := a.Apply(context.Background(), "bench", session); err != nil {
-			b.Fatal(err)
-		}
-		decideAll(b, warm, func(txn *Transaction) bool {
-			var h held
-			a.lock(txn, &h)
-			defer a.unlock(&h)
-			d, err := a.decide(txn, &h)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := a.apply(txn, d, &h); err != nil {
-				b.Fatal(err)
-			}
-			return d.Outcome == Deny
-		})
+		benchAuthorizerDecide(b, warm, Rule{Name: "session_burst", Key: "user_id",
+			Window:    &Window{Type: "session", Size: Duration(time.Hour), Gap: Duration(5 * time.Minute)},
+			Condition: "count > 20", Action: Review})
 	})
 	b.Run("hand-written", func(b *testing.B) {
 		type user struct {
