@@ -127,21 +127,21 @@ type roundRow struct {
 	first, count int64
 }
 
-// scanRound reads strata_sequence's rows: per transaction positioned, the
-// first position and the number of rows.
-func scanRound(rows pgx.Rows) (map[string]roundRow, error) {
+// scanRound reads strata_sequence's rows: per transaction positioned (by
+// key), the first position and the number of rows.
+func scanRound(rows pgx.Rows) (map[int64]roundRow, error) {
 	defer rows.Close()
-	var m map[string]roundRow
+	var m map[int64]roundRow
 	for rows.Next() {
-		var txid string
+		var tx int64
 		var r roundRow
-		if err := rows.Scan(&txid, &r.first, &r.count); err != nil {
+		if err := rows.Scan(&tx, &r.first, &r.count); err != nil {
 			return m, err
 		}
 		if m == nil {
-			m = make(map[string]roundRow)
+			m = make(map[int64]roundRow)
 		}
-		m[txid] = r
+		m[tx] = r
 	}
 	return m, rows.Err()
 }
@@ -183,7 +183,7 @@ func (s *Store) resolve(pending []*pendingAck, round bool) []*pendingAck {
 	if round {
 		var rows pgx.Rows
 		if rows, err = br.Query(); err == nil {
-			var placed map[string]roundRow
+			var placed map[int64]roundRow
 			if placed, err = scanRound(rows); err == nil && len(placed) > 0 {
 				s.notify.broadcast()
 			}

@@ -56,17 +56,29 @@ func migrations() ([]migration, error) {
 // schema: two processes opening at once are serialised, the second finds
 // the work done, and a failed migration leaves nothing behind. Each applied
 // version is recorded in strata_migrations.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, key int32) error {
+//
+// Then, under the same lock, it positions the pending transactions a
+// restore brought from another cluster (strata_adopt, see the package doc)
+// and returns how many there were.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, key int32) (adopted int64, err error) {
 	ms, err := migrations()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return migrateWith(ctx, pool, schema, key, ms)
+	err = migrateWith(ctx, pool, schema, key, ms, func(tx pgx.Tx) error {
+		q := newQueries(pgx.Identifier{schema}.Sanitize())
+		if err := tx.QueryRow(ctx, q.adopt, lockClassSequence, key, channelName(schema)).Scan(&adopted); err != nil {
+			return fmt.Errorf("pgstore: position the transactions of a restored dump: %w", err)
+		}
+		return nil
+	})
+	return adopted, err
 }
 
 // migrateWith is migrate with the migrations given (the first versions, in
-// order): the tests build older schemas with it.
-func migrateWith(ctx context.Context, pool *pgxpool.Pool, schema string, key int32, ms []migration) error {
+// order): the tests build older schemas with it. then, if not nil, runs in
+// the same transaction after the migrations.
+func migrateWith(ctx context.Context, pool *pgxpool.Pool, schema string, key int32, ms []migration, then func(pgx.Tx) error) error {
 	qs := pgx.Identifier{schema}.Sanitize()
 	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, lockClassMigrate, key); err != nil {
@@ -100,6 +112,9 @@ func migrateWith(ctx context.Context, pool *pgxpool.Pool, schema string, key int
 			if _, err := tx.Exec(ctx, `INSERT INTO `+qs+`.strata_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
 				return fmt.Errorf("pgstore: record migration %d: %w", m.version, err)
 			}
+		}
+		if then != nil {
+			return then(tx)
 		}
 		return nil
 	})

@@ -138,11 +138,14 @@ func TestUpgradeFrom0001(t *testing.T) {
 	}
 	defer pool.Close()
 	key := schemaKey(schema)
-	if err := migrateWith(ctx, pool, schema, key, ms[:1]); err != nil {
+	if err := migrateWith(ctx, pool, schema, key, ms[:1], nil); err != nil {
 		t.Fatal(err)
 	}
-	q := newQueries(pgx.Identifier{schema}.Sanitize())
-	old := &Store{q: q} // for newAppendReq only
+	qs := pgx.Identifier{schema}.Sanitize()
+	// The statements of the build of that time.
+	oldAppend := `SELECT status, version, txid FROM ` + qs + `.strata_append($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	oldSequence := `SELECT txid, first_position, events FROM ` + qs + `.strata_sequence($1, $2, $3, $4)`
+	old := &Store{q: newQueries(qs)} // for newAppendReq only
 	old.opts.ensureDefaults()
 
 	type row struct {
@@ -161,7 +164,7 @@ func TestUpgradeFrom0001(t *testing.T) {
 		var status int32
 		var version int64
 		var txid pgtype.Text
-		if err := pool.QueryRow(ctx, q.append, req.args()...).Scan(&status, &version, &txid); err != nil || status != statusAppended {
+		if err := pool.QueryRow(ctx, oldAppend, req.args()...).Scan(&status, &version, &txid); err != nil || status != statusAppended {
 			t.Fatalf("strata_append(%q): status %d, %v", stream, status, err)
 		}
 		for i, id := range req.ids {
@@ -170,11 +173,7 @@ func TestUpgradeFrom0001(t *testing.T) {
 	}
 	sequence := func() {
 		t.Helper()
-		r, err := pool.Query(ctx, q.sequence, lockClassSequence, key, channelName(schema), roundLimit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := scanRound(r); err != nil {
+		if _, err := pool.Exec(ctx, oldSequence, lockClassSequence, key, channelName(schema), roundLimit); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -194,7 +193,6 @@ func TestUpgradeFrom0001(t *testing.T) {
 	for i := range rows {
 		byID[rows[i].id] = &rows[i]
 	}
-	qs := pgx.Identifier{schema}.Sanitize()
 	res, err := pool.Query(ctx, `SELECT id, coalesce(position, 0) FROM `+qs+`.strata_events`)
 	if err != nil {
 		t.Fatal(err)

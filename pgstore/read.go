@@ -1,10 +1,14 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"iter"
 	"math"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -159,7 +163,15 @@ func newLogCursor(after uint64, f *store.Filter) *logCursor {
 // upto) and advances c past it. It returns the head it saw.
 func (s *Store) logPage(ctx context.Context, c *logCursor, upto uint64, limit int) (uint64, []event.Record, error) {
 	upper := min(c.after+c.window, upto, math.MaxInt64)
-	rows, err := s.pool.Query(ctx, s.q.logPage, int64(c.after), int64(upper), c.types, c.filter.StreamPrefix, limit)
+	var rows pgx.Rows
+	var err error
+	if c.filter.IsZero() {
+		// Positions are dense: (after, upper] holds upper-after records.
+		upper = min(upper, c.after+uint64(limit))
+		rows, err = s.pool.Query(ctx, s.q.logPage, int64(c.after), int64(upper))
+	} else {
+		rows, err = s.pool.Query(ctx, s.q.logPageFiltered, int64(c.after), int64(upper), c.types, c.filter.StreamPrefix, limit)
+	}
 	if err != nil {
 		return 0, nil, err
 	}
@@ -179,6 +191,9 @@ func (s *Store) logPage(ctx context.Context, c *logCursor, upto uint64, limit in
 	if err := rows.Err(); err != nil {
 		return 0, nil, err
 	}
+	if !slices.IsSortedFunc(recs, byPosition) {
+		slices.SortFunc(recs, byPosition)
+	}
 	if len(recs) == limit {
 		c.after = recs[len(recs)-1].Position
 	} else {
@@ -186,6 +201,8 @@ func (s *Store) logPage(ctx context.Context, c *logCursor, upto uint64, limit in
 	}
 	return uint64(head), recs, nil
 }
+
+func byPosition(a, b event.Record) int { return cmp.Compare(a.Position, b.Position) }
 
 // streamPage runs one page of a stream read and reports whether the
 // stream has any event at all, in the same snapshot.

@@ -98,9 +98,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: connect: %w", err)
 	}
 	key := schemaKey(opts.Schema)
-	if err := migrate(ctx, pool, opts.Schema, key); err != nil {
+	adopted, err := migrate(ctx, pool, opts.Schema, key)
+	if err != nil {
 		pool.Close()
 		return nil, err
+	}
+	if adopted > 0 {
+		opts.Logger.Warn("pgstore: this schema was restored from another cluster; positioned the transactions that were waiting when it was dumped",
+			"schema", opts.Schema, "transactions", adopted)
 	}
 	s := &Store{
 		opts:         opts,

@@ -80,9 +80,9 @@ func (s *Store) gather(group []*appendReq) []*appendReq {
 // groupResult is what the database said about one group.
 type groupResult struct {
 	outcomes  []outcome
-	txid      string // the group's transaction id, if it wrote
+	tx        int64 // the group's transaction key, if it wrote (else 0)
 	committed bool
-	round     map[string]roundRow // what the group's own round positioned, by txid
+	round     map[int64]roundRow // what the group's own round positioned, by transaction key
 }
 
 // outcome is one append's strata_append(_group) result.
@@ -177,8 +177,8 @@ func (s *Store) runGroup(group []*appendReq, calls [][]*appendReq) (out groupRes
 	for _, c := range calls {
 		var statuses []int32
 		var versions []int64
-		var txid pgtype.Text
-		if err := br.QueryRow().Scan(&statuses, &versions, &txid); err != nil {
+		var tx pgtype.Int8
+		if err := br.QueryRow().Scan(&statuses, &versions, &tx); err != nil {
 			return out, err
 		}
 		if len(statuses) != len(c) || len(versions) != len(c) {
@@ -187,8 +187,8 @@ func (s *Store) runGroup(group []*appendReq, calls [][]*appendReq) (out groupRes
 		for i := range c {
 			out.outcomes = append(out.outcomes, outcome{status: statuses[i], version: versions[i]})
 		}
-		if txid.Valid {
-			out.txid = txid.String
+		if tx.Valid {
+			out.tx = tx.Int64
 		}
 	}
 	if _, err := br.Exec(); err != nil {
@@ -228,17 +228,17 @@ func (s *Store) settle(group []*appendReq, out groupResult) (again []*appendReq)
 		s.notify.broadcast()
 	}
 	// The group's own round positioned its rows if it reports the group's
-	// transaction with exactly the rows the group appended. A round never
-	// splits a transaction, and orders its rows by seq: the appends' rows
-	// are consecutive, in the group's order.
+	// transaction with exactly the rows the group appended. A transaction's
+	// rows take its positions in ord order: the appends' rows are
+	// consecutive, in the group's order.
 	var total int64
 	for i, r := range group {
 		if out.outcomes[i].status == statusAppended {
 			total += int64(len(r.ids))
 		}
 	}
-	rr, placed := out.round[out.txid]
-	placed = placed && out.txid != "" && rr.count == total
+	rr, placed := out.round[out.tx]
+	placed = placed && out.tx != 0 && rr.count == total
 
 	var pending []*pendingAck
 	next := rr.first
