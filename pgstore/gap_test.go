@@ -423,10 +423,14 @@ func TestCarryIntoNewerTransaction(t *testing.T) {
 		return ch
 	}
 
-	// Keep the writer busy, so that the next two appends form one group.
+	// Keep both committers busy, so that the next two appends form one
+	// group.
 	x0, x0id := hold("z")
 	a0 := appendAsync("z")
 	waitBlocked(x0id)
+	w0, w0id := hold("y")
+	b0 := appendAsync("y")
+	waitBlocked(w0id)
 	x, xid := hold("a")
 	a1 := appendAsync("a")
 	a2 := appendAsync("b")
@@ -454,12 +458,19 @@ func TestCarryIntoNewerTransaction(t *testing.T) {
 	if err := x.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := w0.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
 
-	for stream, ch := range map[string]chan result{"z": a0, "a": a1, "b": a2} {
+	for stream, ch := range map[string]chan result{"z": a0, "y": b0, "a": a1, "b": a2} {
+		want := uint64(2)
+		if stream == "y" {
+			want = 1
+		}
 		select {
 		case r := <-ch:
-			if r.err != nil || r.res.Version != 2 {
-				t.Fatalf("Append to %q: %+v, %v; want version 2", stream, r.res, r.err)
+			if r.err != nil || r.res.Version != want {
+				t.Fatalf("Append to %q: %+v, %v; want version %d", stream, r.res, r.err, want)
 			}
 		case <-ctx.Done():
 			t.Fatalf("Append to %q not acknowledged", stream)

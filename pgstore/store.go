@@ -42,6 +42,11 @@ type Store struct {
 
 	// commits counts committed group transactions, carried the appends
 	// carried into a newer transaction (statusAgain). Tests watch them.
+	// inflight is how many appends the committers have sent and not yet
+	// settled; landed wakes a committer waiting for the other's group.
+	inflight atomic.Int32
+	landed   chan struct{}
+
 	commits atomic.Uint64
 	carried atomic.Uint64
 
@@ -114,6 +119,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		key:          key,
 		channel:      channelName(opts.Schema),
 		queue:        make(chan *appendReq, 4*opts.MaxBatch),
+		landed:       make(chan struct{}, 1),
 		ackCh:        make(chan []*pendingAck, 64),
 		quit:         make(chan struct{}),
 		closedCh:     make(chan struct{}),
@@ -136,7 +142,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	go s.runListener(conn, cfg.ConnConfig)
-	go s.runWriter()
+	go s.runWriters()
 	go s.runAcker()
 	go s.runStallWatch()
 	return s, nil
