@@ -47,8 +47,8 @@ func heldAppend(ctx context.Context, s *Store, tx pgx.Tx, stream string, exp sto
 	if err != nil {
 		return 0, 0, err
 	}
-	var txid pgtype.Text
-	err = tx.QueryRow(ctx, s.q.append, req.args()...).Scan(&status, &version, &txid)
+	var key pgtype.Int8
+	err = tx.QueryRow(ctx, s.q.append, req.args()...).Scan(&status, &version, &key)
 	return status, version, err
 }
 

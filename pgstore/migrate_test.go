@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -184,7 +185,6 @@ func TestUpgradeFrom0001(t *testing.T) {
 		}
 	}
 	sequence()
-	positioned := len(rows)
 	appendOld("old-0", store.Any, 2) // committed, never positioned by the old build
 	appendOld("old-5", store.NoStream, 1)
 
@@ -209,6 +209,18 @@ func TestUpgradeFrom0001(t *testing.T) {
 	}
 	if res.Err() != nil || n != len(rows) {
 		t.Fatalf("read %d rows back (%v), want %d", n, res.Err(), len(rows))
+	}
+	// The old rounds positioned 1..positioned: usually all rows but the
+	// last two appends', fewer if another transaction of the cluster (a
+	// test running beside this one) was open when they ran.
+	positioned := 0
+	for _, r := range rows {
+		if byID[r.id].position > 0 {
+			positioned++
+		}
+	}
+	if positioned == len(rows) {
+		t.Fatal("every row was positioned before the upgrade: the test needs some that were not")
 	}
 
 	s := openStore(t, url, schema)
@@ -276,5 +288,94 @@ func TestUpgradeFrom0001(t *testing.T) {
 		if v == 0 {
 			t.Fatalf("ReadStream(%q): empty", stream)
 		}
+	}
+}
+
+// TestAdoptRestoredDump opens a schema as a dump restored into another
+// cluster leaves it: transactions that had committed but were not
+// positioned when the dump was taken are in strata_pending with txids of
+// the old cluster, which mean nothing here (these are far above this
+// cluster's, so no round would ever take them). Open positions them, in
+// their old txid order, after what was positioned; streams go on from
+// them; a second Open finds nothing to do.
+func TestAdoptRestoredDump(t *testing.T) {
+	url := testURL(t)
+	schema := newSchema(t, url)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	s := openStore(t, url, schema)
+	for i := range 5 {
+		if _, err := s.Append(ctx, fmt.Sprint("kept-", i%2), store.Any, testEvents(2, "kept")...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	qs := pgx.Identifier{schema}.Sanitize()
+	// Two transactions of the old cluster: the later one (by txid) first.
+	// Each holds rows of one stream; "late" gets events from both.
+	foreign := []struct {
+		txidAbove int64 // how far above this cluster's current txid
+		stream    string
+		versions  []int64
+	}{
+		{txidAbove: 2_000_000_000, stream: "late", versions: []int64{3}},
+		{txidAbove: 1_000_000_000, stream: "late", versions: []int64{1, 2}},
+	}
+	var want []string // stream@version in the positions they must get
+	for _, f := range foreign[1:] {
+		for _, v := range f.versions {
+			want = append(want, fmt.Sprintf("%s@%d", f.stream, v))
+		}
+	}
+	for _, v := range foreign[0].versions {
+		want = append(want, fmt.Sprintf("%s@%d", foreign[0].stream, v))
+	}
+	for _, f := range foreign {
+		_, err := pool.Exec(ctx, `WITH k AS (SELECT nextval('`+schema+`.strata_tx_seq') AS tx),
+e AS (
+	INSERT INTO `+qs+`.strata_events (tx, ord, stream, version, id, type, schema)
+	SELECT k.tx, v.i, $1, v.version, gen_random_uuid(), 'restored', 0
+	FROM k, unnest($2::bigint[]) WITH ORDINALITY AS v(version, i)
+)
+INSERT INTO `+qs+`.strata_pending (tx, txid, n)
+SELECT k.tx, (pg_current_xact_id()::text::bigint + $3)::text::xid8, cardinality($2) FROM k`,
+			f.stream, f.versions, f.txidAbove)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE `+qs+`.strata_head SET cluster = cluster + 1`); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openStore(t, url, schema)
+	var got []string
+	for r, err := range s.ReadAll(ctx, store.ReadAllOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Position != uint64(len(got)+1) {
+			t.Fatalf("record %d at position %d", len(got)+1, r.Position)
+		}
+		got = append(got, fmt.Sprintf("%s@%d", r.Stream, r.Version))
+	}
+	if len(got) != 10+len(want) || !slices.Equal(got[10:], want) {
+		t.Fatalf("after the restore the log is %v; want 10 kept events, then %v", got, want)
+	}
+	res, err := s.Append(ctx, "late", store.Exactly(3), testEvents(1, "after")...)
+	if err != nil || res.Version != 4 || res.FirstPosition != uint64(len(got)+1) {
+		t.Fatalf("append after the restored events: %+v, %v", res, err)
+	}
+	s.Close()
+
+	var adopted int64
+	if adopted, err = migrate(ctx, pool, schema, schemaKey(schema)); err != nil || adopted != 0 {
+		t.Fatalf("a second open adopted %d transactions (%v), want 0", adopted, err)
 	}
 }
