@@ -41,6 +41,22 @@ const recordColumns = `e.position, e.stream, e.version, e.id, e.type, e.schema, 
 // its transaction's strata_tx row t.
 const positionedColumns = `t.first_position + e.ord - 1 AS position, e.stream, e.version, e.id, e.type, e.schema, e.data, e.metadata, e.recorded`
 
+// logPageTemplate is logPage (with {filter}, {limit} and {order} empty)
+// and logPageFiltered (see newQueries).
+const logPageTemplate = `SELECT h.position, {cols}
+FROM {schema}.strata_head h
+LEFT JOIN LATERAL (
+	SELECT {positioned}
+	FROM {txRange} t
+	CROSS JOIN LATERAL (
+		SELECT e.*
+		FROM {schema}.strata_events e
+		WHERE e.tx = t.tx AND e.ord > $1 - t.first_position + 1 AND e.ord <= least(h.position, $2) - t.first_position + 1{filter}
+		OFFSET 0
+	) e{limit}
+) e ON true
+WHERE h.id = 1{order}`
+
 // queries holds the statements of one store, with its schema filled in.
 // They are constant per store, so pgx prepares each once per connection.
 type queries struct {
@@ -140,39 +156,18 @@ ORDER BY k.i`),
 		// they do not. logPageFiltered has a filter ($3 types, $4 stream
 		// prefix) that may pass few of the range's records: the first $5
 		// in position order.
-		logPage: r.Replace(`SELECT h.position, {cols}
-FROM {schema}.strata_head h
-LEFT JOIN LATERAL (
-	SELECT {positioned}
-	FROM {txRange} t
-	CROSS JOIN LATERAL (
-		SELECT e.*
-		FROM {schema}.strata_events e
-		WHERE e.tx = t.tx AND e.ord > $1 - t.first_position + 1 AND e.ord <= least(h.position, $2) - t.first_position + 1
-		OFFSET 0
-	) e
-) e ON true
-WHERE h.id = 1`),
+		logPage: r.Replace(strings.NewReplacer("{filter}", "", "{limit}", "", "{order}", "").Replace(logPageTemplate)),
 
-		logPageFiltered: r.Replace(`SELECT h.position, {cols}
-FROM {schema}.strata_head h
-LEFT JOIN LATERAL (
-	SELECT {positioned}
-	FROM {txRange} t
-	CROSS JOIN LATERAL (
-		SELECT e.*
-		FROM {schema}.strata_events e
-		WHERE e.tx = t.tx AND e.ord > $1 - t.first_position + 1 AND e.ord <= least(h.position, $2) - t.first_position + 1
+		logPageFiltered: r.Replace(strings.NewReplacer(
+			"{filter}", `
 		  AND ($3::text[] IS NULL OR e.type = ANY ($3))
 		  AND ($4::text = '' OR starts_with(e.stream, $4))
-		ORDER BY e.ord
-		OFFSET 0
-	) e
+		ORDER BY e.ord`,
+			"{limit}", `
 	ORDER BY t.first_position, e.ord
-	LIMIT $5
-) e ON true
-WHERE h.id = 1
-ORDER BY e.position`),
+	LIMIT $5`,
+			"{order}", `
+ORDER BY e.position`).Replace(logPageTemplate)),
 
 		// Stream reads see positioned rows only: a committed append is not
 		// part of the log until a round has positioned it. found says, in
