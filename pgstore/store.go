@@ -40,13 +40,13 @@ type Store struct {
 	// the version that beat it without waiting for it.
 	positioned positionCache
 
-	// commits counts committed group transactions, carried the appends
-	// carried into a newer transaction (statusAgain). Tests watch them.
 	// inflight is how many appends the committers have sent and not yet
 	// settled; landed wakes a committer waiting for the other's group.
 	inflight atomic.Int32
 	landed   chan struct{}
 
+	// commits counts committed group transactions, carried the appends
+	// carried into a newer transaction (statusAgain). Tests watch them.
 	commits atomic.Uint64
 	carried atomic.Uint64
 

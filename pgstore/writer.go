@@ -93,7 +93,7 @@ func (s *Store) runWriter() {
 func (s *Store) wait(group []*appendReq) []*appendReq {
 	for {
 		n := int(s.inflight.Load())
-		if n == 0 || len(group) >= n || len(group) >= s.opts.MaxBatch {
+		if n == 0 || len(group) >= n || s.full(group) {
 			return group
 		}
 		select {
@@ -106,12 +106,10 @@ func (s *Store) wait(group []*appendReq) []*appendReq {
 	}
 }
 
-// gather adds to group what else is waiting in the queue.
+// gather adds to group what else is waiting in the queue, until the group
+// is full.
 func (s *Store) gather(group []*appendReq) []*appendReq {
-	bytes := 0
-	for _, r := range group {
-		bytes += r.bytes
-	}
+	bytes := groupBytes(group)
 	for len(group) < s.opts.MaxBatch && bytes < s.opts.MaxBatchBytes {
 		select {
 		case r := <-s.queue:
@@ -122,6 +120,19 @@ func (s *Store) gather(group []*appendReq) []*appendReq {
 		}
 	}
 	return group
+}
+
+// full reports whether group has MaxBatch appends or MaxBatchBytes.
+func (s *Store) full(group []*appendReq) bool {
+	return len(group) >= s.opts.MaxBatch || groupBytes(group) >= s.opts.MaxBatchBytes
+}
+
+func groupBytes(group []*appendReq) int {
+	bytes := 0
+	for _, r := range group {
+		bytes += r.bytes
+	}
+	return bytes
 }
 
 // groupResult is what the database said about one group.
