@@ -105,7 +105,10 @@ func migrateWith(ctx context.Context, pool *pgxpool.Pool, schema string, key int
 			return fmt.Errorf("pgstore: schema %s is at migration %d, this build knows only up to %d: %w", qs, applied, len(ms), errNewerSchema)
 		}
 		for _, m := range ms[applied:] {
-			sql := strings.ReplaceAll(m.sql, "{schema}", qs)
+			// {seq} goes in a string literal (nextval's argument), where
+			// a quote in the schema's name must be doubled.
+			seq := "'" + strings.ReplaceAll(qs+".strata_tx_seq", "'", "''") + "'"
+			sql := strings.NewReplacer("{seq}", seq, "{schema}", qs).Replace(m.sql)
 			if _, err := tx.Exec(ctx, sql); err != nil {
 				return fmt.Errorf("pgstore: migration %d (%s): %w", m.version, m.name, err)
 			}

@@ -379,3 +379,45 @@ SELECT k.tx, (pg_current_xact_id()::text::bigint + $3)::text::xid8, cardinality(
 		t.Fatalf("a second open adopted %d transactions (%v), want 0", adopted, err)
 	}
 }
+
+// TestQuotedSchemaName opens a schema whose name holds both kinds of
+// quotes, which the migrations must put in identifiers and in string
+// literals (nextval's argument) alike, and appends and reads there.
+func TestQuotedSchemaName(t *testing.T) {
+	url := testURL(t)
+	schema := newSchema(t, url) + `_o'k"s`
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Error(err)
+		}
+	})
+	ctx := t.Context()
+	s := openStore(t, url, schema)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if _, err := s.Append(ctx, fmt.Sprint("s-", i%3), store.Any, testEvents(2, "q")...); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	for r, err := range s.ReadAll(ctx, store.ReadAllOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; r.Position != uint64(n) {
+			t.Fatalf("record %d at position %d", n, r.Position)
+		}
+	}
+	if n != 16 {
+		t.Fatalf("read %d records, want 16", n)
+	}
+}

@@ -1,5 +1,6 @@
 -- 0003: every event row is written once.
--- {schema} is replaced with the quoted schema name before this runs.
+-- {schema} is replaced with the quoted schema name before this runs, {seq}
+-- with the sequence's qualified name as a string literal.
 --
 -- Until now an append inserted its rows without a position and a sequencer
 -- round then updated every row to give it one: each row was written twice,
@@ -56,7 +57,7 @@ UPDATE {schema}.strata_head SET cluster = (SELECT system_identifier FROM pg_cont
 -- transaction, so a transaction's rows are all positioned, consecutively,
 -- or none is.
 CREATE TABLE {schema}.strata_upgrade_0003 AS
-SELECT g.txid, g.first, g.last, g.n, g.positioned, nextval('{schema}.strata_tx_seq') AS tx
+SELECT g.txid, g.first, g.last, g.n, g.positioned, nextval({seq}) AS tx
 FROM (
     SELECT e.txid, min(e.position) AS first, max(e.position) AS last, count(*) AS n, count(e.position) AS positioned
     FROM {schema}.strata_events e
@@ -124,7 +125,7 @@ BEGIN
     SELECT p.tx, p.n INTO tx, n FROM {schema}.strata_pending p WHERE p.txid = pg_current_xact_id();
     fresh := NOT FOUND;
     IF fresh THEN
-        tx := nextval('{schema}.strata_tx_seq');
+        tx := nextval({seq});
         n := 0;
     END IF;
 END
