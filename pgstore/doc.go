@@ -185,7 +185,8 @@
 //
 // Migration 0003 rewrites the event table into this layout (and refuses,
 // changing nothing, if it finds a transaction whose rows were positioned
-// apart). Stop every node of an older build before the first node of
+// apart): on a large log it takes about as long as copying the table and
+// building its three indexes, and the log is locked meanwhile. Stop every node of an older build before the first node of
 // this one opens the schema: an older build refuses to open it
 // afterwards, and one left running fails its statements.
 package pgstore
