@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +26,10 @@ type pendingAck struct {
 	req     *appendReq
 	status  int32 // statusAppended, statusRetry or statusWrong
 	version int64 // the stream's version after the append, or the actual version
+	// tx and off, for statusAppended: the append's transaction and where
+	// its rows start within it (from 0), so that a round's placement of
+	// the transaction gives its positions without a lookup.
+	tx, off int64
 }
 
 // keys are the (stream, version) rows whose positions p needs.
@@ -118,8 +123,44 @@ func (s *Store) idleRound() {
 		return // the next tick tries again
 	}
 	if round, err := scanRound(rows); err == nil && len(round) > 0 {
+		s.placed.add(round)
 		s.notify.broadcast()
 	}
+}
+
+// placements remembers where this process's recent rounds placed
+// transactions (their first positions, by key), as the rounds' own results
+// said: a committer's round often places the other committer's group too,
+// and the acker then delivers it without asking the database. (Not from
+// NOTIFY payloads: a notification only wakes, since anyone may send one.)
+// It only saves round trips: it forgets everything when it grows too
+// large, and what it lacks is looked up.
+type placements struct {
+	mu sync.Mutex
+	m  map[int64]int64
+}
+
+const placementsMax = 1 << 14
+
+func (p *placements) add(round map[int64]roundRow) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil || len(p.m)+len(round) > placementsMax {
+		p.m = make(map[int64]int64, len(round))
+	}
+	for tx, r := range round {
+		p.m[tx] = r.first
+	}
+}
+
+func (p *placements) get(tx int64) (first int64, ok bool) {
+	if tx == 0 {
+		return 0, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first, ok = p.m[tx]
+	return first, ok
 }
 
 // roundRow is one transaction a sequencer round positioned.
@@ -159,6 +200,11 @@ func (s *Store) resolve(pending []*pendingAck, round bool) []*pendingAck {
 			p.req.finish(store.AppendResult{}, err)
 			continue
 		}
+		if first, ok := s.placed.get(p.tx); ok && p.status == statusAppended {
+			// A round of this process placed the transaction.
+			s.deliver(p, []pgtype.Int8{{Int64: first + p.off, Valid: true}})
+			continue
+		}
 		keep = append(keep, p)
 		for _, v := range p.keys() {
 			streams = append(streams, p.req.stream)
@@ -185,6 +231,7 @@ func (s *Store) resolve(pending []*pendingAck, round bool) []*pendingAck {
 		if rows, err = br.Query(); err == nil {
 			var placed map[int64]roundRow
 			if placed, err = scanRound(rows); err == nil && len(placed) > 0 {
+				s.placed.add(placed)
 				s.notify.broadcast()
 			}
 		}

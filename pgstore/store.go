@@ -39,6 +39,7 @@ type Store struct {
 	// (and so every version before it): a failed append can then report
 	// the version that beat it without waiting for it.
 	positioned positionCache
+	placed     placements
 
 	// inflight is how many appends the committers have sent and not yet
 	// settled; landed wakes a committer waiting for the other's group.

@@ -283,6 +283,7 @@ func release(conn *pgxpool.Conn) {
 // the acker.
 func (s *Store) settle(group []*appendReq, out groupResult) (again []*appendReq) {
 	if len(out.round) > 0 {
+		s.placed.add(out.round) // maybe the other committer's group too
 		s.notify.broadcast()
 	}
 	// The group's own round positioned its rows if it reports the group's
@@ -299,20 +300,22 @@ func (s *Store) settle(group []*appendReq, out groupResult) (again []*appendReq)
 	placed = placed && out.tx != 0 && rr.count == total
 
 	var pending []*pendingAck
-	next := rr.first
+	var off int64             // the append's first row within the transaction, from 0
 	for i, r := range group { // appends first: a failed one may have lost to them
 		o := out.outcomes[i]
 		if o.status != statusAppended {
 			continue
 		}
+		n := int64(len(r.ids))
 		if !placed {
-			pending = append(pending, &pendingAck{req: r, status: statusAppended, version: o.version})
+			pending = append(pending, &pendingAck{req: r, status: statusAppended, version: o.version, tx: out.tx, off: off})
+			off += n
 			continue
 		}
-		n := int64(len(r.ids))
 		s.positioned.add(r.stream, uint64(o.version))
-		r.finish(store.AppendResult{Version: uint64(o.version), FirstPosition: uint64(next), LastPosition: uint64(next + n - 1)}, nil)
-		next += n
+		first := rr.first + off
+		r.finish(store.AppendResult{Version: uint64(o.version), FirstPosition: uint64(first), LastPosition: uint64(first + n - 1)}, nil)
+		off += n
 	}
 	for i, r := range group {
 		o := out.outcomes[i]
