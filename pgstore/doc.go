@@ -146,8 +146,10 @@
 // — the other committer's group, another process's append, but also any
 // transaction that has written anything in any database of the cluster —
 // the group's rows wait: its
-// appends are handed to the acker goroutine, which looks their positions
-// up when a NOTIFY arrives (a dedicated connection LISTENs on the schema's
+// appends are handed to the acker goroutine, which delivers them when a
+// round of this process reports their transaction (often the other
+// committer's), and otherwise looks their positions up when a NOTIFY
+// arrives (a dedicated connection LISTENs on the schema's
 // channel: some round positioned rows) and polls with backoff, running a
 // round itself when it polls, and acknowledges them when they are
 // positioned.
