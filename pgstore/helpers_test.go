@@ -32,6 +32,13 @@ func newSchema(t *testing.T, url string) string {
 	b := make([]byte, 6)
 	rand.Read(b)
 	name := "strata_test_" + hex.EncodeToString(b)
+	dropAtEnd(t, url, name)
+	return name
+}
+
+// dropAtEnd drops schema name, with everything in it, when t ends.
+func dropAtEnd(t *testing.T, url, name string) {
+	t.Helper()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -45,7 +52,6 @@ func newSchema(t *testing.T, url string) string {
 			t.Errorf("drop schema %s: %v", name, err)
 		}
 	})
-	return name
 }
 
 // openStore opens a store on schema and closes it when t ends.

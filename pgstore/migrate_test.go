@@ -386,17 +386,7 @@ SELECT k.tx, (pg_current_xact_id()::text::bigint + $3)::text::xid8, cardinality(
 func TestQuotedSchemaName(t *testing.T) {
 	url := testURL(t)
 	schema := newSchema(t, url) + `_o'k"s`
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Error(err)
-		}
-	})
+	dropAtEnd(t, url, schema)
 	ctx := t.Context()
 	s := openStore(t, url, schema)
 	var wg sync.WaitGroup
