@@ -135,6 +135,7 @@ type Rule struct {
 type Window struct {
 	Type   string `json:"type"`
 	Size   string `json:"size"`
+	Slide  string `json:"slide,omitempty"`
 	Offset string `json:"offset,omitempty"`
 	Gap    string `json:"gap,omitempty"`
 }
@@ -148,6 +149,9 @@ type Rules struct {
 func FromRule(r *rules.Rule, version uint64) Rule {
 	win := func(w rules.Window) Window {
 		out := Window{Type: w.Type, Size: time.Duration(w.Size).String()}
+		if w.Slide != 0 {
+			out.Slide = time.Duration(w.Slide).String()
+		}
 		if w.Offset != 0 {
 			out.Offset = time.Duration(w.Offset).String()
 		}

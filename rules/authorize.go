@@ -104,7 +104,7 @@ type Authorizer struct {
 	log    ruleLog      // the rules as recorded
 	set    *Set         // the enabled ones, compiled
 	shards []*shard
-	maxT   atomic.Int64 // the latest transaction time seen (ms)
+	maxT   atomic.Int64 // the latest transaction time seen (ms; noTime before the first)
 
 	applied         atomic.Uint64 // the position up to which transactions are counted
 	sinceCheckpoint atomic.Int64

@@ -15,6 +15,7 @@ import (
 	"github.com/stratadb/strata/eventlog"
 	"github.com/stratadb/strata/num"
 	"github.com/stratadb/strata/store"
+	"pgregory.net/rapid"
 )
 
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -533,4 +534,74 @@ func TestSessionWindow(t *testing.T) {
 	if d := authorize(t, a, "u2", "10", t0.Add(45*time.Minute)); d.Outcome != Approve {
 		t.Fatalf("u2: %s %s", d.Outcome, fired(d))
 	}
+}
+
+// A sliding window's value is what the oldest of its windows that hold the
+// transaction has counted so far: the most any of them has. Checked
+// against every window that holds it, counted from scratch, over random
+// sizes, slides, offsets and times (before the epoch too).
+func TestSlidingIsTheFullestWindowSoFar(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		size := rapid.Int64Range(2, 40).Draw(rt, "size")
+		slide := rapid.Int64Range(1, size).Draw(rt, "slide")
+		offset := rapid.Int64Range(0, slide-1).Draw(rt, "offset")
+		min := time.Minute.Milliseconds()
+		dir, err := os.MkdirTemp("", "sliding")
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		l, err := eventlog.Open(dir, eventlog.Options{Durability: eventlog.SyncNone})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer l.Close()
+		a, err := Open(context.Background(), l, Options{Shards: 2})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		r := Rule{Name: "s", Key: "user_id", Window: &Window{Type: "sliding", Size: Duration(time.Duration(size) * time.Minute),
+			Slide: Duration(time.Duration(slide) * time.Minute), Offset: Duration(time.Duration(offset) * time.Minute)},
+			Condition: "count > 0", Action: Alert}
+		if err := a.Apply(context.Background(), "test", r); err != nil {
+			rt.Fatal(err)
+		}
+		for _, d := range Default() {
+			if err := a.Disable(context.Background(), "test", d.Name); err != nil {
+				rt.Fatal(err)
+			}
+		}
+		var seen []int64
+		at := rapid.Int64Range(-1000, 1000).Draw(rt, "start") * min
+		for i := range rapid.IntRange(1, 30).Draw(rt, "n") {
+			at += rapid.Int64Range(0, 20*min).Draw(rt, fmt.Sprint("step", i))
+			seen = append(seen, at)
+			d, err := a.Authorize(context.Background(), Transaction{User: "u", Amount: dec("1"), At: time.UnixMilli(at)})
+			if err != nil {
+				rt.Fatal(err)
+			}
+			var want int64
+			// Every window start in (at − size, at]: from a start at or
+			// before at − size, found by stepping back from the offset.
+			s := offset * min
+			for s > at-size*min {
+				s -= slide * min * 1000
+			}
+			for ; s <= at; s += slide * min {
+				if s <= at-size*min {
+					continue
+				}
+				var n int64
+				for _, x := range seen {
+					if x >= s && x <= at {
+						n++
+					}
+				}
+				want = max(want, n)
+			}
+			if got := fired(d); got != fmt.Sprintf("s(count=%d)", want) {
+				rt.Fatalf("at %d min: %s, want count=%d", at/min, got, want)
+			}
+		}
+	})
 }

@@ -113,23 +113,23 @@ func (a *Authorizer) checkpoint() error {
 // position it covers (0 and no error when there is none to use).
 func (a *Authorizer) restore(shards []*shard) (uint64, int64, error) {
 	if a.opts.Checkpoints == nil {
-		return 0, 0, nil
+		return 0, noTime, nil
 	}
 	data, err := a.opts.Checkpoints.LoadCheckpoint(context.Background())
 	if err != nil || data == nil {
 		// None yet, or unreadable: the log has everything (and writing
 		// the next checkpoint reports what is wrong with the place).
-		return 0, 0, nil
+		return 0, noTime, nil
 	}
 	var cp checkpointFile
 	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&cp); err != nil ||
 		cp.Format != checkpointFormat || !bytes.Equal(cp.Rules, a.log.fingerprint()) || cp.Shards != len(shards) || len(cp.State) != len(shards) {
-		return 0, 0, nil // another rule set, shard count or format: rebuild from the log
+		return 0, noTime, nil // another rule set, shard count or format: rebuild from the log
 	}
 	for i, sh := range shards {
 		st := cp.State[i]
 		if len(st.Engines) != len(sh.windows.engines) {
-			return 0, 0, nil
+			return 0, noTime, nil
 		}
 		for g, e := range sh.windows.engines {
 			if err := e.restore(st.Engines[g]); err != nil {

@@ -47,9 +47,10 @@ func (k aggKind) String() string {
 // key value in the span before (and including) the candidate.
 type term struct {
 	key         field
-	span        time.Duration // a tumbling window's size, a session's bound
-	tumbling    bool
-	offset      time.Duration // a tumbling window's
+	span        time.Duration // an aligned window's size, a session's bound
+	tumbling    bool          // aligned: tumbling, or sliding when slide < span
+	slide       time.Duration // an aligned window's (its size when tumbling)
+	offset      time.Duration // an aligned window's
 	session     bool
 	gap         time.Duration // a session's
 	agg         aggKind
@@ -265,8 +266,14 @@ func (c *condCompiler) term(e celast.Expr, k aggKind, windowName string, arg fie
 		w = c.rule.Windows[windowName]
 	}
 	t := term{key: c.key, span: time.Duration(w.Size), agg: k, field: arg, countDenied: c.rule.CountDenied,
-		tumbling: w.Type == "tumbling", offset: time.Duration(w.Offset),
+		tumbling: w.Type == "tumbling" || w.Type == "sliding", offset: time.Duration(w.Offset),
 		session: w.Type == "session", gap: time.Duration(w.Gap)}
+	switch w.Type {
+	case "tumbling":
+		t.slide = t.span
+	case "sliding":
+		t.slide = time.Duration(w.Slide)
+	}
 	slot := c.ts.slot(t)
 	if !c.seen[slot] {
 		c.seen[slot] = true

@@ -59,13 +59,17 @@ type Window struct {
 	// in the Size before it, itself included; or tumbling: the calendar
 	// window of Size (starting at Offset plus a multiple of Size, from the
 	// Unix epoch, UTC) that holds the transaction, from its start up to the
-	// transaction ("today so far" for a 24h window); or session: the key's
+	// transaction ("today so far" for a 24h window); or sliding: windows of
+	// Size, one starting every Slide (from Offset), of which the oldest that
+	// holds the transaction, from its start up to the transaction — the one
+	// that has counted the most of them so far; or session: the key's
 	// session that holds the transaction, from its start up to the
 	// transaction — the run of its transactions with no pause longer than
 	// Gap between one and the next — within the Size before it (a session
 	// is looked back on that far at most).
 	Type   string   `yaml:"type" json:"type"`
 	Size   Duration `yaml:"size" json:"size"`
+	Slide  Duration `yaml:"slide,omitempty" json:"slide,omitempty"`
 	Offset Duration `yaml:"offset,omitempty" json:"offset,omitempty"`
 	Gap    Duration `yaml:"gap,omitempty" json:"gap,omitempty"`
 }
@@ -198,11 +202,9 @@ const maxSpan = 7 * 24 * time.Hour
 
 func (w Window) check(path string) error {
 	switch w.Type {
-	case "lookback", "tumbling", "session":
-	case "sliding":
-		return &FieldError{path + ".type", errors.New(`"sliding" windows are not available to rules: use lookback, the exact form of a sliding window (every span of that size that ends at a transaction)`)}
+	case "lookback", "tumbling", "sliding", "session":
 	default:
-		return &FieldError{path + ".type", fmt.Errorf("%q: lookback, tumbling or session", w.Type)}
+		return &FieldError{path + ".type", fmt.Errorf("%q: lookback, tumbling, sliding or session", w.Type)}
 	}
 	if g := time.Duration(w.Gap); w.Type == "session" && (g < time.Millisecond || g > time.Duration(w.Size) || g%time.Millisecond != 0) {
 		return &FieldError{path + ".gap", fmt.Errorf("%v: a session's gap is from 1ms to its size, in whole milliseconds", g)}
@@ -212,8 +214,17 @@ func (w Window) check(path string) error {
 	if d := time.Duration(w.Size); d < time.Millisecond || d > maxSpan || d%time.Millisecond != 0 {
 		return &FieldError{path + ".size", fmt.Errorf("%v: between 1ms and %v, in whole milliseconds", d, maxSpan)}
 	}
-	if o := time.Duration(w.Offset); o != 0 && (w.Type != "tumbling" || o < 0 || o >= time.Duration(w.Size) || o%time.Millisecond != 0) {
-		return &FieldError{path + ".offset", fmt.Errorf("%v: a tumbling window's offset is from 0 to less than its size, in whole milliseconds", o)}
+	if sl := time.Duration(w.Slide); w.Type == "sliding" && (sl < time.Millisecond || sl > time.Duration(w.Size) || sl%time.Millisecond != 0) {
+		return &FieldError{path + ".slide", fmt.Errorf("%v: a sliding window's slide is from 1ms to its size, in whole milliseconds", sl)}
+	} else if w.Type != "sliding" && sl != 0 {
+		return &FieldError{path + ".slide", errors.New("only a sliding window has a slide")}
+	}
+	step := time.Duration(w.Size)
+	if w.Type == "sliding" {
+		step = time.Duration(w.Slide)
+	}
+	if o := time.Duration(w.Offset); o != 0 && (w.Type != "tumbling" && w.Type != "sliding" || o < 0 || o >= step || o%time.Millisecond != 0) {
+		return &FieldError{path + ".offset", fmt.Errorf("%v: a tumbling window's offset is from 0 to less than its size, a sliding one's to less than its slide, in whole milliseconds", o)}
 	}
 	return nil
 }

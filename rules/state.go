@@ -31,10 +31,12 @@ type groupDef struct {
 type groupTerm struct {
 	slot, span int
 	agg        aggKind
-	// A tumbling window is its calendar window so far: from its start
-	// (offset + a multiple of size) to the transaction.
-	tumbling     bool
-	size, offset int64
+	// An aligned window (tumbling, or sliding) is the oldest of its
+	// windows (one starting at offset + each multiple of slide, size long)
+	// that hold the transaction, from its start to the transaction: the
+	// calendar window so far when tumbling (slide = size).
+	tumbling            bool
+	size, slide, offset int64
 	// A session window is the key's session that holds the transaction,
 	// from its start to the transaction, within size before it.
 	session bool
@@ -101,7 +103,7 @@ func NewSet(rules []Rule) (*Set, error) {
 			def.keyIdx = len(s.keys) - 1
 		}
 		def.terms = append(def.terms, groupTerm{slot: slot, span: sp, agg: t.agg,
-			tumbling: t.tumbling, size: t.span.Milliseconds(), offset: t.offset.Milliseconds(),
+			tumbling: t.tumbling, size: t.span.Milliseconds(), slide: t.slide.Milliseconds(), offset: t.offset.Milliseconds(),
 			session: t.session, gap: t.gap.Milliseconds()})
 	}
 	return s, nil
@@ -218,7 +220,10 @@ func (g *engineOf[V, A, R]) probe(key string, t int64, extra []*Transaction, ter
 		}
 		// The engine keeps a span of the window's size, so it holds
 		// every event since the window's start.
-		from := windowStart(t, gt.size, gt.offset)
+		var from int64
+		if gt.tumbling {
+			from = alignedStart(t, gt.size, gt.slide, gt.offset)
+		}
 		if gt.session {
 			if from, err = g.e.SessionStart(key, t, gt.gap, t-gt.size+1, g.extra...); err != nil {
 				return err
@@ -234,14 +239,16 @@ func (g *engineOf[V, A, R]) probe(key string, t int64, extra []*Transaction, ter
 	return nil
 }
 
-// windowStart is the start of the tumbling window of size (offset) that
-// holds t.
-func windowStart(t, size, offset int64) int64 {
-	m := (t - offset) % size
+// alignedStart is the start of the oldest window of size, one starting
+// every slide from offset, that holds t: the first start after t − size.
+// Tumbling (slide = size), the window that holds t.
+func alignedStart(t, size, slide, offset int64) int64 {
+	before := t - size
+	m := (before - offset) % slide
 	if m < 0 {
-		m += size
+		m += slide
 	}
-	return t - m
+	return before - m + slide
 }
 
 func (g *engineOf[V, A, R]) add(key string, t int64, txn *Transaction) error {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/num"
+	"github.com/stratadb/strata/stream"
 )
 
 // Transaction is what Authorize decides about. Its JSON form is the data
@@ -37,6 +38,8 @@ func (t *Transaction) check() error {
 		return fmt.Errorf("%w: user_id is empty", ErrTransaction)
 	case t.Amount.Sign() < 0:
 		return fmt.Errorf("%w: amount %s is negative", ErrTransaction, t.Amount)
+	case !t.At.IsZero() && (millis(t.At) < stream.MinTime || millis(t.At) > stream.MaxTime):
+		return fmt.Errorf("%w: at %v is out of range", ErrTransaction, t.At)
 	}
 	if err := event.ValidateStream(StreamOf(t.User)); err != nil {
 		return fmt.Errorf("%w: user_id: %v", ErrTransaction, err)
@@ -96,3 +99,7 @@ func (f field) str(t *Transaction) string {
 
 // millis is a time in the engine's unit.
 func millis(t time.Time) int64 { return t.UnixMilli() }
+
+// noTime is before every transaction's time: the latest seen before the
+// first (zero would make a transaction before 1970 late).
+const noTime = stream.MinTime - 1
