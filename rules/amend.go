@@ -45,7 +45,7 @@ type pastDecision struct {
 func (a *Authorizer) amendments(ctx context.Context, txn *Transaction, d Decision, h *held) ([]Amendment, error) {
 	t := millis(txn.At)
 	reach := a.set.maxSpan().Milliseconds()
-	pasts, err := a.pastDecisions(ctx, txn, t, reach, a.shards[h.home].lateBy[txn.User])
+	pasts, err := a.pastDecisions(ctx, txn, t, reach)
 	if err != nil {
 		return nil, err
 	}
@@ -67,21 +67,23 @@ func (a *Authorizer) amendments(ctx context.Context, txn *Transaction, d Decisio
 
 // pastDecisions reads the user's stream back, for the decisions at
 // instants in (t, t+reach), newest first.
-func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, reach, lateBy int64) ([]pastDecision, error) {
+func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, reach int64) ([]pastDecision, error) {
 	latest := map[event.ID]Action{}
 	original := map[event.ID]Action{}
 	var out []pastDecision
-	// Read back to a transaction more than lateBy before t (the most any of
-	// the user's recorded transactions came behind the user's newest): any
-	// recorded before it is at most that much after it, so before t. A
-	// user whose transactions came in order is read back only to t.
-	stop := t - lateBy
+	// Read back to the newest mark at or before t: every transaction
+	// recorded before it is at or before t. (An amendment is recorded after
+	// the transaction it amends, and a decision just after its own.)
+	stop := a.marks.atOrBefore(t).Pos
 	for rec, err := range a.st.ReadStream(ctx, StreamOf(txn.User), store.ReadStreamOptions{Backwards: true}) {
 		if errors.Is(err, store.ErrStreamNotFound) {
 			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("rules: read past decisions: %w", err)
+		}
+		if rec.Position <= stop {
+			return out, nil
 		}
 		switch rec.Type {
 		case TypeAmendment:
@@ -110,9 +112,6 @@ func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, rea
 			if tx > t && tx-t < reach && x.ID != txn.ID {
 				out = append(out, pastDecision{txn: x, original: original[x.ID], latest: latest[x.ID]})
 			}
-			if tx < stop {
-				return out, nil
-			}
 		}
 	}
 	return out, nil
@@ -127,16 +126,23 @@ func (r *compiledRule) userKeyed() bool {
 // late reports whether the user has decisions after txn's instant (those
 // at the same instant came first, and stand: a burst of transactions
 // stamped with one millisecond is not late, and must not read the user's
-// stream back at each one).
+// stream back at each one). One later than the lateness is not: it is not
+// counted, so it changes no decision.
 func (a *Authorizer) late(txn *Transaction, h *held) bool {
+	t := millis(txn.At)
+	if a.tooLate(t) {
+		return false
+	}
 	last, ok := a.newest(txn, h)
-	return ok && millis(txn.At) < last
+	return ok && t < last
 }
 
 // newest is the time of the user's newest transaction the windows know of:
 // counted ones are in the user-keyed windows (which the decision has just
 // probed, so asking costs no lookup), denied ones that no such window
-// counts are in the home shard's lastDenied.
+// counts are in the home shard's lastDenied. Exact for a transaction within
+// the lateness, whatever the windows have forgotten: they keep every
+// transaction after it.
 func (a *Authorizer) newest(txn *Transaction, h *held) (int64, bool) {
 	var last int64
 	found := false
@@ -154,32 +160,14 @@ func (a *Authorizer) newest(txn *Transaction, h *held) (int64, bool) {
 	return last, found
 }
 
-// noteLateness records how far behind the user's newest transaction txn,
-// about to be counted or recorded, comes (see pastDecisions).
-func (a *Authorizer) noteLateness(txn *Transaction, h *held) {
-	if last, ok := a.newest(txn, h); ok {
-		if by := last - millis(txn.At); by > 0 {
-			s := a.shards[h.home]
-			if by > s.lateBy[txn.User] {
-				s.lateBy[txn.User] = by
-			}
-		}
-	}
-}
-
-// decided notes a denied transaction some user-keyed window does not count.
+// decided notes a denied transaction's time: whatever the rules in force,
+// so that a rule change finds it noted.
 func (a *Authorizer) decided(txn *Transaction, d Decision, h *held) {
 	if d.Outcome != Deny {
 		return
 	}
-	for g := range a.set.groups {
-		def := &a.set.groups[g]
-		if def.key.name == "user_id" && !def.countDenied {
-			s := a.shards[h.home]
-			if last, ok := s.lastDenied[txn.User]; !ok || millis(txn.At) > last {
-				s.lastDenied[txn.User] = millis(txn.At)
-			}
-			return
-		}
+	s := a.shards[h.home]
+	if last, ok := s.lastDenied[txn.User]; !ok || millis(txn.At) > last {
+		s.lastDenied[txn.User] = millis(txn.At)
 	}
 }

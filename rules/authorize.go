@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/num"
 	"github.com/stratadb/strata/store"
+	"github.com/stratadb/strata/stream"
 )
 
 // Event types the authorizer writes: a transaction and its decision, in one
@@ -65,7 +67,8 @@ type Options struct {
 	Shards int
 	// Remember is how long (event time) a decided transaction's id is kept
 	// to answer a retry with the recorded decision (10 minutes, and at
-	// least the longest window).
+	// least the Lateness: a retry later than that would not be counted
+	// again anyway).
 	Remember time.Duration
 	// Now is the clock for transactions without a time (time.Now).
 	Now func() time.Time
@@ -107,9 +110,13 @@ type Authorizer struct {
 	maxT   atomic.Int64 // the latest transaction time seen (ms; noTime before the first)
 
 	applied         atomic.Uint64 // the position up to which transactions are counted
+	seen            atomic.Int64  // ≥ maxT: raised before a transaction's append, for marks
+	marks           marks
+	sinceMark       atomic.Int64
 	sinceCheckpoint atomic.Int64
 	ckErr           atomic.Pointer[error] // the last checkpoint that failed in Authorize
 	lost            atomic.Pointer[error] // see ErrStateLost
+	backfill        Backfill              // the latest rule change's
 }
 
 type shard struct {
@@ -120,17 +127,14 @@ type shard struct {
 	// queued waits for the latest append queued by a decision about a user
 	// of this shard (nil: none yet).
 	queued func() (store.AppendResult, error)
-	// lastDenied: user → the latest time of a denied transaction the
-	// user-keyed windows do not count (see late).
+	// lastDenied: user → the latest time of a denied transaction (one
+	// the user-keyed windows may not count: see late).
 	lastDenied map[string]int64
-	// lateBy: user → the most (ms) any of the user's recorded
-	// transactions came behind the user's newest (absent: none late).
-	lateBy map[string]int64
-	in     []*Transaction // values' scratch
-	x      evalCtx        // evaluate's
-	order  []recentID     // recent's ids by time, order[oldest:] still in recent
-	oldest int
-	vals   []num.Dec
+	in         []*Transaction // values' scratch
+	x          evalCtx        // evaluate's
+	order      []recentID     // recent's ids by time, order[oldest:] still in recent
+	oldest     int
+	vals       []num.Dec
 }
 
 // recentID is a remembered id and its transaction's time (exported
@@ -186,53 +190,87 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 		if err != nil {
 			return err
 		}
-		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, flights: map[event.ID]*flight{}, lastDenied: map[string]int64{}, lateBy: map[string]int64{}, vals: make([]num.Dec, len(set.terms.list))}
+		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, flights: map[event.ID]*flight{}, lastDenied: map[string]int64{}, vals: make([]num.Dec, len(set.terms.list))}
 	}
 	a.log, a.set, a.shards = l, set, shards
 	a.lost.Store(nil) // the windows are rebuilt from the log
+	a.marks.reset(nil)
 	after, maxT, err := a.restore(shards)
 	if err != nil {
 		return err
 	}
 	a.maxT.Store(maxT)
 	a.applied.Store(after)
-	var txn *Transaction
-	var pos uint64
-	for rec, err := range a.st.ReadAll(ctx, store.ReadAllOptions{After: after, Filter: store.Filter{Types: []string{TypeTransaction, TypeDecision}, StreamPrefix: "txn-"}}) {
+	n := 0
+	for r, err := range a.history(ctx, after) {
 		if err != nil {
-			return fmt.Errorf("rules: replay: %w", err)
+			return err
 		}
-		switch rec.Type {
-		case TypeTransaction:
-			txn = new(Transaction)
-			if err := json.Unmarshal(rec.Data, txn); err != nil {
-				return fmt.Errorf("rules: replay: transaction at %d: %w", rec.Position, err)
-			}
-			pos = rec.Position
-		case TypeDecision:
-			var d Decision
-			if err := json.Unmarshal(rec.Data, &d); err != nil {
-				return fmt.Errorf("rules: replay: decision at %d: %w", rec.Position, err)
-			}
-			if txn == nil || txn.ID != d.Transaction {
-				return fmt.Errorf("rules: replay: decision at %d is not about the transaction before it", rec.Position)
-			}
-			d.Position = pos
-			var h held
-			a.lock(txn, &h)
-			err := a.apply(txn, d, &h)
-			if err == nil {
-				a.remember(h.home, millis(txn.At), txn.ID, pos)
-				a.covered(rec.Position)
-			}
-			a.unlock(&h)
-			if err != nil {
-				return err
-			}
-			txn = nil
+		var h held
+		a.lock(r.txn, &h)
+		err := a.apply(r.txn, r.d, &h)
+		if err == nil {
+			a.remember(h.home, millis(r.txn.At), r.txn.ID, r.d.Position)
+			a.covered(r.end)
+		}
+		a.unlock(&h)
+		if err != nil {
+			return err
+		}
+		if n++; n%markEvery == 0 {
+			a.marks.add(r.end, a.maxT.Load())
 		}
 	}
+	a.seen.Store(a.maxT.Load())
+	a.marks.add(a.applied.Load(), a.maxT.Load())
 	return nil
+}
+
+// recordedTxn is a transaction read back from the log with its decision
+// (whose Position is the transaction's); end is the decision's position.
+type recordedTxn struct {
+	txn *Transaction
+	d   Decision
+	end uint64
+}
+
+// history reads back the transactions recorded after position after, in
+// log order.
+func (a *Authorizer) history(ctx context.Context, after uint64) iter.Seq2[recordedTxn, error] {
+	return func(yield func(recordedTxn, error) bool) {
+		var txn *Transaction
+		var pos uint64
+		for rec, err := range a.st.ReadAll(ctx, store.ReadAllOptions{After: after, Filter: store.Filter{Types: []string{TypeTransaction, TypeDecision}, StreamPrefix: "txn-"}}) {
+			if err != nil {
+				yield(recordedTxn{}, fmt.Errorf("rules: replay: %w", err))
+				return
+			}
+			switch rec.Type {
+			case TypeTransaction:
+				txn = new(Transaction)
+				if err := json.Unmarshal(rec.Data, txn); err != nil {
+					yield(recordedTxn{}, fmt.Errorf("rules: replay: transaction at %d: %w", rec.Position, err))
+					return
+				}
+				pos = rec.Position
+			case TypeDecision:
+				var d Decision
+				if err := json.Unmarshal(rec.Data, &d); err != nil {
+					yield(recordedTxn{}, fmt.Errorf("rules: replay: decision at %d: %w", rec.Position, err))
+					return
+				}
+				if txn == nil || txn.ID != d.Transaction {
+					yield(recordedTxn{}, fmt.Errorf("rules: replay: decision at %d is not about the transaction before it", rec.Position))
+					return
+				}
+				d.Position = pos
+				if !yield(recordedTxn{txn, d, rec.Position}, nil) {
+					return
+				}
+				txn = nil
+			}
+		}
+	}
 }
 
 // Authorize decides about txn with every rule in force, over the windows
@@ -251,6 +289,12 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 // ErrStateLost until the Authorizer is opened again.
 func (a *Authorizer) Authorize(ctx context.Context, txn Transaction) (Decision, error) {
 	d, err := a.authorize(ctx, txn)
+	if err == nil && !d.Repeated && a.sinceMark.Add(1)%int64(markEvery) == 0 {
+		// Covered first, then seen: every transaction at or before the
+		// covered position raised seen before it got its position.
+		p := a.applied.Load()
+		a.marks.add(p, a.seen.Load())
+	}
 	if err == nil && a.opts.Checkpoints != nil && a.sinceCheckpoint.Add(1)%int64(a.opts.CheckpointEvery) == 0 {
 		// The decision is recorded whatever happens to the checkpoint (a
 		// shortcut, not the truth): a failure is kept for CheckpointError,
@@ -322,6 +366,9 @@ func (a *Authorizer) authorize(ctx context.Context, txn Transaction) (Decision, 
 	if err != nil {
 		return Decision{}, err
 	}
+	// Before the append has a position: a mark taken once that position
+	// is covered then counts this transaction's time (see marks).
+	raise(&a.seen, millis(txn.At))
 	enq, ok := a.st.(enqueuer)
 	if !ok {
 		// A store that cannot queue: the shards stay held through the
@@ -496,6 +543,14 @@ type held struct {
 func (h *held) group(s *Set, g int) int { return h.keys[s.groups[g].keyIdx] }
 
 func (a *Authorizer) lock(txn *Transaction, h *held) {
+	a.place(txn, h)
+	for _, i := range h.shards[:h.n] {
+		a.shards[i].mu.Lock()
+	}
+}
+
+// place sets the shards txn's decision holds, in ascending order.
+func (a *Authorizer) place(txn *Transaction, h *held) {
 	n := len(a.shards)
 	h.home = shardOf(txn.User, n)
 	h.shards[0], h.n = h.home, 1
@@ -511,9 +566,6 @@ func (a *Authorizer) lock(txn *Transaction, h *held) {
 		}
 	}
 	slices.Sort(h.shards[:h.n])
-	for _, i := range h.shards[:h.n] {
-		a.shards[i].mu.Lock()
-	}
 }
 
 func (a *Authorizer) unlock(h *held) {
@@ -545,7 +597,7 @@ type counted struct {
 }
 
 func (c counted) in(def *groupDef) bool {
-	counts := c.outcome != Deny || def.countDenied
+	counts := def.counts(c.outcome)
 	if c.ifNotCounted {
 		return !counts
 	}
@@ -571,7 +623,14 @@ func (a *Authorizer) values(h *held, of *Transaction, t int64, extra []counted, 
 			}
 		}
 		key := def.key.str(of)
-		if err := a.shards[h.group(a.set, g)].windows.engines[g].probe(key, t, in, def.terms, vals); err != nil {
+		// A transaction later than the lateness reads what every build of
+		// these windows keeps: nothing older than their longest span
+		// before the oldest instant still counted.
+		floor := int64(stream.MinTime)
+		if a.tooLate(t) {
+			floor = a.maxT.Load() - a.opts.Lateness.Milliseconds() - def.longest + 1
+		}
+		if err := a.shards[h.group(a.set, g)].windows.engines[g].probe(key, t, floor, in, def.terms, vals); err != nil {
 			return fmt.Errorf("rules: %w", err)
 		}
 	}
@@ -604,25 +663,22 @@ func (a *Authorizer) evaluate(home *shard, txn *Transaction, vals []num.Dec, use
 	return outcome, fired
 }
 
-// apply counts a decided transaction in the windows and remembers its id.
+// apply counts a decided transaction in the windows (unless it came later
+// than the lateness allows) and notes its time.
 func (a *Authorizer) apply(txn *Transaction, d Decision, h *held) error {
-	a.noteLateness(txn, h)
 	t := millis(txn.At)
-	for g, def := range a.set.groups {
-		if d.Outcome == Deny && !def.countDenied {
-			continue
-		}
-		key := def.key.str(txn)
-		if err := a.shards[h.group(a.set, g)].windows.engines[g].add(key, t, txn); err != nil {
-			return fmt.Errorf("rules: %w", err)
-		}
-	}
-	for {
-		m := a.maxT.Load()
-		if t <= m || a.maxT.CompareAndSwap(m, t) {
-			break
+	if !a.tooLate(t) {
+		for g, def := range a.set.groups {
+			if !def.counts(d.Outcome) {
+				continue
+			}
+			key := def.key.str(txn)
+			if err := a.shards[h.group(a.set, g)].windows.engines[g].add(key, t, txn); err != nil {
+				return fmt.Errorf("rules: %w", err)
+			}
 		}
 	}
+	raise(&a.maxT, t)
 	a.decided(txn, d, h)
 	// No transaction is expected before the latest seen: the windows of
 	// earlier instants can fire and be forgotten, and one that does come
@@ -636,6 +692,25 @@ func (a *Authorizer) apply(txn *Transaction, d Decision, h *held) error {
 	return nil
 }
 
+// tooLate reports whether a transaction at t comes later than the lateness
+// allows: it is decided on what the windows keep, and not counted. Decided
+// by the latest time seen, not by each engine's own watermark (which moves
+// only when its shard is touched), so that windows built at different
+// times — a rule change's backfill, a replay — agree on what they count.
+func (a *Authorizer) tooLate(t int64) bool {
+	return t < a.maxT.Load()-a.opts.Lateness.Milliseconds()
+}
+
+// raise sets v to t if t is later.
+func raise(v *atomic.Int64, t int64) {
+	for {
+		m := v.Load()
+		if t <= m || v.CompareAndSwap(m, t) {
+			return
+		}
+	}
+}
+
 // remember keeps a decided transaction's id (one its caller gave) in its
 // home shard, to recognise a retry, and forgets those past Remember.
 func (a *Authorizer) remember(shard int, t int64, id event.ID, pos uint64) {
@@ -643,7 +718,7 @@ func (a *Authorizer) remember(shard int, t int64, id event.ID, pos uint64) {
 	home.recent[id] = pos
 	home.order = append(home.order, recentID{t, id})
 	w := a.maxT.Load()
-	keep := max(a.opts.Remember, a.set.maxSpan()).Milliseconds()
+	keep := max(a.opts.Remember, a.opts.Lateness).Milliseconds()
 	for home.oldest < len(home.order) && home.order[home.oldest].T < w-keep {
 		delete(home.recent, home.order[home.oldest].ID)
 		home.order[home.oldest] = recentID{}

@@ -22,7 +22,7 @@ import (
 // in force (or cannot be read) is ignored, the windows then rebuilt from
 // the log.
 
-const checkpointFormat = 3 // 3: lateBy
+const checkpointFormat = 4 // 4: marks, and no lateBy
 
 type checkpointFile struct {
 	Format   int
@@ -30,13 +30,13 @@ type checkpointFile struct {
 	Shards   int
 	Position uint64 // every transaction at or before it is counted
 	MaxT     int64
+	Marks    []mark
 	State    []shardState
 }
 
 type shardState struct {
 	Engines    [][]byte // stream snapshots, one per group
 	LastDenied map[string]int64
-	LateBy     map[string]int64
 	Recent     map[event.ID]uint64
 	Order      []recentID
 }
@@ -85,9 +85,9 @@ func (a *Authorizer) checkpoint() error {
 	if e := a.lost.Load(); e != nil {
 		return *e // never make windows the log contradicts the starting point
 	}
-	cp := checkpointFile{Format: checkpointFormat, Rules: a.log.fingerprint(), Shards: len(a.shards), Position: a.applied.Load(), MaxT: a.maxT.Load()}
+	cp := checkpointFile{Format: checkpointFormat, Rules: a.log.fingerprint(), Shards: len(a.shards), Position: a.applied.Load(), MaxT: a.maxT.Load(), Marks: a.marks.snapshot()}
 	for _, sh := range a.shards {
-		st := shardState{LastDenied: sh.lastDenied, LateBy: sh.lateBy, Recent: sh.recent, Order: sh.order[sh.oldest:]}
+		st := shardState{LastDenied: sh.lastDenied, Recent: sh.recent, Order: sh.order[sh.oldest:]}
 		for _, e := range sh.windows.engines {
 			b, err := e.snapshot()
 			if err != nil {
@@ -139,14 +139,12 @@ func (a *Authorizer) restore(shards []*shard) (uint64, int64, error) {
 		if st.LastDenied != nil {
 			sh.lastDenied = st.LastDenied
 		}
-		if st.LateBy != nil {
-			sh.lateBy = st.LateBy
-		}
 		if st.Recent != nil {
 			sh.recent = st.Recent
 		}
 		sh.order = st.Order
 	}
+	a.marks.reset(cp.Marks)
 	return cp.Position, cp.MaxT, nil
 }
 

@@ -200,23 +200,26 @@ func TestWindowStats(t *testing.T) {
 	}
 }
 
-// The read-back for amendments goes as far as the user's own lateness
-// requires: after one transaction came 9 s late, a decision recorded before
-// it but later in time is still found.
+// The read-back for amendments goes as far as the marks require: after one
+// transaction came 9 s late, a decision recorded before it but later in
+// time is still found (a mark's time is the latest up to its position, not
+// the time at it).
 func TestPastDecisionsReachPastALateOne(t *testing.T) {
+	defer func(n int) { markEvery = n }(markEvery)
+	markEvery = 1
 	ctx := context.Background()
 	a := openAuth(t, openLog(t, t.TempDir()))
 	for _, sec := range []int{10, 20, 11, 21} {
 		authorize(t, a, "u1", "10", t0.Add(time.Duration(sec)*time.Second))
 	}
 	txn := Transaction{User: "u1", At: t0.Add(15 * time.Second)}
+	if m := a.marks.atOrBefore(millis(txn.At)); m.T != millis(t0.Add(10*time.Second)) {
+		t.Fatalf("mark at or before 15 s: %+v, want the one after the transaction at 10 s", m)
+	}
 	var h held
 	a.lock(&txn, &h)
 	defer a.unlock(&h)
-	if by := a.shards[h.home].lateBy["u1"]; by != 9_000 {
-		t.Fatalf("lateBy %d ms, want 9000 (11 s came after 20 s)", by)
-	}
-	pasts, err := a.pastDecisions(ctx, &txn, millis(txn.At), a.set.maxSpan().Milliseconds(), a.shards[h.home].lateBy["u1"])
+	pasts, err := a.pastDecisions(ctx, &txn, millis(txn.At), a.set.maxSpan().Milliseconds())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,10 +107,10 @@ func loadRules(ctx context.Context, st store.Store) (ruleLog, error) {
 }
 
 // Apply adds rules or replaces the ones of the same names (a new version),
-// records the change in the log, and rebuilds the windows from the
-// recorded transactions, so that the new rules decide the next transaction
-// as if they had always been in force. Nothing changes when a rule is
-// invalid.
+// records the change in the log, and backfills the windows the new rules
+// need from the recorded transactions (see switchRules), so that the new
+// rules decide the next transaction as if they had always been in force.
+// Nothing changes when a rule is invalid.
 func (a *Authorizer) Apply(ctx context.Context, by string, rules ...Rule) error {
 	return a.change(ctx, by, func(cur []Rule) ([]Rule, []Change, error) {
 		next := slices.Clone(cur)
@@ -219,7 +219,7 @@ func (a *Authorizer) change(ctx context.Context, by string, edit func([]Rule) ([
 	if err != nil {
 		return fmt.Errorf("rules: record change: %w", err)
 	}
-	if err := a.rebuild(ctx, ruleLog{next, versions, res.Version}); err != nil {
+	if err := a.switchRules(ctx, ruleLog{next, versions, res.Version}); err != nil {
 		// The change is recorded but the windows are half rebuilt.
 		a.lose(err)
 		return err

@@ -24,7 +24,18 @@ type groupDef struct {
 	field       field   // distinct's argument
 	countDenied bool
 	spans       []time.Duration
+	longest     int64 // the longest span (ms)
 	terms       []groupTerm
+}
+
+// counts reports whether the group's windows count a transaction decided
+// so.
+func (g *groupDef) counts(outcome Action) bool { return outcome != Deny || g.countDenied }
+
+// same reports whether windows built for o hold exactly what g's would
+// (the terms read from them may differ).
+func (g *groupDef) same(o *groupDef) bool {
+	return g.key == o.key && g.family == o.family && g.field == o.field && g.countDenied == o.countDenied && slices.Equal(g.spans, o.spans)
 }
 
 // groupTerm is where a term's value comes from in its group's results.
@@ -94,6 +105,7 @@ func NewSet(rules []Rule) (*Set, error) {
 		if sp < 0 {
 			def.spans = append(def.spans, t.span)
 			sp = len(def.spans) - 1
+			def.longest = max(def.longest, t.span.Milliseconds())
 		}
 		if def.keyIdx = slices.Index(s.keys, def.key); def.keyIdx < 0 {
 			if len(s.keys) == maxKeys {
@@ -129,8 +141,9 @@ type windows struct {
 // types.
 type engine interface {
 	// probe sets the group's term values at instant t, with the extra
-	// transactions counted in (each at its own time).
-	probe(key string, t int64, extra []*Transaction, terms []groupTerm, vals []num.Dec) error
+	// transactions counted in (each at its own time), reading nothing
+	// before floor.
+	probe(key string, t, floor int64, extra []*Transaction, terms []groupTerm, vals []num.Dec) error
 	// add counts the transaction in the windows.
 	add(key string, t int64, txn *Transaction) error
 	// watermark moves time on: no transaction before w is expected.
@@ -145,44 +158,46 @@ type engine interface {
 func newWindows(s *Set, lateness time.Duration) (*windows, error) {
 	w := &windows{}
 	for _, g := range s.groups {
-		cfg := stream.Config{Kind: stream.Lookback, Size: g.spans[0].Milliseconds()}
-		for _, sp := range g.spans[1:] {
-			cfg.Spans = append(cfg.Spans, sp.Milliseconds())
-		}
-		// A transaction that comes late, by up to the lateness, still
-		// counts where it belongs; events are kept for the longest window
-		// and the lateness.
-		cfg.Lateness = lateness.Milliseconds()
-		amount := func(t *Transaction) num.Dec { return t.Amount }
-		var (
-			e   engine
-			err error
-		)
-		switch g.family {
-		case aggCount:
-			e, err = newEngine(cfg, stream.CountSum{}, amount, func(m stream.Moments, k aggKind) num.Dec {
-				switch k {
-				case aggCount:
-					return num.FromInt(m.N)
-				case aggSum:
-					return m.Sum
-				}
-				return stream.Avg{}.Result(m)
-			})
-		case aggMin:
-			e, err = newEngine(cfg, stream.Min{}, amount, func(v num.Dec, _ aggKind) num.Dec { return v })
-		case aggMax:
-			e, err = newEngine(cfg, stream.Max{}, amount, func(v num.Dec, _ aggKind) num.Dec { return v })
-		case aggDistinct:
-			f := g.field
-			e, err = newEngine(cfg, stream.Distinct[string]{}, f.str, func(n int64, _ aggKind) num.Dec { return num.FromInt(n) })
-		}
+		e, err := newGroupEngine(g, lateness)
 		if err != nil {
 			return nil, err
 		}
 		w.engines = append(w.engines, e)
 	}
 	return w, nil
+}
+
+// newGroupEngine builds the engine of group g.
+func newGroupEngine(g groupDef, lateness time.Duration) (engine, error) {
+	cfg := stream.Config{Kind: stream.Lookback, Size: g.spans[0].Milliseconds()}
+	for _, sp := range g.spans[1:] {
+		cfg.Spans = append(cfg.Spans, sp.Milliseconds())
+	}
+	// A transaction that comes late, by up to the lateness, still counts
+	// where it belongs; events are kept for the longest window and the
+	// lateness.
+	cfg.Lateness = lateness.Milliseconds()
+	amount := func(t *Transaction) num.Dec { return t.Amount }
+	switch g.family {
+	case aggCount:
+		return newEngine(cfg, stream.CountSum{}, amount, func(m stream.Moments, k aggKind) num.Dec {
+			switch k {
+			case aggCount:
+				return num.FromInt(m.N)
+			case aggSum:
+				return m.Sum
+			}
+			return stream.Avg{}.Result(m)
+		})
+	case aggMin:
+		return newEngine(cfg, stream.Min{}, amount, func(v num.Dec, _ aggKind) num.Dec { return v })
+	case aggMax:
+		return newEngine(cfg, stream.Max{}, amount, func(v num.Dec, _ aggKind) num.Dec { return v })
+	case aggDistinct:
+		f := g.field
+		return newEngine(cfg, stream.Distinct[string]{}, f.str, func(n int64, _ aggKind) num.Dec { return num.FromInt(n) })
+	}
+	return nil, fmt.Errorf("rules: no engine for %v", g.family)
 }
 
 type engineOf[V, A, R any] struct {
@@ -203,7 +218,7 @@ func newEngine[V, A, R any](cfg stream.Config, agg stream.Aggregator[V, A, R], v
 	return &engineOf[V, A, R]{e: e, agg: agg, value: value, read: read}, nil
 }
 
-func (g *engineOf[V, A, R]) probe(key string, t int64, extra []*Transaction, terms []groupTerm, vals []num.Dec) error {
+func (g *engineOf[V, A, R]) probe(key string, t, floor int64, extra []*Transaction, terms []groupTerm, vals []num.Dec) error {
 	g.extra = g.extra[:0]
 	for _, x := range extra {
 		g.extra = append(g.extra, stream.Elem[V]{Time: millis(x.At), Value: g.value(x)})
@@ -214,22 +229,34 @@ func (g *engineOf[V, A, R]) probe(key string, t int64, extra []*Transaction, ter
 		return err
 	}
 	for _, gt := range terms {
-		if !gt.tumbling && !gt.session {
+		from := t - gt.size + 1 // a lookback or session window's start
+		if gt.tumbling {
+			from = alignedStart(t, gt.size, gt.slide, gt.offset)
+		} else if !gt.session && from >= floor {
 			vals[gt.slot] = g.read(res[gt.span].Value, gt.agg)
 			continue
 		}
-		// The engine keeps a span of the window's size, so it holds
-		// every event since the window's start.
-		var from int64
-		if gt.tumbling {
-			from = alignedStart(t, gt.size, gt.slide, gt.offset)
+		lo := max(from, floor)
+		if lo > t {
+			// Older than anything every build of the windows keeps (a
+			// transaction far later than the lateness): the extra alone.
+			acc := g.agg.Init()
+			for _, x := range g.extra {
+				if x.Time >= from && x.Time <= t {
+					acc = g.agg.Add(acc, x.Time, x.Value)
+				}
+			}
+			vals[gt.slot] = g.read(g.agg.Result(acc), gt.agg)
+			continue
 		}
 		if gt.session {
-			if from, err = g.e.SessionStart(key, t, gt.gap, t-gt.size+1, g.extra...); err != nil {
+			// The engine keeps a span of the window's size, so it holds
+			// every event since the window's start.
+			if lo, err = g.e.SessionStart(key, t, gt.gap, lo, g.extra...); err != nil {
 				return err
 			}
 		}
-		rr, err := g.e.ProbeRange(g.rr[:0], key, from, t, g.extra...)
+		rr, err := g.e.ProbeRange(g.rr[:0], key, lo, t, g.extra...)
 		g.rr = rr
 		if err != nil {
 			return err
