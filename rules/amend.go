@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/stratadb/strata/event"
@@ -30,34 +31,45 @@ type Amendment struct {
 	Cause event.ID `json:"cause"`
 }
 
-// pastDecision is a decision of the user read back from the log.
+// pastDecision is a decision read back from the log.
 type pastDecision struct {
 	txn      Transaction
-	original Action // the decision's outcome: what the windows counted it by
-	latest   Action // with amendments since
+	original Action  // the decision's outcome: what the windows counted it by
+	latest   Action  // with amendments since
+	fired    []Fired // the rules that fired, as of latest
 }
 
-// amendments re-decides the user's decisions after txn's time, which
-// txn (counted as d says) now reaches, and returns those whose outcome
-// changes, oldest first. Only rules keyed by user are re-decided: the
-// user's decisions are in the user's stream, and their windows in the
-// shards held.
+// amendments re-decides the decisions after txn's time that share a key
+// value with txn (its user's, or another user's at its merchant, say),
+// which txn (counted as d says) now reaches, and returns those whose
+// outcome changes, in log order. Only the rules keyed by the shared fields
+// are evaluated again: their windows are in the shards held (the same key
+// value, the same shard); the others' windows did not change, and stand as
+// they fired.
 func (a *Authorizer) amendments(ctx context.Context, txn *Transaction, d Decision, h *held) ([]Amendment, error) {
 	t := millis(txn.At)
-	reach := a.set.maxSpan().Milliseconds()
-	pasts, err := a.pastDecisions(ctx, txn, t, reach)
+	pasts, err := a.pastDecisions(ctx, txn, t, a.set.maxSpan().Milliseconds())
 	if err != nil {
 		return nil, err
 	}
 	var out []Amendment
 	vals := make([]num.Dec, len(a.set.terms.list))
-	for i := len(pasts) - 1; i >= 0; i-- {
+	for i := range pasts {
 		p := &pasts[i]
+		var shared keySet
+		for k, f := range a.set.keys {
+			if f.str(&p.txn) == f.str(txn) {
+				shared |= 1 << k
+			}
+		}
+		if shared == 0 {
+			continue
+		}
 		extra := []counted{{txn: txn, outcome: d.Outcome}, {txn: &p.txn, outcome: p.original, ifNotCounted: true}}
-		if err := a.values(h, &p.txn, millis(p.txn.At), extra, vals, true); err != nil {
+		if err := a.values(h, &p.txn, millis(p.txn.At), extra, vals, shared); err != nil {
 			return nil, err
 		}
-		outcome, fired := a.evaluate(a.shards[h.home], &p.txn, vals, true)
+		outcome, fired := a.evaluate(a.shards[h.home], &p.txn, vals, shared, p.fired)
 		if outcome != p.latest {
 			out = append(out, Amendment{Transaction: p.txn.ID, User: p.txn.User, At: p.txn.At, Outcome: outcome, Previous: p.latest, Fired: fired, Cause: txn.ID})
 		}
@@ -65,109 +77,148 @@ func (a *Authorizer) amendments(ctx context.Context, txn *Transaction, d Decisio
 	return out, nil
 }
 
-// pastDecisions reads the user's stream back, for the decisions at
-// instants in (t, t+reach), newest first.
+// pastDecisions reads back the decisions at instants in (t, t+reach), in
+// log order, with their amendments. It reads from the newest mark at or
+// before t: every transaction recorded before it is at or before t. (An
+// amendment is recorded after the transaction it amends, and a decision
+// just after its own.) When every rule is keyed by user, only the user's
+// stream is read: the user's decisions and their amendments are all there.
+// Otherwise the log is, from the mark: another user's decision at the
+// same merchant is in that user's stream.
 func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, reach int64) ([]pastDecision, error) {
-	latest := map[event.ID]Action{}
-	original := map[event.ID]Action{}
-	var out []pastDecision
-	// Read back to the newest mark at or before t: every transaction
-	// recorded before it is at or before t. (An amendment is recorded after
-	// the transaction it amends, and a decision just after its own.)
 	stop := a.marks.atOrBefore(t).Pos
-	for rec, err := range a.st.ReadStream(ctx, StreamOf(txn.User), store.ReadStreamOptions{Backwards: true}) {
-		if errors.Is(err, store.ErrStreamNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("rules: read past decisions: %w", err)
-		}
-		if rec.Position <= stop {
-			return out, nil
-		}
-		switch rec.Type {
-		case TypeAmendment:
-			var am Amendment
-			if err := json.Unmarshal(rec.Data, &am); err != nil {
-				return nil, fmt.Errorf("rules: amendment at %d: %w", rec.Position, err)
+	var recs []event.Record
+	if len(a.set.keys) == 1 && a.set.keys[0].name == "user_id" {
+		for rec, err := range a.st.ReadStream(ctx, StreamOf(txn.User), store.ReadStreamOptions{Backwards: true}) {
+			if errors.Is(err, store.ErrStreamNotFound) {
+				break
 			}
-			if _, ok := latest[am.Transaction]; !ok {
-				latest[am.Transaction] = am.Outcome
+			if err != nil {
+				return nil, fmt.Errorf("rules: read past decisions: %w", err)
+			}
+			if rec.Position <= stop {
+				break
+			}
+			recs = append(recs, rec)
+		}
+		slices.Reverse(recs)
+	} else {
+		for rec, err := range a.st.ReadAll(ctx, store.ReadAllOptions{After: stop, Filter: store.Filter{Types: []string{TypeTransaction, TypeDecision, TypeAmendment}, StreamPrefix: "txn-"}}) {
+			if err != nil {
+				return nil, fmt.Errorf("rules: read past decisions: %w", err)
+			}
+			recs = append(recs, rec)
+		}
+	}
+	var out []pastDecision
+	at := map[event.ID]int{} // a transaction's index in out
+	for _, rec := range recs {
+		switch rec.Type {
+		case TypeTransaction:
+			var x Transaction
+			if err := json.Unmarshal(rec.Data, &x); err != nil {
+				return nil, fmt.Errorf("rules: transaction at %d: %w", rec.Position, err)
+			}
+			if tx := millis(x.At); tx > t && tx-t < reach && x.ID != txn.ID {
+				at[x.ID] = len(out)
+				out = append(out, pastDecision{txn: x})
 			}
 		case TypeDecision:
 			var dd Decision
 			if err := json.Unmarshal(rec.Data, &dd); err != nil {
 				return nil, fmt.Errorf("rules: decision at %d: %w", rec.Position, err)
 			}
-			original[dd.Transaction] = dd.Outcome
-			if _, ok := latest[dd.Transaction]; !ok {
-				latest[dd.Transaction] = dd.Outcome
+			if i, ok := at[dd.Transaction]; ok {
+				out[i].original, out[i].latest, out[i].fired = dd.Outcome, dd.Outcome, dd.Fired
 			}
-		case TypeTransaction:
-			var x Transaction
-			if err := json.Unmarshal(rec.Data, &x); err != nil {
-				return nil, fmt.Errorf("rules: transaction at %d: %w", rec.Position, err)
+		case TypeAmendment:
+			var am Amendment
+			if err := json.Unmarshal(rec.Data, &am); err != nil {
+				return nil, fmt.Errorf("rules: amendment at %d: %w", rec.Position, err)
 			}
-			tx := millis(x.At)
-			if tx > t && tx-t < reach && x.ID != txn.ID {
-				out = append(out, pastDecision{txn: x, original: original[x.ID], latest: latest[x.ID]})
+			if i, ok := at[am.Transaction]; ok {
+				out[i].latest, out[i].fired = am.Outcome, am.Fired
 			}
 		}
 	}
 	return out, nil
 }
 
-// userKeyed reports whether every window of r is kept per user.
-func (r *compiledRule) userKeyed() bool {
-	f, _ := fieldOf(r.Key)
-	return f.name == "user_id"
-}
-
-// late reports whether the user has decisions after txn's instant (those
-// at the same instant came first, and stand: a burst of transactions
-// stamped with one millisecond is not late, and must not read the user's
-// stream back at each one). One later than the lateness is not: it is not
+// late returns the key fields for which txn is late: a decision about its
+// value (its user, its merchant) is at a later instant. Those at the same
+// instant came first, and stand: a burst of transactions stamped with one
+// millisecond is not late, and must not read the log back at each one. A
+// transaction later than the lateness is late for nothing: it is not
 // counted, so it changes no decision.
-func (a *Authorizer) late(txn *Transaction, h *held) bool {
+func (a *Authorizer) late(txn *Transaction, h *held) keySet {
 	t := millis(txn.At)
 	if a.tooLate(t) {
-		return false
+		return 0
 	}
-	last, ok := a.newest(txn, h)
-	return ok && t < last
+	var late keySet
+	for k := range a.set.keys {
+		if last, ok := a.newest(txn, h, k); ok && t < last {
+			late |= 1 << k
+		}
+	}
+	return late
 }
 
-// newest is the time of the user's newest transaction the windows know of:
-// counted ones are in the user-keyed windows (which the decision has just
-// probed, so asking costs no lookup), denied ones that no such window
-// counts are in the home shard's lastDenied. Exact for a transaction within
-// the lateness, whatever the windows have forgotten: they keep every
-// transaction after it.
-func (a *Authorizer) newest(txn *Transaction, h *held) (int64, bool) {
+// newest is the time of the newest transaction with txn's value of key
+// field k that the windows know of: counted ones are in the windows kept by
+// that field (which the decision has just probed, so asking costs no
+// lookup), denied ones that no such window counts in lastDenied. Exact for
+// a transaction within the lateness, whatever the windows have forgotten:
+// they keep every transaction after it.
+func (a *Authorizer) newest(txn *Transaction, h *held, k int) (int64, bool) {
 	var last int64
 	found := false
+	f := a.set.keys[k]
+	v := f.str(txn)
 	for g := range a.set.groups {
-		if a.set.groups[g].key.name != "user_id" {
+		if a.set.groups[g].keyIdx != k {
 			continue
 		}
-		if t, ok := a.shards[h.group(a.set, g)].windows.engines[g].newest(txn.User); ok && (!found || t > last) {
+		if t, ok := a.shards[h.keys[k]].windows.engines[g].newest(v); ok && (!found || t > last) {
 			last, found = t, true
 		}
 	}
-	if t, ok := a.shards[h.home].lastDenied[txn.User]; ok && (!found || t > last) {
+	if t, ok := a.shards[h.keys[k]].lastDenied[deniedKey(f, v)]; ok && (!found || t > last) {
 		last, found = t, true
 	}
 	return last, found
 }
 
-// decided notes a denied transaction's time: whatever the rules in force,
-// so that a rule change finds it noted.
+// deniedKey is where lastDenied keeps a key value's time: the user as it
+// is (whatever the rules, every denial notes its user), another field's
+// value after the field's name.
+func deniedKey(f field, v string) string {
+	if f.name == "user_id" {
+		return v
+	}
+	return f.String() + "\x00" + v
+}
+
+// decided notes a denied transaction's time for its user (whatever the
+// rules in force, so that a rule change finds it noted) and its other key
+// values.
 func (a *Authorizer) decided(txn *Transaction, d Decision, h *held) {
 	if d.Outcome != Deny {
 		return
 	}
-	s := a.shards[h.home]
-	if last, ok := s.lastDenied[txn.User]; !ok || millis(txn.At) > last {
-		s.lastDenied[txn.User] = millis(txn.At)
+	noteDenied(a.shards[h.home].lastDenied, userField, txn)
+	for k, f := range a.set.keys {
+		if f.name != "user_id" {
+			noteDenied(a.shards[h.keys[k]].lastDenied, f, txn)
+		}
+	}
+}
+
+var userField = field{name: "user_id"}
+
+func noteDenied(m map[string]int64, f field, txn *Transaction) {
+	key := deniedKey(f, f.str(txn))
+	if last, ok := m[key]; !ok || millis(txn.At) > last {
+		m[key] = millis(txn.At)
 	}
 }

@@ -124,11 +124,12 @@ type shard struct {
 	windows *windows
 	recent  map[event.ID]uint64  // transaction id → its position, for ids callers gave
 	flights map[event.ID]*flight // ids callers gave whose appends are queued
-	// queued waits for the latest append queued by a decision about a user
-	// of this shard (nil: none yet).
+	// queued waits for the latest append queued by a decision that held
+	// this shard (nil: none yet).
 	queued func() (store.AppendResult, error)
-	// lastDenied: user → the latest time of a denied transaction (one
-	// the user-keyed windows may not count: see late).
+	// lastDenied: the latest time of a denied transaction (one the
+	// windows may not count: see late) of a user, or of another key
+	// field's value (deniedKey).
 	lastDenied map[string]int64
 	in         []*Transaction // values' scratch
 	x          evalCtx        // evaluate's
@@ -351,11 +352,14 @@ func (a *Authorizer) authorize(ctx context.Context, txn Transaction) (Decision, 
 	if err != nil {
 		return Decision{}, err
 	}
-	if a.late(&txn, &h) {
-		// The user's stream is read back: what is queued must be in it.
-		if home.queued != nil {
-			if _, err := home.queued(); err != nil {
-				return Decision{}, fmt.Errorf("rules: an earlier decision: %w", err)
+	if a.late(&txn, &h) != 0 {
+		// The log is read back: the decisions about these keys that are
+		// queued must be in it.
+		for _, i := range h.shards[:h.n] {
+			if q := a.shards[i].queued; q != nil {
+				if _, err := q(); err != nil {
+					return Decision{}, fmt.Errorf("rules: an earlier decision: %w", err)
+				}
 			}
 		}
 		if d.Amendments, err = a.amendments(ctx, &txn, d, &h); err != nil {
@@ -403,7 +407,9 @@ func (a *Authorizer) authorize(ctx context.Context, txn Transaction) (Decision, 
 		a.lose(err)
 		return Decision{}, err
 	}
-	home.queued = wait
+	for _, i := range h.shards[:h.n] {
+		a.shards[i].queued = wait
+	}
 	var f *flight
 	if given {
 		f = &flight{done: make(chan struct{})}
@@ -578,11 +584,11 @@ func (a *Authorizer) unlock(h *held) {
 // counted in.
 func (a *Authorizer) decide(txn *Transaction, h *held) (Decision, error) {
 	vals := a.shards[h.home].vals
-	if err := a.values(h, txn, millis(txn.At), []counted{{txn: txn}}, vals, false); err != nil {
+	if err := a.values(h, txn, millis(txn.At), []counted{{txn: txn}}, vals, allKeys); err != nil {
 		return Decision{}, err
 	}
 	d := Decision{Transaction: txn.ID, User: txn.User, At: txn.At}
-	d.Outcome, d.Fired = a.evaluate(a.shards[h.home], txn, vals, false)
+	d.Outcome, d.Fired = a.evaluate(a.shards[h.home], txn, vals, allKeys, nil)
 	return d, nil
 }
 
@@ -604,16 +610,23 @@ func (c counted) in(def *groupDef) bool {
 	return c.outcome == "" || counts
 }
 
-// values sets every term's value for the windows of of's keys at instant t,
-// with the given transactions counted in where their outcomes let them
-// (userOnly: only the windows kept per user).
-func (a *Authorizer) values(h *held, of *Transaction, t int64, extra []counted, vals []num.Dec, userOnly bool) error {
+// keySet is a set of the rule set's key fields, by index in Set.keys.
+type keySet uint16
+
+const allKeys keySet = 1<<maxKeys - 1
+
+func (k keySet) has(i int) bool { return i >= 0 && k&(1<<i) != 0 }
+
+// values sets the term values of the windows kept by the given key fields
+// for of's key values at instant t, with the given transactions counted in
+// where their outcomes let them.
+func (a *Authorizer) values(h *held, of *Transaction, t int64, extra []counted, vals []num.Dec, keys keySet) error {
 	home := a.shards[h.home] // its scratch is ours while its lock is held
 	in := home.in[:0]
 	defer func() { home.in = in[:0] }()
 	for g := range a.set.groups {
 		def := &a.set.groups[g]
-		if userOnly && def.key.name != "user_id" {
+		if !keys.has(def.keyIdx) {
 			continue
 		}
 		in = in[:0]
@@ -637,9 +650,12 @@ func (a *Authorizer) values(h *held, of *Transaction, t int64, extra []counted, 
 	return nil
 }
 
-// evaluate runs every rule's condition on the term values: the outcome is
-// the strongest action among the rules that fired (alert leaves it approve).
-func (a *Authorizer) evaluate(home *shard, txn *Transaction, vals []num.Dec, userOnly bool) (Action, []Fired) {
+// evaluate runs the condition of every rule keyed by one of keys on the
+// term values, and takes the others as they fired before (carried: the
+// decision's or its latest amendment's, when some are not evaluated): the
+// outcome is the strongest action among the rules that fired (alert leaves
+// it approve).
+func (a *Authorizer) evaluate(home *shard, txn *Transaction, vals []num.Dec, keys keySet, carried []Fired) (Action, []Fired) {
 	outcome := Approve
 	var fired []Fired
 	// The home shard's context: one the compiled closures can point at
@@ -648,7 +664,16 @@ func (a *Authorizer) evaluate(home *shard, txn *Transaction, vals []num.Dec, use
 	*x = evalCtx{txn: txn, vals: vals}
 	defer func() { *x = evalCtx{} }()
 	for _, r := range a.set.rules {
-		if userOnly && !r.userKeyed() || !r.cond(x) {
+		if !keys.has(r.keyIdx) {
+			if i := slices.IndexFunc(carried, func(f Fired) bool { return f.Rule == r.Name }); i >= 0 {
+				fired = append(fired, carried[i])
+				if r.Action.rank() > outcome.rank() && r.Action != Alert {
+					outcome = r.Action
+				}
+			}
+			continue
+		}
+		if !r.cond(x) {
 			continue
 		}
 		f := Fired{Rule: r.Name, Version: a.log.versions[r.Name], Action: r.Action, Severity: r.Severity, Values: make([]Value, len(r.slots))}

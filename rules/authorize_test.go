@@ -605,3 +605,54 @@ func TestSlidingIsTheFullestWindowSoFar(t *testing.T) {
 		}
 	})
 }
+
+// A late transaction amends other users' decisions through the windows it
+// shares with them: here a merchant's. The rules not keyed by the shared
+// field stand as they fired (u3's review), and a late transaction that
+// changes only a user's windows leaves that user's decision denied by the
+// merchant's.
+func TestLateTransactionAmendsThroughMerchant(t *testing.T) {
+	ctx := context.Background()
+	a := openAuth(t, openLog(t, t.TempDir()))
+	if err := a.Apply(ctx, "test",
+		Rule{Name: "user_big", Key: "user_id", Window: &Window{Type: "lookback", Size: Duration(time.Minute)}, Condition: "max(amount) > 1000", Action: Review},
+		Rule{Name: "merchant_burst", Key: "merchant", Window: &Window{Type: "lookback", Size: Duration(time.Minute)}, Condition: "count > 3", Action: Deny},
+	); err != nil {
+		t.Fatal(err)
+	}
+	pay := func(user, merchant, amount string, sec int) Decision {
+		t.Helper()
+		d, err := a.Authorize(ctx, Transaction{User: user, Merchant: merchant, Amount: dec(amount), At: t0.Add(time.Duration(sec) * time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	pay("u1", "m1", "10", 10)
+	pay("u2", "m1", "10", 11)
+	d3 := pay("u3", "m1", "2000", 12)
+	if d3.Outcome != Review || fired(d3) != "user_big(max(amount)=2000)" {
+		t.Fatalf("u3 at 12 s: %s %s", d3.Outcome, fired(d3))
+	}
+	late := pay("u5", "m1", "10", 5)
+	if late.Outcome != Approve || len(late.Amendments) != 1 {
+		t.Fatalf("late transaction: %s, amendments %+v", late.Outcome, late.Amendments)
+	}
+	am := late.Amendments[0]
+	got := fired(Decision{Fired: am.Fired})
+	if am.Transaction != d3.Transaction || am.User != "u3" || am.Previous != Review || am.Outcome != Deny || got != "user_big(max(amount)=2000) merchant_burst(count=4)" {
+		t.Fatalf("amendment of %s: %s → %s by %s; want u3's, review → deny by user_big(max(amount)=2000) merchant_burst(count=4)", am.User, am.Previous, am.Outcome, got)
+	}
+	// u9's decision at 23 s is denied by m2's windows; a late transaction
+	// of u9 elsewhere changes u9's windows only, and the merchant's denial
+	// stands: no amendment.
+	for i, u := range []string{"u6", "u7", "u8"} {
+		pay(u, "m2", "10", 20+i)
+	}
+	if d := pay("u9", "m2", "10", 23); d.Outcome != Deny {
+		t.Fatalf("u9 at 23 s: %s %s", d.Outcome, fired(d))
+	}
+	if d := pay("u9", "m9", "5000", 22); d.Outcome != Review || len(d.Amendments) != 0 {
+		t.Fatalf("u9's late transaction: %s, amendments %+v; want review and none", d.Outcome, d.Amendments)
+	}
+}

@@ -123,6 +123,15 @@ func (a *Authorizer) fill(ctx context.Context, groups []int) error {
 				}
 			}
 		}
+		if r.d.Outcome == Deny {
+			// A new key field's denials, for telling late transactions
+			// (the users' are noted whatever the rules).
+			for k, f := range a.set.keys {
+				if f.name != "user_id" {
+					noteDenied(a.shards[h.keys[k]].lastDenied, f, r.txn)
+				}
+			}
+		}
 		seen = max(seen, t)
 		for _, i := range h.shards[:h.n] {
 			for _, g := range groups {

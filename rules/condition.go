@@ -86,9 +86,10 @@ func (ts *terms) slot(t term) int {
 // compiledRule is a rule ready to evaluate.
 type compiledRule struct {
 	Rule
-	slots []int    // its terms' slots, in the order its values are reported
-	names []string // how the condition wrote each of them
-	cond  func(*evalCtx) bool
+	keyIdx int      // its key field's index in its Set's keys
+	slots  []int    // its terms' slots, in the order its values are reported
+	names  []string // how the condition wrote each of them
+	cond   func(*evalCtx) bool
 }
 
 // compile checks a rule and compiles its condition with a table of its own.

@@ -118,6 +118,11 @@ func NewSet(rules []Rule) (*Set, error) {
 			tumbling: t.tumbling, size: t.span.Milliseconds(), slide: t.slide.Milliseconds(), offset: t.offset.Milliseconds(),
 			session: t.session, gap: t.gap.Milliseconds()})
 	}
+	for _, r := range s.rules {
+		// Every rule reads a window, so its key is one of the groups'.
+		f, _ := fieldOf(r.Key)
+		r.keyIdx = slices.Index(s.keys, f)
+	}
 	return s, nil
 }
 
