@@ -25,7 +25,7 @@ type mark struct {
 // recent history (where amendments read) stays finely marked and the
 // oldest (where only a rule change with a long window reads) coarsely.
 var (
-	markEvery = 256
+	markEvery = 64
 	maxMarks  = 8192
 )
 
