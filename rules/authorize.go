@@ -103,11 +103,12 @@ type Authorizer struct {
 	st   store.Store
 	opts Options
 
-	mu     sync.RWMutex // held for writing while the rule set changes
-	log    ruleLog      // the rules as recorded
-	set    *Set         // the enabled ones, compiled
-	shards []*shard
-	maxT   atomic.Int64 // the latest transaction time seen (ms; noTime before the first)
+	mu       sync.RWMutex // held for writing while the rule set changes
+	changeMu sync.Mutex   // one rule change (or reload) at a time
+	log      ruleLog      // the rules as recorded
+	set      *Set         // the enabled ones, compiled
+	shards   []*shard
+	maxT     atomic.Int64 // the latest transaction time seen (ms; noTime before the first)
 
 	applied         atomic.Uint64 // the position up to which transactions are counted
 	seen            atomic.Int64  // ≥ maxT: raised before a transaction's append, for marks
@@ -549,18 +550,18 @@ type held struct {
 func (h *held) group(s *Set, g int) int { return h.keys[s.groups[g].keyIdx] }
 
 func (a *Authorizer) lock(txn *Transaction, h *held) {
-	a.place(txn, h)
+	h.place(a.set, len(a.shards), txn)
 	for _, i := range h.shards[:h.n] {
 		a.shards[i].mu.Lock()
 	}
 }
 
-// place sets the shards txn's decision holds, in ascending order.
-func (a *Authorizer) place(txn *Transaction, h *held) {
-	n := len(a.shards)
+// place sets the shards of n that a decision about txn holds under set, in
+// ascending order.
+func (h *held) place(set *Set, n int, txn *Transaction) {
 	h.home = shardOf(txn.User, n)
 	h.shards[0], h.n = h.home, 1
-	for i, f := range a.set.keys {
+	for i, f := range set.keys {
 		s := h.home
 		if f.name != "user_id" {
 			s = shardOf(f.str(txn), n)

@@ -16,7 +16,9 @@ type Backfill struct {
 	// how many it read.
 	After        uint64
 	Transactions int
-	Took         time.Duration
+	// Took is the whole change; Held the part of it decisions waited for
+	// (the end of the replay, and putting the new rules in place).
+	Took, Held time.Duration
 }
 
 // LastBackfill reports the latest rule change's backfill.
@@ -26,99 +28,102 @@ func (a *Authorizer) LastBackfill() Backfill {
 	return a.backfill
 }
 
-// switchRules puts a changed rule set in force (every decision held back).
-// Windows a rule set had before and still has are kept. New ones are
-// filled from the log, from the newest mark before the oldest transaction
-// they can still read: their longest span before the oldest instant still
-// counted (the latest time seen, less the lateness). Everything older is
-// outside every window any later decision reads (a transaction later than
-// the lateness reads nothing older either: see values), so the windows
-// decide as a replay of the whole log would. What does not depend on the
-// rules — the ids remembered for retries, the marks, denied times — stays.
-func (a *Authorizer) switchRules(ctx context.Context, l ruleLog) error {
-	if a.lost.Load() != nil {
-		return a.rebuild(ctx, l) // the windows disagree with the log
-	}
-	start := time.Now()
-	set, err := NewSet(l.rules)
-	if err != nil {
-		return err
-	}
-	old := a.set
-	kept := make([]int, len(set.groups))
-	var fresh []int
+// A rule change keeps the windows the rule set had before and still has,
+// and fills the new ones from the log, from the newest mark before the
+// oldest transaction they can still read: their longest span before the
+// oldest instant still counted (the latest time seen, less the lateness).
+// Everything older is outside every window any later decision reads (a
+// transaction later than the lateness reads nothing older either: see
+// values), so the windows decide as a replay of the whole log would. What
+// does not depend on the rules (the ids remembered for retries, the marks,
+// the users' denials) stays.
+//
+// The new windows are filled off to the side while decisions go on under
+// the rules in force, then, with decisions held, from where that left off
+// to the end of the log, and put in place: decisions wait for what was
+// recorded during the replay, not for the replay.
+
+// fill is a rule change's new windows, being filled.
+type fill struct {
+	set     *Set
+	kept    []int              // per group of set: the group of the rules in force it keeps, or -1
+	fresh   []int              // the groups to fill
+	engines [][]engine         // [shard][group]: the fresh groups' engines
+	denied  []map[string]int64 // [shard]: denials noted for the new key fields
+	seen    int64              // the latest transaction time read
+	pos     uint64             // the last position read
+	Backfill
+}
+
+// prepare sets up the fill of set's new windows (a.mu held for reading).
+func (a *Authorizer) prepare(set *Set) (*fill, error) {
+	f := &fill{set: set, kept: make([]int, len(set.groups))}
 	for g := range set.groups {
-		kept[g] = -1
-		for o := range old.groups {
-			if set.groups[g].same(&old.groups[o]) {
-				kept[g] = o
+		f.kept[g] = -1
+		for o := range a.set.groups {
+			if set.groups[g].same(&a.set.groups[o]) {
+				f.kept[g] = o
 				break
 			}
 		}
-		if kept[g] < 0 {
-			fresh = append(fresh, g)
+		if f.kept[g] < 0 {
+			f.fresh = append(f.fresh, g)
 		}
 	}
-	for _, sh := range a.shards {
-		engines := make([]engine, len(set.groups))
-		for g := range set.groups {
-			if kept[g] >= 0 {
-				engines[g] = sh.windows.engines[kept[g]]
-			} else if engines[g], err = newGroupEngine(set.groups[g], a.opts.Lateness); err != nil {
-				return err
+	f.Windows = len(f.fresh)
+	if len(f.fresh) == 0 {
+		return f, nil
+	}
+	f.engines = make([][]engine, len(a.shards))
+	f.denied = make([]map[string]int64, len(a.shards))
+	for i := range a.shards {
+		f.engines[i] = make([]engine, len(set.groups))
+		for _, g := range f.fresh {
+			e, err := newGroupEngine(set.groups[g], a.opts.Lateness)
+			if err != nil {
+				return nil, err
 			}
+			f.engines[i][g] = e
 		}
-		sh.windows = &windows{engines: engines}
-		sh.vals = make([]num.Dec, len(set.terms.list))
+		f.denied[i] = map[string]int64{}
 	}
-	a.set, a.log = set, l
-	a.backfill = Backfill{Windows: len(fresh)}
-	if len(fresh) > 0 {
-		if err := a.fill(ctx, fresh); err != nil {
-			return err
-		}
-	}
-	a.backfill.Took = time.Since(start)
-	if a.opts.Checkpoints != nil {
-		// So that a restart need not replay the whole log for the new
-		// rule set (a checkpoint is for one rule set).
-		if err := a.checkpoint(); err != nil {
-			a.ckErr.Store(&err)
-		}
-	}
-	return nil
-}
-
-// fill replays the recorded transactions its groups' windows can still
-// read into them.
-func (a *Authorizer) fill(ctx context.Context, groups []int) error {
-	lateness := a.opts.Lateness.Milliseconds()
 	maxT := a.maxT.Load()
 	oldest := maxT
-	for _, g := range groups {
-		oldest = min(oldest, maxT-lateness-a.set.groups[g].longest+1)
+	for _, g := range f.fresh {
+		oldest = min(oldest, maxT-a.opts.Lateness.Milliseconds()-set.groups[g].longest+1)
 	}
 	m := a.marks.atOrBefore(oldest - 1)
-	a.backfill.After = m.Pos
-	// The latest time seen as the replay goes, from the mark's: what the
-	// replay counts then differs from what the live windows counted only
-	// in transactions older than the mark's time, which no window reads.
-	seen := m.T
-	for r, err := range a.history(ctx, m.Pos) {
+	// The latest time seen as the replay goes starts at the mark's: what
+	// the replay counts then differs from what the live windows counted
+	// only in transactions older than the mark's time, which no window
+	// reads.
+	f.After, f.pos, f.seen = m.Pos, m.Pos, m.T
+	return f, nil
+}
+
+// run replays the transactions recorded after the last one read into the
+// fresh windows.
+func (f *fill) run(ctx context.Context, a *Authorizer) error {
+	if len(f.fresh) == 0 {
+		return nil
+	}
+	lateness := a.opts.Lateness.Milliseconds()
+	for r, err := range a.history(ctx, f.pos) {
 		if err != nil {
 			return err
 		}
-		a.backfill.Transactions++
+		f.Transactions++
+		f.pos = r.end
 		t := millis(r.txn.At)
 		var h held
-		a.place(r.txn, &h)
-		if t >= seen-lateness {
-			for _, g := range groups {
-				def := &a.set.groups[g]
+		h.place(f.set, len(a.shards), r.txn)
+		if t >= f.seen-lateness {
+			for _, g := range f.fresh {
+				def := &f.set.groups[g]
 				if !def.counts(r.d.Outcome) {
 					continue
 				}
-				if err := a.shards[h.group(a.set, g)].windows.engines[g].add(def.key.str(r.txn), t, r.txn); err != nil {
+				if err := f.engines[h.group(f.set, g)][g].add(def.key.str(r.txn), t, r.txn); err != nil {
 					return err
 				}
 			}
@@ -126,18 +131,42 @@ func (a *Authorizer) fill(ctx context.Context, groups []int) error {
 		if r.d.Outcome == Deny {
 			// A new key field's denials, for telling late transactions
 			// (the users' are noted whatever the rules).
-			for k, f := range a.set.keys {
-				if f.name != "user_id" {
-					noteDenied(a.shards[h.keys[k]].lastDenied, f, r.txn)
+			for k, kf := range f.set.keys {
+				if kf.name != "user_id" {
+					noteDenied(f.denied[h.keys[k]], kf, r.txn)
 				}
 			}
 		}
-		seen = max(seen, t)
+		f.seen = max(f.seen, t)
 		for _, i := range h.shards[:h.n] {
-			for _, g := range groups {
-				a.shards[i].windows.engines[g].watermark(seen - 1)
+			for _, g := range f.fresh {
+				f.engines[i][g].watermark(f.seen - 1)
 			}
 		}
 	}
 	return nil
+}
+
+// install puts the filled windows and the rule set in force (a.mu held).
+func (a *Authorizer) install(f *fill, l ruleLog) {
+	for i, sh := range a.shards {
+		engines := make([]engine, len(f.set.groups))
+		for g := range f.set.groups {
+			if f.kept[g] >= 0 {
+				engines[g] = sh.windows.engines[f.kept[g]]
+			} else {
+				engines[g] = f.engines[i][g]
+			}
+		}
+		sh.windows = &windows{engines: engines}
+		sh.vals = make([]num.Dec, len(f.set.terms.list))
+		if f.denied != nil {
+			for k, t := range f.denied[i] {
+				if last, ok := sh.lastDenied[k]; !ok || t > last {
+					sh.lastDenied[k] = t
+				}
+			}
+		}
+	}
+	a.set, a.log = f.set, l
 }

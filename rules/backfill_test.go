@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -227,5 +230,87 @@ func TestTooLateReadsTheSameInEveryBuild(t *testing.T) {
 	}
 	if decided(da) != decided(db) || da.Outcome != Approve {
 		t.Fatalf("a transaction 15 minutes late: backfilled %s, replayed whole %s; want both approve (the windows keep nothing that old)", decided(da), decided(db))
+	}
+}
+
+// A rule change fills its windows while decisions go on: those made during
+// the replay off to the side are read when decisions are held, and the
+// decisions after the change are those of a whole-log replay.
+func TestRuleChangeDuringTraffic(t *testing.T) {
+	defer func(n int) { markEvery = n }(markEvery)
+	markEvery = 8
+	ctx := context.Background()
+	opts := Options{Shards: 16, Lateness: 30 * time.Second}
+	dir := t.TempDir()
+	la := openLog(t, dir+"/a")
+	a, err := Open(ctx, la, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pay := func(a *Authorizer, user string, i int, at time.Time) Decision {
+		d, err := a.Authorize(ctx, Transaction{ID: event.NewID(), User: user, Merchant: fmt.Sprint("m", i%5), Amount: dec(fmt.Sprint(1 + i%97)), At: at})
+		if err != nil {
+			t.Error(err)
+		}
+		return d
+	}
+	for i := range 2000 {
+		pay(a, fmt.Sprint("u", i%20), i, t0.Add(time.Duration(i)*time.Second))
+	}
+	end := t0.Add(2000 * time.Second)
+	var made atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// One clock for all: nearly in order, never near the lateness.
+				pay(a, fmt.Sprint("u", w*5+i%5), i, end.Add(time.Duration(made.Add(1))*100*time.Millisecond))
+			}
+		}()
+	}
+	afterFill = func() {
+		// Decisions go on during the replay; these come after it.
+		for n := made.Load() + 50; made.Load() < n; {
+			runtime.Gosched()
+		}
+	}
+	defer func() { afterFill = nil }()
+	err = a.Apply(ctx, "test", ruleChanges[0], ruleChanges[1])
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bf := a.LastBackfill(); bf.After == 0 || bf.Windows != 2 {
+		t.Fatalf("backfill %+v: want two new window groups, from a mark", bf)
+	}
+	lb := openLog(t, dir+"/b")
+	copyLog(t, la, lb)
+	b, err := Open(ctx, lb, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := end.Add(time.Duration(made.Load()) * 100 * time.Millisecond)
+	for i := range 300 {
+		txn := Transaction{ID: event.NewID(), User: fmt.Sprint("u", i%20), Merchant: fmt.Sprint("m", i%5), Amount: dec(fmt.Sprint(1 + i%97)), At: at.Add(time.Duration(i) * 50 * time.Millisecond)}
+		da, err := a.Authorize(ctx, txn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := b.Authorize(ctx, txn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if decided(da) != decided(db) {
+			t.Fatalf("transaction %d after the change: backfilled %s, replayed whole %s", i, decided(da), decided(db))
+		}
 	}
 }

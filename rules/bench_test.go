@@ -345,13 +345,16 @@ func BenchmarkRuleChange(b *testing.B) {
 	}
 	b.Run("backfill", func(b *testing.B) {
 		read := 0
+		var held time.Duration
 		for i := range b.N {
 			if err := a.Apply(ctx, "bench", turns[i%2]); err != nil {
 				b.Fatal(err)
 			}
 			read += a.LastBackfill().Transactions
+			held += a.LastBackfill().Held
 		}
 		b.ReportMetric(float64(read)/float64(b.N), "txns-read/op")
+		b.ReportMetric(float64(held.Microseconds())/float64(b.N), "held-µs/op")
 	})
 	b.Run("replay-all", func(b *testing.B) {
 		for range b.N {

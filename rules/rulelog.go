@@ -167,31 +167,52 @@ func (a *Authorizer) AllRules() ([]Rule, map[string]uint64) {
 	return slices.Clone(a.log.rules), maps.Clone(a.log.versions)
 }
 
-// change validates the rule set edit makes, appends its events (the first
-// change to a log that has no rule events records the default set it
-// starts from), and rebuilds.
+// change validates the rule set edit makes, fills its new windows (see
+// fill), appends its events (the first change to a log that has no rule
+// events records the default set it starts from), and puts it in force.
 func (a *Authorizer) change(ctx context.Context, by string, edit func([]Rule) ([]Rule, []Change, error)) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	next, changes, err := edit(a.log.rules)
+	a.changeMu.Lock()
+	defer a.changeMu.Unlock()
+	start := time.Now()
+	// The rule log read here stays the one in force until the change is
+	// in place: changes and reloads take turns.
+	a.mu.RLock()
+	cur := a.log
+	next, changes, err := edit(cur.rules)
+	var f *fill
+	if err == nil {
+		var set *Set
+		if set, err = NewSet(next); err == nil {
+			f, err = a.prepare(set)
+		}
+	}
+	a.mu.RUnlock()
 	if err != nil {
 		return err
 	}
-	if _, err := NewSet(next); err != nil {
+	// Off to the side, decisions going on: nothing is recorded yet, so a
+	// failure here changes nothing.
+	if err := f.run(ctx, a); err != nil {
 		return err
 	}
+	if afterFill != nil {
+		afterFill()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	held := time.Now()
 	var evs []event.Event
 	now := a.opts.Now().UTC()
 	versions := map[string]uint64{}
-	for k, v := range a.log.versions {
+	for k, v := range cur.versions {
 		versions[k] = v
 	}
 	// Exactly the version read: a change made meanwhile by another
 	// process fails rather than being overwritten unseen.
-	expected := store.Exactly(a.log.stream)
-	if a.log.stream == 0 {
+	expected := store.Exactly(cur.stream)
+	if cur.stream == 0 {
 		expected = store.NoStream
-		for _, r := range a.log.rules {
+		for _, r := range cur.rules {
 			data, err := json.Marshal(Change{Rule: r, Version: 0, By: "strata (default rule set)", At: now})
 			if err != nil {
 				return err
@@ -219,13 +240,38 @@ func (a *Authorizer) change(ctx context.Context, by string, edit func([]Rule) ([
 	if err != nil {
 		return fmt.Errorf("rules: record change: %w", err)
 	}
-	if err := a.switchRules(ctx, ruleLog{next, versions, res.Version}); err != nil {
-		// The change is recorded but the windows are half rebuilt.
+	l := ruleLog{next, versions, res.Version}
+	if a.lost.Load() != nil {
+		// The windows disagree with the log: all of them from the log.
+		if err := a.rebuild(ctx, l); err != nil {
+			a.lose(err)
+			return err
+		}
+		return nil
+	}
+	// What was recorded during the replay: decisions are held, so this
+	// reaches the end of the log.
+	if err := f.run(ctx, a); err != nil {
+		// The change is recorded but its windows are not filled.
 		a.lose(err)
 		return err
 	}
+	a.install(f, l)
+	f.Took, f.Held = time.Since(start), time.Since(held)
+	a.backfill = f.Backfill
+	if a.opts.Checkpoints != nil {
+		// So that a restart need not replay the whole log for the new
+		// rule set (a checkpoint is for one rule set).
+		if err := a.checkpoint(); err != nil {
+			a.ckErr.Store(&err)
+		}
+	}
 	return nil
 }
+
+// afterFill, when set (by tests), runs between a rule change's replay off
+// to the side and its end with decisions held.
+var afterFill func()
 
 // Reload rebuilds the windows from the log — the checkpoint, then every
 // transaction after it — and reloads the rules, holding every decision
@@ -233,6 +279,8 @@ func (a *Authorizer) change(ctx context.Context, by string, edit func([]Rule) ([
 // another (a cluster's new rules leader): what the other decided is in the
 // log, not in this process's windows.
 func (a *Authorizer) Reload(ctx context.Context) error {
+	a.changeMu.Lock()
+	defer a.changeMu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	l, err := loadRules(ctx, a.st)

@@ -210,8 +210,8 @@ right from its first decision. A rule file is YAML or JSON; see docs/rules.md.`,
 				}
 				// On stderr: stdout stays the rule list, for scripts.
 				bf := auth.LastBackfill()
-				fmt.Fprintf(cmd.ErrOrStderr(), "backfilled %d new window groups: %d transactions after position %d, in %v\n",
-					bf.Windows, bf.Transactions, bf.After, bf.Took.Round(time.Millisecond))
+				fmt.Fprintf(cmd.ErrOrStderr(), "backfilled %d new window groups: %d transactions after position %d, in %v (decisions held %v)\n",
+					bf.Windows, bf.Transactions, bf.After, bf.Took.Round(time.Millisecond), bf.Held.Round(time.Millisecond))
 				return listRules(cmd.OutOrStdout(), formatTable, auth)
 			})
 		}),
