@@ -656,3 +656,36 @@ func TestLateTransactionAmendsThroughMerchant(t *testing.T) {
 		t.Fatalf("u9's late transaction: %s, amendments %+v; want review and none", d.Outcome, d.Amendments)
 	}
 }
+
+// Aggregates over expressions of the transaction: a sum of what was spent
+// abroad, a count of the transactions at betting merchants.
+func TestAggregateOverExpression(t *testing.T) {
+	ctx := context.Background()
+	a := openAuth(t, openLog(t, t.TempDir()))
+	if err := a.Apply(ctx, "test",
+		Rule{Name: "abroad", Key: "user_id", Window: &Window{Type: "lookback", Size: Duration(time.Hour)}, Condition: `sum(country != "US" ? amount : 0.0) > 100`, Action: Review},
+		Rule{Name: "betting", Key: "user_id", Window: &Window{Type: "lookback", Size: Duration(time.Hour)}, Condition: `count(merchant in ["casino", "bookie"]) >= 2`, Action: Deny},
+	); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		merchant, country, amount string
+		want                      Action
+		fired                     string
+	}{
+		{"grocer", "US", "500", Approve, ""},
+		{"hotel", "FR", "60", Approve, ""},
+		{"casino", "US", "10", Approve, ""},
+		{"cafe", "IT", "50", Review, `abroad(sum(country != "US" ? amount : 0.0)=110)`},
+		{"bookie", "US", "5", Deny, `abroad(sum(country != "US" ? amount : 0.0)=110) betting(count(merchant in ["casino", "bookie"])=2)`},
+	}
+	for i, s := range steps {
+		d, err := a.Authorize(ctx, Transaction{User: "u1", Merchant: s.merchant, Country: s.country, Amount: dec(s.amount), At: t0.Add(time.Duration(i) * time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Outcome != s.want || fired(d) != s.fired {
+			t.Fatalf("step %d: %s %s, want %s %s", i, d.Outcome, fired(d), s.want, s.fired)
+		}
+	}
+}

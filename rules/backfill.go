@@ -79,7 +79,7 @@ func (a *Authorizer) prepare(set *Set) (*fill, error) {
 	for i := range a.shards {
 		f.engines[i] = make([]engine, len(set.groups))
 		for _, g := range f.fresh {
-			e, err := newGroupEngine(set.groups[g], a.opts.Lateness)
+			e, err := set.newGroupEngine(set.groups[g], a.opts.Lateness)
 			if err != nil {
 				return nil, err
 			}

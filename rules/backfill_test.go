@@ -23,6 +23,7 @@ var ruleChanges = []Rule{
 	{Name: "hourly", Key: "user_id", Window: &Window{Type: "sliding", Size: Duration(10 * time.Minute), Slide: Duration(2 * time.Minute)}, Condition: "sum(amount) > 300", Action: Review},
 	{Name: "five_minutes", Key: "user_id", Window: &Window{Type: "tumbling", Size: Duration(5 * time.Minute)}, Condition: "count > 4", Action: Deny},
 	{Name: "session", Key: "user_id", Window: &Window{Type: "session", Size: Duration(10 * time.Minute), Gap: Duration(time.Minute)}, Condition: "count > 5", Action: Review, CountDenied: true},
+	{Name: "elsewhere", Key: "user_id", Window: &Window{Type: "lookback", Size: Duration(5 * time.Minute)}, Condition: `sum(merchant != "m0" ? amount : 0.0) > 200 || count(merchant == "m0") > 2`, Action: Review},
 	{Name: "shops", Key: "user_id", Window: &Window{Type: "lookback", Size: Duration(30 * time.Second)}, Condition: "distinct(merchant) > 2", Action: Deny},
 	{Name: "velocity", Key: "user_id", Window: &Window{Type: "lookback", Size: Duration(60 * time.Second)}, Condition: "count > 3", Action: Deny}, // the default's windows, a lower threshold
 	{Name: "large_spend", Key: "user_id", Window: &Window{Type: "lookback", Size: Duration(5 * time.Minute)}, Condition: "sum(amount) > 5000", Action: Deny, Disabled: true},

@@ -11,6 +11,7 @@ import (
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/parser"
 
 	"github.com/stratadb/strata/num"
 )
@@ -46,15 +47,19 @@ func (k aggKind) String() string {
 // term is one aggregate a rule reads: over the transactions with the same
 // key value in the span before (and including) the candidate.
 type term struct {
-	key         field
-	span        time.Duration // an aligned window's size, a session's bound
-	tumbling    bool          // aligned: tumbling, or sliding when slide < span
-	slide       time.Duration // an aligned window's (its size when tumbling)
-	offset      time.Duration // an aligned window's
-	session     bool
-	gap         time.Duration // a session's
-	agg         aggKind
-	field       field // the aggregate's argument; zero for count
+	key      field
+	span     time.Duration // an aligned window's size, a session's bound
+	tumbling bool          // aligned: tumbling, or sliding when slide < span
+	slide    time.Duration // an aligned window's (its size when tumbling)
+	offset   time.Duration // an aligned window's
+	session  bool
+	gap      time.Duration // a session's
+	agg      aggKind
+	field    field // the aggregate's argument; zero for count
+	// expr is an aggregate's argument that is an expression over the
+	// transaction (the source, normalised), not a field; its value is
+	// terms.exprs[expr]. count(condition) is the sum of 1 where it holds.
+	expr        string
 	countDenied bool
 }
 
@@ -69,6 +74,18 @@ type evalCtx struct {
 type terms struct {
 	list  []term
 	index map[term]int
+	exprs map[string]node // aggregates' argument expressions, by source
+}
+
+// numOf and strOf are an argument expression's value for a transaction.
+func (n node) numOf(t *Transaction) num.Dec {
+	x := evalCtx{txn: t}
+	return n.n(&x)
+}
+
+func (n node) strOf(t *Transaction) string {
+	x := evalCtx{txn: t}
+	return n.s(&x)
 }
 
 func (ts *terms) slot(t term) int {
@@ -136,6 +153,9 @@ type condCompiler struct {
 	ast  *celast.AST
 	seen map[int]bool
 	out  *compiledRule
+	// inArg is set while an aggregate's argument compiles: it reads the
+	// transaction, not another aggregate.
+	inArg bool
 }
 
 func (c *condCompiler) env() (*cel.Env, error) {
@@ -162,7 +182,10 @@ func (c *condCompiler) env() (*cel.Env, error) {
 			result = cel.IntType
 		}
 		if k == aggCount {
-			opts = append(opts, cel.Function(name, cel.MemberOverload("window_count", []*cel.Type{windowType}, result)))
+			opts = append(opts, cel.Function(name,
+				cel.MemberOverload("window_count", []*cel.Type{windowType}, result),
+				cel.MemberOverload("window_count_bool", []*cel.Type{windowType, cel.BoolType}, result),
+				cel.Overload("count_bool", []*cel.Type{cel.BoolType}, result)))
 			continue
 		}
 		opts = append(opts, cel.Function(name,
@@ -192,7 +215,7 @@ func (c *condCompiler) expr(e celast.Expr) (node, error) {
 	case celast.IdentKind:
 		name := e.AsIdent()
 		if name == "count" {
-			return c.term(e, aggCount, "", field{})
+			return c.term(e, aggCount, "", field{}, "", "count")
 		}
 		if _, ok := c.rule.Windows[name]; ok {
 			return node{}, fmt.Errorf("%s: window %s is read through an aggregate: %s.count(), %s.sum(amount)", c.at(e), name, name, name)
@@ -210,7 +233,7 @@ func (c *condCompiler) expr(e celast.Expr) (node, error) {
 	case celast.CallKind:
 		return c.call(e)
 	}
-	return node{}, fmt.Errorf("%s: this form is not supported in conditions (use aggregates, fields, literals, comparisons, && || !, + -, in [...])", c.at(e))
+	return node{}, fmt.Errorf("%s: this form is not supported in conditions (use aggregates, fields, literals, comparisons, && || !, + -, c ? a : b, in [...])", c.at(e))
 }
 
 func (c *condCompiler) literal(e celast.Expr) (node, error) {
@@ -256,7 +279,12 @@ func (c *condCompiler) candidate(e celast.Expr, path string) (node, error) {
 
 // term compiles an aggregate over a window: windowName "" for the rule's
 // one window.
-func (c *condCompiler) term(e celast.Expr, k aggKind, windowName string, arg field) (node, error) {
+// label is how the value is reported: count, sum(amount),
+// count(country != "US").
+func (c *condCompiler) term(e celast.Expr, k aggKind, windowName string, arg field, expr, label string) (node, error) {
+	if c.inArg {
+		return node{}, fmt.Errorf("%s: an aggregate's argument reads the transaction, not another aggregate", c.at(e))
+	}
 	var w Window
 	if windowName == "" {
 		if c.rule.Window == nil {
@@ -266,7 +294,7 @@ func (c *condCompiler) term(e celast.Expr, k aggKind, windowName string, arg fie
 	} else {
 		w = c.rule.Windows[windowName]
 	}
-	t := term{key: c.key, span: time.Duration(w.Size), agg: k, field: arg, countDenied: c.rule.CountDenied,
+	t := term{key: c.key, span: time.Duration(w.Size), agg: k, field: arg, expr: expr, countDenied: c.rule.CountDenied,
 		tumbling: w.Type == "tumbling" || w.Type == "sliding", offset: time.Duration(w.Offset),
 		session: w.Type == "session", gap: time.Duration(w.Gap)}
 	switch w.Type {
@@ -279,10 +307,7 @@ func (c *condCompiler) term(e celast.Expr, k aggKind, windowName string, arg fie
 	if !c.seen[slot] {
 		c.seen[slot] = true
 		c.out.slots = append(c.out.slots, slot)
-		name := k.String()
-		if k != aggCount {
-			name += "(" + arg.String() + ")"
-		}
+		name := label
 		if windowName != "" {
 			name = windowName + "." + name
 		}
@@ -303,18 +328,53 @@ func (c *condCompiler) call(e celast.Expr) (node, error) {
 			}
 			window = t.AsIdent()
 		}
-		var arg field
-		if k != aggCount {
-			f, err := c.fieldArg(args[0])
-			if err != nil {
-				return node{}, err
-			}
+		if len(args) == 0 {
+			return c.term(e, k, window, field{}, "", k.String())
+		}
+		// A field, as distinct(merchant) or sum(amount); or an expression
+		// over the transaction, as sum(country != "US" ? amount : 0) or
+		// count(merchant in ["casino"]).
+		if f, err := c.fieldArg(args[0]); err == nil && k != aggCount {
 			if k != aggDistinct && !f.numeric() {
 				return node{}, fmt.Errorf("%s: %s(%v): only amount is a number", c.at(e), fn, f)
 			}
-			arg = f
+			return c.term(e, k, window, f, "", fn+"("+f.String()+")")
 		}
-		return c.term(e, k, window, arg)
+		c.inArg = true
+		n, err := c.expr(args[0])
+		c.inArg = false
+		if err != nil {
+			return node{}, err
+		}
+		want := map[aggKind]byte{aggCount: 'b', aggDistinct: 's'}[k]
+		if want == 0 {
+			want = 'n'
+		}
+		if n.typ != want {
+			return node{}, fmt.Errorf("%s: %s() takes %s", c.at(args[0]), fn, map[byte]string{'b': "a condition", 's': "a string", 'n': "a number"}[want])
+		}
+		text, err := parser.Unparse(args[0], c.ast.SourceInfo())
+		if err != nil {
+			return node{}, fmt.Errorf("%s: %v", c.at(args[0]), err)
+		}
+		label := fn + "(" + c.source(args[0], text) + ")"
+		if k == aggCount {
+			// How many hold: the sum of 1 for each.
+			cond := n.b
+			one, zero := num.FromInt(1), num.Dec{}
+			n = node{typ: 'n', n: func(x *evalCtx) num.Dec {
+				if cond(x) {
+					return one
+				}
+				return zero
+			}}
+			k, text = aggSum, "count:"+text
+		}
+		if c.ts.exprs == nil {
+			c.ts.exprs = map[string]node{}
+		}
+		c.ts.exprs[text] = n
+		return c.term(e, k, window, field{}, text, label)
 	}
 	ns := make([]node, len(args))
 	for i, a := range args {
@@ -352,10 +412,108 @@ func (c *condCompiler) call(e celast.Expr) (node, error) {
 		}
 	case operators.Equals, operators.NotEquals, operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals:
 		return c.compare(e, fn, ns[0], ns[1])
+	case operators.Conditional:
+		if ns[0].typ == 'b' && ns[1].typ == ns[2].typ {
+			cond, a, b := ns[0].b, ns[1], ns[2]
+			switch a.typ {
+			case 'n':
+				return node{typ: 'n', n: func(x *evalCtx) num.Dec {
+					if cond(x) {
+						return a.n(x)
+					}
+					return b.n(x)
+				}}, nil
+			case 's':
+				return node{typ: 's', s: func(x *evalCtx) string {
+					if cond(x) {
+						return a.s(x)
+					}
+					return b.s(x)
+				}}, nil
+			}
+			return node{typ: 'b', b: func(x *evalCtx) bool {
+				if cond(x) {
+					return a.b(x)
+				}
+				return b.b(x)
+			}}, nil
+		}
 	case operators.In:
 		return c.in(e, ns[0], args[1])
 	}
-	return node{}, fmt.Errorf("%s: %s is not supported in conditions (use aggregates, fields, literals, comparisons, && || !, + -, in [...])", c.at(e), strings.Trim(fn, "_@"))
+	return node{}, fmt.Errorf("%s: %s is not supported in conditions (use aggregates, fields, literals, comparisons, && || !, + -, c ? a : b, in [...])", c.at(e), strings.Trim(fn, "_@"))
+}
+
+// source is e as the condition wrote it, to report; normalised (as CEL
+// unparses it) when its span cannot be told.
+func (c *condCompiler) source(e celast.Expr, normalised string) string {
+	start, stop := int32(-1), int32(-1)
+	var walk func(e celast.Expr) bool
+	walk = func(e celast.Expr) bool {
+		r, ok := c.ast.SourceInfo().GetOffsetRange(e.ID())
+		if !ok {
+			return false
+		}
+		if start < 0 || r.Start < start {
+			start = r.Start
+		}
+		stop = max(stop, r.Stop)
+		switch e.Kind() {
+		case celast.CallKind:
+			call := e.AsCall()
+			if call.IsMemberFunction() && !walk(call.Target()) {
+				return false
+			}
+			for _, a := range call.Args() {
+				if !walk(a) {
+					return false
+				}
+			}
+		case celast.SelectKind:
+			return walk(e.AsSelect().Operand())
+		case celast.ListKind:
+			for _, el := range e.AsList().Elements() {
+				if !walk(el) {
+					return false
+				}
+			}
+		case celast.IdentKind, celast.LiteralKind:
+		default:
+			return false
+		}
+		return true
+	}
+	src := []rune(c.rule.Condition)
+	if !walk(e) || start < 0 || int(stop) > len(src) || start >= stop {
+		return normalised
+	}
+	// The span ends at the last token inside the argument: a list's
+	// closing bracket comes after it. A span that cuts through the
+	// parentheses the argument was written with is not reported.
+	depth := 0
+	for _, r := range src[start:stop] {
+		switch r {
+		case '(', '[':
+			depth++
+		case ')', ']':
+			if depth--; depth < 0 {
+				return normalised
+			}
+		}
+	}
+	for ; depth > 0 && int(stop) < len(src); stop++ {
+		switch src[stop] {
+		case ']', ')':
+			depth--
+		case ' ':
+		default:
+			return normalised
+		}
+	}
+	if depth != 0 {
+		return normalised
+	}
+	return string(src[start:stop])
 }
 
 // fieldArg reads an aggregate's argument: a field, as amount, data.amount

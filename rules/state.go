@@ -22,6 +22,7 @@ type groupDef struct {
 	keyIdx      int     // key's index in the set's keys
 	family      aggKind // aggCount: count, sum and avg (moments over amount); aggMin; aggMax; aggDistinct
 	field       field   // distinct's argument
+	expr        string  // the argument expression, when not a field (see term)
 	countDenied bool
 	spans       []time.Duration
 	longest     int64 // the longest span (ms)
@@ -35,7 +36,7 @@ func (g *groupDef) counts(outcome Action) bool { return outcome != Deny || g.cou
 // same reports whether windows built for o hold exactly what g's would
 // (the terms read from them may differ).
 func (g *groupDef) same(o *groupDef) bool {
-	return g.key == o.key && g.family == o.family && g.field == o.field && g.countDenied == o.countDenied && slices.Equal(g.spans, o.spans)
+	return g.key == o.key && g.family == o.family && g.field == o.field && g.expr == o.expr && g.countDenied == o.countDenied && slices.Equal(g.spans, o.spans)
 }
 
 // groupTerm is where a term's value comes from in its group's results.
@@ -86,7 +87,7 @@ func NewSet(rules []Rule) (*Set, error) {
 		s.rules = append(s.rules, cr)
 	}
 	for slot, t := range s.terms.list {
-		gk := groupDef{key: t.key, family: t.agg, countDenied: t.countDenied}
+		gk := groupDef{key: t.key, family: t.agg, countDenied: t.countDenied, expr: t.expr}
 		switch t.agg {
 		case aggSum, aggAvg:
 			gk.family = aggCount
@@ -94,7 +95,7 @@ func NewSet(rules []Rule) (*Set, error) {
 			gk.field = t.field
 		}
 		g := slices.IndexFunc(s.groups, func(g groupDef) bool {
-			return g.key == gk.key && g.family == gk.family && g.field == gk.field && g.countDenied == gk.countDenied
+			return g.key == gk.key && g.family == gk.family && g.field == gk.field && g.expr == gk.expr && g.countDenied == gk.countDenied
 		})
 		if g < 0 {
 			s.groups = append(s.groups, gk)
@@ -163,7 +164,7 @@ type engine interface {
 func newWindows(s *Set, lateness time.Duration) (*windows, error) {
 	w := &windows{}
 	for _, g := range s.groups {
-		e, err := newGroupEngine(g, lateness)
+		e, err := s.newGroupEngine(g, lateness)
 		if err != nil {
 			return nil, err
 		}
@@ -172,8 +173,8 @@ func newWindows(s *Set, lateness time.Duration) (*windows, error) {
 	return w, nil
 }
 
-// newGroupEngine builds the engine of group g.
-func newGroupEngine(g groupDef, lateness time.Duration) (engine, error) {
+// newGroupEngine builds the engine of group g of s.
+func (s *Set) newGroupEngine(g groupDef, lateness time.Duration) (engine, error) {
 	cfg := stream.Config{Kind: stream.Lookback, Size: g.spans[0].Milliseconds()}
 	for _, sp := range g.spans[1:] {
 		cfg.Spans = append(cfg.Spans, sp.Milliseconds())
@@ -183,6 +184,11 @@ func newGroupEngine(g groupDef, lateness time.Duration) (engine, error) {
 	// lateness.
 	cfg.Lateness = lateness.Milliseconds()
 	amount := func(t *Transaction) num.Dec { return t.Amount }
+	str := g.field.str
+	if g.expr != "" {
+		n := s.terms.exprs[g.expr]
+		amount, str = n.numOf, n.strOf
+	}
 	switch g.family {
 	case aggCount:
 		return newEngine(cfg, stream.CountSum{}, amount, func(m stream.Moments, k aggKind) num.Dec {
@@ -199,8 +205,7 @@ func newGroupEngine(g groupDef, lateness time.Duration) (engine, error) {
 	case aggMax:
 		return newEngine(cfg, stream.Max{}, amount, func(v num.Dec, _ aggKind) num.Dec { return v })
 	case aggDistinct:
-		f := g.field
-		return newEngine(cfg, stream.Distinct[string]{}, f.str, func(n int64, _ aggKind) num.Dec { return num.FromInt(n) })
+		return newEngine(cfg, stream.Distinct[string]{}, str, func(n int64, _ aggKind) num.Dec { return num.FromInt(n) })
 	}
 	return nil, fmt.Errorf("rules: no engine for %v", g.family)
 }
