@@ -3,9 +3,13 @@ package eventlog
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/store"
@@ -269,4 +273,48 @@ func scramble(x uint64) uint64 {
 	x ^= x >> 27
 	x *= 0x94d049bb133111eb
 	return x ^ x>>31
+}
+
+// BenchmarkFdatasync is the floor under every durable append: a write of a
+// group's size into a zero-filled, allocated file (as the log's segments
+// are) and an fdatasync, one after another, with percentiles. A group
+// commit's caller waits for the fsync in progress and then its own, so
+// this bounds the tail of any durable call from below.
+func BenchmarkFdatasync(b *testing.B) {
+	for _, size := range []int{512, 16 << 10, 32 << 10} {
+		b.Run(fmt.Sprintf("bytes=%d", size), func(b *testing.B) {
+			f, err := os.Create(filepath.Join(b.TempDir(), "probe"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.Write(make([]byte, (b.N+1)*size)); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]byte, size)
+			lat := make([]time.Duration, b.N)
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := f.WriteAt(buf, int64(i*size)); err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				if err := fdatasync(f); err != nil {
+					b.Fatal(err)
+				}
+				lat[i] = time.Since(start)
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			for _, p := range []struct {
+				name string
+				q    float64
+			}{{"p50-µs", 0.5}, {"p99-µs", 0.99}, {"p99.9-µs", 0.999}} {
+				b.ReportMetric(float64(lat[int(p.q*float64(b.N-1))].Nanoseconds())/1000, p.name)
+			}
+		})
+	}
 }
