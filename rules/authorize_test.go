@@ -20,7 +20,7 @@ import (
 
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-func openLog(t *testing.T, dir string) *eventlog.Log {
+func openLog(t testing.TB, dir string) *eventlog.Log {
 	t.Helper()
 	l, err := eventlog.Open(dir, eventlog.Options{Durability: eventlog.SyncNone})
 	if err != nil {

@@ -34,8 +34,7 @@ var ruleChanges = []Rule{
 // those of an authorizer that replays the whole log with the new rules.
 // Traffic comes late within the lateness and beyond it.
 func TestBackfillDecidesAsAFullReplay(t *testing.T) {
-	defer func(n int) { markEvery = n }(markEvery)
-	markEvery = 8
+	withMarksEvery(t, 8)
 	ctx := context.Background()
 	opts := Options{Shards: 4, Lateness: 30 * time.Second}
 	rapid.Check(t, func(rt *rapid.T) {
@@ -143,6 +142,56 @@ func copyLog(t interface{ Fatal(...any) }, from, to store.Store) {
 	}
 }
 
+// withMarksEvery takes marks every n decisions for the test: finer than
+// the default, so that a short history has some to start a backfill from.
+func withMarksEvery(t testing.TB, n int) {
+	old := markEvery
+	markEvery = n
+	t.Cleanup(func() { markEvery = old })
+}
+
+// openWith opens a log in dir and an Authorizer with opts on it.
+func openWith(t testing.TB, dir string, opts Options) (*eventlog.Log, *Authorizer) {
+	t.Helper()
+	l := openLog(t, dir)
+	a, err := Open(context.Background(), l, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, a
+}
+
+// replayedWhole opens, on a copy of the log from in dir, an Authorizer that
+// builds its windows by replaying the whole log: the reference a backfill
+// must agree with.
+func replayedWhole(t testing.TB, from store.Store, dir string, opts Options) *Authorizer {
+	t.Helper()
+	l := openLog(t, dir)
+	copyLog(t, from, l)
+	b, err := Open(context.Background(), l, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// decideBoth has a and b decide txn, and fails unless they agree.
+func decideBoth(t testing.TB, a, b *Authorizer, txn Transaction) Decision {
+	t.Helper()
+	da, err := a.Authorize(context.Background(), txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := b.Authorize(context.Background(), txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decided(da) != decided(db) {
+		t.Fatalf("%s at %v: backfilled %s, replayed whole %s", txn.User, txn.At.Sub(t0), decided(da), decided(db))
+	}
+	return da
+}
+
 // Two hours of history, and a rule with a one-minute window: the backfill
 // reads the last minute and the lateness (and the marks' step), not the
 // two hours (the rule's max over amounts is a window of its own). A change
@@ -183,16 +232,11 @@ func TestBackfillReadsTheWindowOnly(t *testing.T) {
 // (x's shard is not touched again, so nothing evicts them) and a backfill
 // never read them: both must decide the same.
 func TestTooLateReadsTheSameInEveryBuild(t *testing.T) {
-	defer func(n int) { markEvery = n }(markEvery)
-	markEvery = 8
+	withMarksEvery(t, 8)
 	ctx := context.Background()
 	opts := Options{Shards: 256, Lateness: 30 * time.Second}
 	dir := t.TempDir()
-	la := openLog(t, dir+"/a")
-	a, err := Open(ctx, la, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	la, a := openWith(t, dir+"/a", opts)
 	other := "y"
 	for shardOf(other, 256) == shardOf("x", 256) {
 		other += "y"
@@ -214,23 +258,10 @@ func TestTooLateReadsTheSameInEveryBuild(t *testing.T) {
 	if bf := a.LastBackfill(); bf.After == 0 {
 		t.Fatalf("backfill %+v: read the whole log", bf)
 	}
-	lb := openLog(t, dir+"/b")
-	copyLog(t, la, lb)
-	b, err := Open(ctx, lb, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	txn := Transaction{ID: event.NewID(), User: "x", Amount: dec("1"), At: t0.Add(5 * time.Minute)}
-	da, err := a.Authorize(ctx, txn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := b.Authorize(ctx, txn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if decided(da) != decided(db) || da.Outcome != Approve {
-		t.Fatalf("a transaction 15 minutes late: backfilled %s, replayed whole %s; want both approve (the windows keep nothing that old)", decided(da), decided(db))
+	b := replayedWhole(t, la, dir+"/b", opts)
+	d := decideBoth(t, a, b, Transaction{ID: event.NewID(), User: "x", Amount: dec("1"), At: t0.Add(5 * time.Minute)})
+	if d.Outcome != Approve {
+		t.Fatalf("a transaction 15 minutes late: %s; want approve (the windows keep nothing that old)", decided(d))
 	}
 }
 
@@ -238,16 +269,11 @@ func TestTooLateReadsTheSameInEveryBuild(t *testing.T) {
 // the replay off to the side are read when decisions are held, and the
 // decisions after the change are those of a whole-log replay.
 func TestRuleChangeDuringTraffic(t *testing.T) {
-	defer func(n int) { markEvery = n }(markEvery)
-	markEvery = 8
+	withMarksEvery(t, 8)
 	ctx := context.Background()
 	opts := Options{Shards: 16, Lateness: 30 * time.Second}
 	dir := t.TempDir()
-	la := openLog(t, dir+"/a")
-	a, err := Open(ctx, la, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	la, a := openWith(t, dir+"/a", opts)
 	pay := func(a *Authorizer, user string, i int, at time.Time) Decision {
 		d, err := a.Authorize(ctx, Transaction{ID: event.NewID(), User: user, Merchant: fmt.Sprint("m", i%5), Amount: dec(fmt.Sprint(1 + i%97)), At: at})
 		if err != nil {
@@ -284,7 +310,7 @@ func TestRuleChangeDuringTraffic(t *testing.T) {
 		}
 	}
 	defer func() { afterFill = nil }()
-	err = a.Apply(ctx, "test", ruleChanges[0], ruleChanges[1])
+	err := a.Apply(ctx, "test", ruleChanges[0], ruleChanges[1])
 	close(stop)
 	wg.Wait()
 	if err != nil {
@@ -293,25 +319,9 @@ func TestRuleChangeDuringTraffic(t *testing.T) {
 	if bf := a.LastBackfill(); bf.After == 0 || bf.Windows != 2 {
 		t.Fatalf("backfill %+v: want two new window groups, from a mark", bf)
 	}
-	lb := openLog(t, dir+"/b")
-	copyLog(t, la, lb)
-	b, err := Open(ctx, lb, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := replayedWhole(t, la, dir+"/b", opts)
 	at := end.Add(time.Duration(made.Load()) * 100 * time.Millisecond)
 	for i := range 300 {
-		txn := Transaction{ID: event.NewID(), User: fmt.Sprint("u", i%20), Merchant: fmt.Sprint("m", i%5), Amount: dec(fmt.Sprint(1 + i%97)), At: at.Add(time.Duration(i) * 50 * time.Millisecond)}
-		da, err := a.Authorize(ctx, txn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := b.Authorize(ctx, txn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if decided(da) != decided(db) {
-			t.Fatalf("transaction %d after the change: backfilled %s, replayed whole %s", i, decided(da), decided(db))
-		}
+		decideBoth(t, a, b, Transaction{ID: event.NewID(), User: fmt.Sprint("u", i%20), Merchant: fmt.Sprint("m", i%5), Amount: dec(fmt.Sprint(1 + i%97)), At: at.Add(time.Duration(i) * 50 * time.Millisecond)})
 	}
 }

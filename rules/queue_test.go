@@ -97,32 +97,14 @@ func TestRetryWhileQueued(t *testing.T) {
 // A late transaction reads the user's earlier decisions back from the log
 // to amend them: one still queued is waited for, not missed.
 func TestLateTransactionWaitsForQueuedDecision(t *testing.T) {
-	ctx := context.Background()
 	g := newGatedLog(t)
 	a := openAuth(t, g)
 	for i := range 9 {
 		authorize(t, a, "u1", "10", t0.Add(time.Duration(10+i)*time.Second))
 	}
-	g.gate, g.entered = make(chan struct{}), make(chan struct{}, 64)
-	var last, late Decision
-	var errs [2]error
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		last, errs[0] = a.Authorize(ctx, Transaction{User: "u1", Amount: dec("10"), At: t0.Add(19 * time.Second)})
-	}()
-	<-g.entered // the decision at 19 s is queued
-	go func() {
-		defer wg.Done()
-		late, errs[1] = a.Authorize(ctx, Transaction{User: "u1", Amount: dec("10"), At: t0.Add(5 * time.Second)})
-	}()
-	<-g.entered // the late one waits for it
-	close(g.gate)
-	wg.Wait()
-	if errs[0] != nil || errs[1] != nil {
-		t.Fatal(errs)
-	}
+	last, late := lateBehindQueued(t, a, g,
+		Transaction{User: "u1", Amount: dec("10"), At: t0.Add(19 * time.Second)},
+		Transaction{User: "u1", Amount: dec("10"), At: t0.Add(5 * time.Second)})
 	if last.Outcome != Approve || len(late.Amendments) != 1 || late.Amendments[0].Transaction != last.Transaction || late.Amendments[0].Outcome != Deny {
 		t.Fatalf("at 19 s: %s; the late one's amendments %+v, want the one at 19 s to deny", last.Outcome, late.Amendments)
 	}
@@ -137,28 +119,41 @@ func TestLateTransactionWaitsForQueuedDecisionAtItsMerchant(t *testing.T) {
 	if err := a.Apply(ctx, "test", Rule{Name: "merchant_burst", Key: "merchant", Window: &Window{Type: "lookback", Size: Duration(time.Minute)}, Condition: "count > 3", Action: Deny}); err != nil {
 		t.Fatal(err)
 	}
-	late := "v"
-	for shardOf(late, 8) == shardOf("u4", 8) {
-		late += "v"
+	other := "v"
+	for shardOf(other, 8) == shardOf("u4", 8) {
+		other += "v"
 	}
 	for i, u := range []string{"u1", "u2"} {
 		if _, err := a.Authorize(ctx, Transaction{User: u, Merchant: "m1", Amount: dec("10"), At: t0.Add(time.Duration(10+i) * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	last, late := lateBehindQueued(t, a, g,
+		Transaction{User: "u4", Merchant: "m1", Amount: dec("10"), At: t0.Add(12 * time.Second)},
+		Transaction{User: other, Merchant: "m1", Amount: dec("10"), At: t0.Add(5 * time.Second)})
+	if last.Outcome != Approve || len(late.Amendments) != 1 || late.Amendments[0].Transaction != last.Transaction || late.Amendments[0].Outcome != Deny {
+		t.Fatalf("u4 at 12 s: %s; the late one's amendments %+v, want u4's to deny", last.Outcome, late.Amendments)
+	}
+}
+
+// lateBehindQueued decides queued, holds its append in g's gate, decides
+// late meanwhile (which must wait for it), then lets both through.
+func lateBehindQueued(t *testing.T, a *Authorizer, g *gatedLog, queued, late Transaction) (Decision, Decision) {
+	t.Helper()
+	ctx := context.Background()
 	g.gate, g.entered = make(chan struct{}), make(chan struct{}, 64)
-	var last, lateD Decision
+	var d [2]Decision
 	var errs [2]error
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		last, errs[0] = a.Authorize(ctx, Transaction{User: "u4", Merchant: "m1", Amount: dec("10"), At: t0.Add(12 * time.Second)})
+		d[0], errs[0] = a.Authorize(ctx, queued)
 	}()
-	<-g.entered // u4's decision is queued
+	<-g.entered // the first decision's append is queued
 	go func() {
 		defer wg.Done()
-		lateD, errs[1] = a.Authorize(ctx, Transaction{User: late, Merchant: "m1", Amount: dec("10"), At: t0.Add(5 * time.Second)})
+		d[1], errs[1] = a.Authorize(ctx, late)
 	}()
 	<-g.entered // the late one waits for it
 	close(g.gate)
@@ -166,9 +161,7 @@ func TestLateTransactionWaitsForQueuedDecisionAtItsMerchant(t *testing.T) {
 	if errs[0] != nil || errs[1] != nil {
 		t.Fatal(errs)
 	}
-	if last.Outcome != Approve || len(lateD.Amendments) != 1 || lateD.Amendments[0].Transaction != last.Transaction || lateD.Amendments[0].Outcome != Deny {
-		t.Fatalf("u4 at 12 s: %s; the late one's amendments %+v, want u4's to deny", last.Outcome, lateD.Amendments)
-	}
+	return d[0], d[1]
 }
 
 // An append that fails once queued leaves windows that count a transaction
@@ -248,8 +241,7 @@ func TestWindowStats(t *testing.T) {
 // time is still found (a mark's time is the latest up to its position, not
 // the time at it).
 func TestPastDecisionsReachPastALateOne(t *testing.T) {
-	defer func(n int) { markEvery = n }(markEvery)
-	markEvery = 1
+	withMarksEvery(t, 1)
 	ctx := context.Background()
 	a := openAuth(t, openLog(t, t.TempDir()))
 	for _, sec := range []int{10, 20, 11, 21} {
