@@ -2,11 +2,12 @@ package rules
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/num"
@@ -116,7 +117,7 @@ func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, rea
 		switch rec.Type {
 		case TypeTransaction:
 			var x Transaction
-			if err := json.Unmarshal(rec.Data, &x); err != nil {
+			if err := gojson.Unmarshal(rec.Data, &x); err != nil {
 				return nil, fmt.Errorf("rules: transaction at %d: %w", rec.Position, err)
 			}
 			if tx := millis(x.At); tx > t && tx-t < reach && x.ID != txn.ID {
@@ -125,7 +126,7 @@ func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, rea
 			}
 		case TypeDecision:
 			var dd Decision
-			if err := json.Unmarshal(rec.Data, &dd); err != nil {
+			if err := gojson.Unmarshal(rec.Data, &dd); err != nil {
 				return nil, fmt.Errorf("rules: decision at %d: %w", rec.Position, err)
 			}
 			if i, ok := at[dd.Transaction]; ok {
@@ -133,7 +134,7 @@ func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, rea
 			}
 		case TypeAmendment:
 			var am Amendment
-			if err := json.Unmarshal(rec.Data, &am); err != nil {
+			if err := gojson.Unmarshal(rec.Data, &am); err != nil {
 				return nil, fmt.Errorf("rules: amendment at %d: %w", rec.Position, err)
 			}
 			if i, ok := at[am.Transaction]; ok {

@@ -250,22 +250,27 @@ func (a *Authorizer) history(ctx context.Context, after uint64) iter.Seq2[record
 			switch rec.Type {
 			case TypeTransaction:
 				txn = new(Transaction)
-				if err := json.Unmarshal(rec.Data, txn); err != nil {
+				if err := gojson.Unmarshal(rec.Data, txn); err != nil {
 					yield(recordedTxn{}, fmt.Errorf("rules: replay: transaction at %d: %w", rec.Position, err))
 					return
 				}
 				pos = rec.Position
 			case TypeDecision:
-				var d Decision
-				if err := json.Unmarshal(rec.Data, &d); err != nil {
+				// What a replay needs of a decision: whom it is about and
+				// its outcome, not the rules' values.
+				var dd struct {
+					Transaction event.ID `json:"transaction_id"`
+					Outcome     Action   `json:"outcome"`
+				}
+				if err := gojson.Unmarshal(rec.Data, &dd); err != nil {
 					yield(recordedTxn{}, fmt.Errorf("rules: replay: decision at %d: %w", rec.Position, err))
 					return
 				}
-				if txn == nil || txn.ID != d.Transaction {
+				if txn == nil || txn.ID != dd.Transaction {
 					yield(recordedTxn{}, fmt.Errorf("rules: replay: decision at %d is not about the transaction before it", rec.Position))
 					return
 				}
-				d.Position = pos
+				d := Decision{Transaction: dd.Transaction, User: txn.User, At: txn.At, Outcome: dd.Outcome, Position: pos}
 				if !yield(recordedTxn{txn, d, rec.Position}, nil) {
 					return
 				}

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/eventlog"
@@ -285,6 +288,18 @@ func TestRecordEncodesAsEncodingJSON(t *testing.T) {
 		}
 		if string(evs[i].Data) != string(want) {
 			t.Errorf("event %d: %s\nencoding/json: %s", i, evs[i].Data, want)
+		}
+		// Replays and read-backs decode with goccy/go-json too: the same
+		// values as encoding/json.
+		byStd, byGoccy := reflect.New(reflect.TypeOf(v).Elem()), reflect.New(reflect.TypeOf(v).Elem())
+		if err := json.Unmarshal(evs[i].Data, byStd.Interface()); err != nil {
+			t.Fatal(err)
+		}
+		if err := gojson.Unmarshal(evs[i].Data, byGoccy.Interface()); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(byStd.Interface(), byGoccy.Interface()) {
+			t.Errorf("event %d decodes to %+v with goccy/go-json, %+v with encoding/json", i, byGoccy.Interface(), byStd.Interface())
 		}
 	}
 }
