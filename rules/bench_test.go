@@ -31,6 +31,8 @@ var (
 	authHeld      = flag.Bool("auth-held", false, "BenchmarkAuthorize: hide the log's Enqueue, so that decisions hold their shards through the fsync")
 	authRate      = flag.Float64("auth-rate", 0, "BenchmarkAuthorize: calls per second, started on a schedule (0: 64 callers as fast as they can)")
 	changeHistory = flag.Int("change-history", 600_000, "BenchmarkRuleChange: transactions recorded before the changes")
+	ruleStamp     = flag.Bool("rule-stamp", false, "BenchmarkAuthorize: leave each transaction's time for Authorize to stamp when it is called, as a live system receives them (out of order only by the callers' own race), instead of the generator's pre-ordered times")
+	ruleMerchants = flag.Int("rule-merchants", 0, "BenchmarkAuthorize: transactions at this many merchants, with a merchant-keyed rule beside the reference rules (0: no merchant)")
 )
 
 // txnGen is a deterministic stream of transactions: users drawn
@@ -199,8 +201,21 @@ func BenchmarkAuthorize(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		if *ruleMerchants > 0 {
+			// A rule keyed by merchant: a transaction that comes behind
+			// another at its merchant (64 callers take them out of order)
+			// reads the log back for the merchant's later decisions.
+			if err := a.Apply(context.Background(), "bench", Rule{Name: "merchant_burst", Key: "merchant",
+				Window: &Window{Type: "lookback", Size: Duration(time.Minute)}, Condition: "count > 100000", Action: Review}); err != nil {
+				b.Fatal(err)
+			}
+		}
 		concurrently(b, func(txn *Transaction) error {
-			_, err := a.Authorize(context.Background(), *txn)
+			x := *txn
+			if *ruleStamp {
+				x.At = time.Time{}
+			}
+			_, err := a.Authorize(context.Background(), x)
 			return err
 		})
 	})
@@ -237,6 +252,9 @@ func concurrently(b *testing.B, call func(*Transaction) error) {
 	for i := range txns {
 		g.next(&txns[i])
 		txns[i].ID = event.NewID()
+		if *ruleMerchants > 0 {
+			txns[i].Merchant = g.users[(g.x>>20)%uint64(*ruleMerchants)]
+		}
 	}
 	const callers = 64
 	lat := make([][]time.Duration, callers)
@@ -281,6 +299,9 @@ func scheduled(b *testing.B, rate float64, call func(*Transaction) error) {
 	for i := range txns {
 		g.next(&txns[i])
 		txns[i].ID = event.NewID()
+		if *ruleMerchants > 0 {
+			txns[i].Merchant = g.users[(g.x>>20)%uint64(*ruleMerchants)]
+		}
 	}
 	lat := make([]time.Duration, b.N)
 	work := make(chan int, b.N)
