@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ type pastDecision struct {
 // they fired.
 func (a *Authorizer) amendments(ctx context.Context, txn *Transaction, d Decision, h *held) ([]Amendment, error) {
 	t := millis(txn.At)
-	pasts, err := a.pastDecisions(ctx, txn, t, a.set.maxSpan().Milliseconds())
+	pasts, err := a.pastDecisions(ctx, txn, t, a.set.maxSpan().Milliseconds(), h)
 	if err != nil {
 		return nil, err
 	}
@@ -78,19 +79,34 @@ func (a *Authorizer) amendments(ctx context.Context, txn *Transaction, d Decisio
 	return out, nil
 }
 
-// pastDecisions reads back the decisions at instants in (t, t+reach), in
-// log order, with their amendments. It reads from the newest mark at or
-// before t: every transaction recorded before it is at or before t. (An
-// amendment is recorded after the transaction it amends, and a decision
-// just after its own.) When every rule is keyed by user, only the user's
-// stream is read: the user's decisions and their amendments are all there.
-// Otherwise the log is, from the mark: another user's decision at the
-// same merchant is in that user's stream.
-func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, reach int64) ([]pastDecision, error) {
+// pastDecisions reads back the decisions at instants in (t, t+reach) that
+// share a key value with txn, in log order, with their latest outcomes:
+// its user's (when a rule keys by user) and, through the index of each of
+// its other key values' recent decisions, their users' (see keyed.go).
+// Each of those users' streams is read back to the newest mark at or
+// before t: every transaction recorded before it is at or before t.
+func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, reach int64, h *held) ([]pastDecision, error) {
 	stop := a.marks.atOrBefore(t).Pos
+	var users []string
+	seen := map[string]bool{}
+	for k, f := range a.set.keys {
+		if f.name == "user_id" {
+			if !seen[txn.User] {
+				seen[txn.User] = true
+				users = append(users, txn.User)
+			}
+			continue
+		}
+		for _, e := range a.shards[h.keys[k]].keyed[keyedOf(f, f.str(txn))] {
+			if e.at > t && e.at-t < reach && !seen[e.user] {
+				seen[e.user] = true
+				users = append(users, e.user)
+			}
+		}
+	}
 	var recs []event.Record
-	if len(a.set.keys) == 1 && a.set.keys[0].name == "user_id" {
-		for rec, err := range a.st.ReadStream(ctx, StreamOf(txn.User), store.ReadStreamOptions{Backwards: true}) {
+	for _, u := range users {
+		for rec, err := range a.st.ReadStream(ctx, StreamOf(u), store.ReadStreamOptions{Backwards: true}) {
 			if errors.Is(err, store.ErrStreamNotFound) {
 				break
 			}
@@ -100,17 +116,12 @@ func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, rea
 			if rec.Position <= stop {
 				break
 			}
-			recs = append(recs, rec)
-		}
-		slices.Reverse(recs)
-	} else {
-		for rec, err := range a.st.ReadAll(ctx, store.ReadAllOptions{After: stop, Filter: store.Filter{Types: []string{TypeTransaction, TypeDecision, TypeAmendment}, StreamPrefix: "txn-"}}) {
-			if err != nil {
-				return nil, fmt.Errorf("rules: read past decisions: %w", err)
+			if rec.Type == TypeTransaction || rec.Type == TypeDecision {
+				recs = append(recs, rec)
 			}
-			recs = append(recs, rec)
 		}
 	}
+	slices.SortFunc(recs, func(x, y event.Record) int { return cmp.Compare(x.Position, y.Position) })
 	var out []pastDecision
 	at := map[event.ID]int{} // a transaction's index in out
 	for _, rec := range recs {
@@ -132,14 +143,13 @@ func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, rea
 			if i, ok := at[dd.Transaction]; ok {
 				out[i].original, out[i].latest, out[i].fired = dd.Outcome, dd.Outcome, dd.Fired
 			}
-		case TypeAmendment:
-			var am Amendment
-			if err := gojson.Unmarshal(rec.Data, &am); err != nil {
-				return nil, fmt.Errorf("rules: amendment at %d: %w", rec.Position, err)
-			}
-			if i, ok := at[am.Transaction]; ok {
-				out[i].latest, out[i].fired = am.Outcome, am.Fired
-			}
+		}
+	}
+	// An amendment may be in another user's stream (it is recorded with
+	// the transaction that caused it): the latest are kept in memory.
+	for i := range out {
+		if x, ok := a.amended.get(out[i].txn.ID); ok {
+			out[i].latest, out[i].fired = x.outcome, x.fired
 		}
 	}
 	return out, nil

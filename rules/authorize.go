@@ -118,6 +118,7 @@ type Authorizer struct {
 	ckErr           atomic.Pointer[error] // the last checkpoint that failed in Authorize
 	lost            atomic.Pointer[error] // see ErrStateLost
 	backfill        Backfill              // the latest rule change's
+	amended         amendedSet            // see keyed.go
 }
 
 type shard struct {
@@ -132,11 +133,14 @@ type shard struct {
 	// windows may not count: see late) of a user, or of another key
 	// field's value (deniedKey).
 	lastDenied map[string]int64
-	in         []*Transaction // values' scratch
-	x          evalCtx        // evaluate's
-	order      []recentID     // recent's ids by time, order[oldest:] still in recent
-	oldest     int
-	vals       []num.Dec
+	// keyed: the recent decisions of each value of a key field other than
+	// the user (keyedOf), for amendments (see index).
+	keyed  map[string][]keyedDecision
+	in     []*Transaction // values' scratch
+	x      evalCtx        // evaluate's
+	order  []recentID     // recent's ids by time, order[oldest:] still in recent
+	oldest int
+	vals   []num.Dec
 }
 
 // recentID is a remembered id and its transaction's time (exported
@@ -192,7 +196,7 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 		if err != nil {
 			return err
 		}
-		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, flights: map[event.ID]*flight{}, lastDenied: map[string]int64{}, vals: make([]num.Dec, len(set.terms.list))}
+		shards[i] = &shard{windows: w, recent: map[event.ID]uint64{}, flights: map[event.ID]*flight{}, lastDenied: map[string]int64{}, keyed: map[string][]keyedDecision{}, vals: make([]num.Dec, len(set.terms.list))}
 	}
 	a.log, a.set, a.shards = l, set, shards
 	a.lost.Store(nil) // the windows are rebuilt from the log
@@ -225,7 +229,7 @@ func (a *Authorizer) rebuild(ctx context.Context, l ruleLog) error {
 	}
 	a.seen.Store(a.maxT.Load())
 	a.marks.add(a.applied.Load(), a.maxT.Load())
-	return nil
+	return a.recentIndex(ctx)
 }
 
 // recordedTxn is a transaction read back from the log with its decision
@@ -370,6 +374,10 @@ func (a *Authorizer) authorize(ctx context.Context, txn Transaction) (Decision, 
 		}
 		if d.Amendments, err = a.amendments(ctx, &txn, d, &h); err != nil {
 			return Decision{}, err
+		}
+		oldest := a.maxT.Load() - a.opts.Lateness.Milliseconds()
+		for i := range d.Amendments {
+			a.amended.note(&d.Amendments[i], oldest)
 		}
 	}
 	evs, err := recordOf(&txn, &d)
@@ -698,7 +706,8 @@ func (a *Authorizer) evaluate(home *shard, txn *Transaction, vals []num.Dec, key
 // than the lateness allows) and notes its time.
 func (a *Authorizer) apply(txn *Transaction, d Decision, h *held) error {
 	t := millis(txn.At)
-	if !a.tooLate(t) {
+	counted := !a.tooLate(t)
+	if counted {
 		for g, def := range a.set.groups {
 			if !def.counts(d.Outcome) {
 				continue
@@ -710,6 +719,11 @@ func (a *Authorizer) apply(txn *Transaction, d Decision, h *held) error {
 		}
 	}
 	raise(&a.maxT, t)
+	if counted {
+		// One later than the lateness amends nothing, so is never looked
+		// for.
+		a.index(txn, h)
+	}
 	a.decided(txn, d, h)
 	// No transaction is expected before the latest seen: the windows of
 	// earlier instants can fire and be forgotten, and one that does come

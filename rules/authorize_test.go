@@ -689,3 +689,40 @@ func TestAggregateOverExpression(t *testing.T) {
 		}
 	}
 }
+
+// An amendment made through a merchant is recorded in the late
+// transaction's user's stream, not the amended decision's; after a
+// restart it is still the latest word on that decision, so the next late
+// transaction does not amend it again.
+func TestAmendmentThroughMerchantSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	l := openLog(t, t.TempDir())
+	rs := []Rule{
+		{Name: "merchant_burst", Key: "merchant", Window: &Window{Type: "lookback", Size: Duration(time.Minute)}, Condition: "count > 3", Action: Deny},
+		{Name: "user_pair", Key: "user_id", Window: &Window{Type: "lookback", Size: Duration(time.Minute)}, Condition: "count >= 2", Action: Deny},
+	}
+	a := openAuth(t, l)
+	if err := a.Apply(ctx, "test", rs...); err != nil {
+		t.Fatal(err)
+	}
+	pay := func(a *Authorizer, user, merchant string, ms int) Decision {
+		t.Helper()
+		d, err := a.Authorize(ctx, Transaction{User: user, Merchant: merchant, Amount: dec("10"), At: t0.Add(time.Duration(ms) * time.Millisecond)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	pay(a, "u1", "m1", 10_000)
+	pay(a, "u2", "m1", 11_000)
+	d3 := pay(a, "u3", "m1", 12_000)
+	if late := pay(a, "u5", "m1", 5_000); len(late.Amendments) != 1 || late.Amendments[0].Transaction != d3.Transaction || late.Amendments[0].Outcome != Deny {
+		t.Fatalf("u5's late transaction: amendments %+v, want u3's to deny", late.Amendments)
+	}
+	b := openAuth(t, l) // a restart: nothing in memory
+	// u3's own late transaction: u3's decision at 12 s now also counts 2
+	// for user_pair, and stays denied, as amended.
+	if d := pay(b, "u3", "m9", 11_500); len(d.Amendments) != 0 {
+		t.Fatalf("u3's late transaction after a restart amends %+v; u3's decision was already amended to deny", d.Amendments)
+	}
+}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/stratadb/strata/num"
@@ -46,12 +47,15 @@ func (a *Authorizer) LastBackfill() Backfill {
 // fill is a rule change's new windows, being filled.
 type fill struct {
 	set     *Set
-	kept    []int              // per group of set: the group of the rules in force it keeps, or -1
-	fresh   []int              // the groups to fill
-	engines [][]engine         // [shard][group]: the fresh groups' engines
-	denied  []map[string]int64 // [shard]: denials noted for the new key fields
-	seen    int64              // the latest transaction time read
-	pos     uint64             // the last position read
+	kept    []int                        // per group of set: the group of the rules in force it keeps, or -1
+	fresh   []int                        // the groups to fill
+	engines [][]engine                   // [shard][group]: the fresh groups' engines
+	denied  []map[string]int64           // [shard]: denials noted for the new key fields
+	newKeys []int                        // the key fields of set the rules in force do not key by
+	keyed   []map[string][]keyedDecision // [shard]: the new key fields' recent decisions
+	recent  int64                        // the oldest time a recent decision is kept from
+	seen    int64                        // the latest transaction time read
+	pos     uint64                       // the last position read
 	Backfill
 }
 
@@ -74,8 +78,14 @@ func (a *Authorizer) prepare(set *Set) (*fill, error) {
 	if len(f.fresh) == 0 {
 		return f, nil
 	}
+	for k, kf := range set.keys {
+		if kf.name != "user_id" && !slices.Contains(a.set.keys, kf) {
+			f.newKeys = append(f.newKeys, k)
+		}
+	}
 	f.engines = make([][]engine, len(a.shards))
 	f.denied = make([]map[string]int64, len(a.shards))
+	f.keyed = make([]map[string][]keyedDecision, len(a.shards))
 	for i := range a.shards {
 		f.engines[i] = make([]engine, len(set.groups))
 		for _, g := range f.fresh {
@@ -86,8 +96,10 @@ func (a *Authorizer) prepare(set *Set) (*fill, error) {
 			f.engines[i][g] = e
 		}
 		f.denied[i] = map[string]int64{}
+		f.keyed[i] = map[string][]keyedDecision{}
 	}
 	maxT := a.maxT.Load()
+	f.recent = maxT - a.opts.Lateness.Milliseconds()
 	oldest := maxT
 	for _, g := range f.fresh {
 		oldest = min(oldest, maxT-a.opts.Lateness.Milliseconds()-set.groups[g].longest+1)
@@ -128,6 +140,13 @@ func (f *fill) run(ctx context.Context, a *Authorizer) error {
 				}
 			}
 		}
+		if t >= f.recent && t >= f.seen-lateness {
+			for _, k := range f.newKeys {
+				kf := f.set.keys[k]
+				key := keyedOf(kf, kf.str(r.txn))
+				f.keyed[h.keys[k]][key] = append(f.keyed[h.keys[k]][key], keyedDecision{at: t, id: r.txn.ID, user: r.txn.User})
+			}
+		}
 		if r.d.Outcome == Deny {
 			// A new key field's denials, for telling late transactions
 			// (the users' are noted whatever the rules).
@@ -166,7 +185,11 @@ func (a *Authorizer) install(f *fill, l ruleLog) {
 					sh.lastDenied[k] = t
 				}
 			}
+			for k, list := range f.keyed[i] {
+				sh.keyed[k] = append(sh.keyed[k], list...)
+			}
 		}
 	}
 	a.set, a.log = f.set, l
+	a.dropKeyed()
 }

@@ -257,7 +257,7 @@ func TestPastDecisionsReachPastALateOne(t *testing.T) {
 	var h held
 	a.lock(&txn, &h)
 	defer a.unlock(&h)
-	pasts, err := a.pastDecisions(ctx, &txn, millis(txn.At), a.set.maxSpan().Milliseconds())
+	pasts, err := a.pastDecisions(ctx, &txn, millis(txn.At), a.set.maxSpan().Milliseconds(), &h)
 	if err != nil {
 		t.Fatal(err)
 	}
