@@ -135,12 +135,13 @@ type shard struct {
 	lastDenied map[string]int64
 	// keyed: the recent decisions of each value of a key field other than
 	// the user (keyedOf), for amendments (see index).
-	keyed  map[string][]keyedDecision
-	in     []*Transaction // values' scratch
-	x      evalCtx        // evaluate's
-	order  []recentID     // recent's ids by time, order[oldest:] still in recent
-	oldest int
-	vals   []num.Dec
+	keyed      map[string][]keyedDecision
+	keyedSince int            // decisions indexed since the last sweep of keyed
+	in         []*Transaction // values' scratch
+	x          evalCtx        // evaluate's
+	order      []recentID     // recent's ids by time, order[oldest:] still in recent
+	oldest     int
+	vals       []num.Dec
 }
 
 // recentID is a remembered id and its transaction's time (exported

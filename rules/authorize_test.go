@@ -726,3 +726,25 @@ func TestAmendmentThroughMerchantSurvivesRestart(t *testing.T) {
 		t.Fatalf("u3's late transaction after a restart amends %+v; u3's decision was already amended to deny", d.Amendments)
 	}
 }
+
+// The index of each merchant's recent decisions forgets the merchants that
+// go quiet: with a new merchant every second for 50 minutes, it holds
+// about the last minute's, not every merchant seen.
+func TestKeyedIndexForgetsQuietValues(t *testing.T) {
+	ctx := context.Background()
+	a, err := Open(ctx, openLog(t, t.TempDir()), Options{Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(ctx, "test", Rule{Name: "merchant_burst", Key: "merchant", Window: &Window{Type: "lookback", Size: Duration(time.Minute)}, Condition: "count > 3", Action: Deny}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		if _, err := a.Authorize(ctx, Transaction{User: fmt.Sprint("u", i%7), Merchant: fmt.Sprint("m", i), Amount: dec("1"), At: t0.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(a.shards[0].keyed); n > 1024+61 {
+		t.Fatalf("the index holds %d merchants, want at most the last sweep's 1,024 and a minute's 61", n)
+	}
+}

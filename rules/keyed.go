@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -59,6 +60,20 @@ func (a *Authorizer) index(txn *Transaction, h *held) {
 		}
 		list = append(list[drop:], keyedDecision{at: t, id: txn.ID, user: txn.User})
 		sh.keyed[key] = list
+		// Values that go quiet keep their last decisions until a sweep,
+		// which comes after half as many decisions as the shard holds
+		// values (1,024 at least): a constant cost per decision.
+		if sh.keyedSince++; sh.keyedSince >= max(1024, len(sh.keyed)/2) {
+			sh.keyedSince = 0
+			for key, list := range sh.keyed {
+				kept := slices.DeleteFunc(list, func(e keyedDecision) bool { return e.at < oldest })
+				if len(kept) == 0 {
+					delete(sh.keyed, key)
+				} else {
+					sh.keyed[key] = kept
+				}
+			}
+		}
 	}
 }
 
