@@ -104,6 +104,7 @@ type Authorizer struct {
 	opts Options
 
 	mu       sync.RWMutex // held for writing while the rule set changes
+	saveMu   sync.Mutex   // one checkpoint captured and saved at a time
 	changeMu sync.Mutex   // one rule change (or reload) at a time
 	log      ruleLog      // the rules as recorded
 	set      *Set         // the enabled ones, compiled

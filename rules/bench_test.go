@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -410,4 +411,51 @@ func BenchmarkEvaluate(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txns/s")
 	b.ReportMetric(float64(fired)/float64(b.N), "fired/txn")
+}
+
+// BenchmarkCheckpoint: writing the windows' checkpoint after -change-history
+// transactions of -rule-users users; held-ms is the part that holds every
+// decision back (the capture), the stall a decision may meet once every
+// CheckpointEvery.
+func BenchmarkCheckpoint(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	l, err := eventlog.Open(dir+"/log", eventlog.Options{Durability: eventlog.SyncNone})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	a, err := Open(ctx, l, Options{Dir: dir + "/rules", CheckpointEvery: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := newTxnGen(*ruleUsers)
+	var txn Transaction
+	for range *changeHistory {
+		g.next(&txn)
+		if _, err := a.Authorize(ctx, txn); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var held time.Duration
+	b.ResetTimer()
+	for range b.N {
+		// Checkpoint's steps, timed apart: decisions wait for the capture.
+		start := time.Now()
+		a.mu.Lock()
+		cp, err := a.capture()
+		a.mu.Unlock()
+		held += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.save(cp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(held.Milliseconds())/float64(b.N), "held-ms/op")
+	if fi, err := os.Stat(dir + "/rules/authorizer.checkpoint"); err == nil {
+		b.ReportMetric(float64(fi.Size())/1e6, "MB")
+	}
 }

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/stratadb/strata/event"
 	"github.com/stratadb/strata/internal/atomicfile"
@@ -70,42 +72,67 @@ func (l ruleLog) fingerprint() []byte {
 }
 
 // Checkpoint writes the windows' state to Options.Dir or
-// Options.Checkpoints (atomically: a crash leaves the previous checkpoint),
-// holding every decision back meanwhile. Without either it does nothing.
+// Options.Checkpoints (atomically: a crash leaves the previous checkpoint).
+// Decisions are held back while the state is captured, not while it is
+// encoded and saved. Without either it does nothing.
 func (a *Authorizer) Checkpoint() error {
 	if a.opts.Checkpoints == nil {
 		return nil
 	}
+	a.saveMu.Lock()
+	defer a.saveMu.Unlock()
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.checkpoint()
+	cp, err := a.capture()
+	a.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return a.save(cp)
 }
 
+// checkpoint captures and saves with a.saveMu and a.mu already held, in
+// that order (a rule change).
 func (a *Authorizer) checkpoint() error {
-	if e := a.lost.Load(); e != nil {
-		return *e // never make windows the log contradicts the starting point
+	cp, err := a.capture()
+	if err != nil {
+		return err
 	}
-	cp := checkpointFile{Format: checkpointFormat, Rules: a.log.fingerprint(), Shards: len(a.shards), Position: a.applied.Load(), MaxT: a.maxT.Load(), Marks: a.marks.snapshot()}
+	return a.save(cp)
+}
+
+// capture copies the state a checkpoint holds (a.mu held for writing: the
+// state must not move under it). The engines' snapshots are the bulk of
+// it; the encoding and the write come after, decisions going on.
+func (a *Authorizer) capture() (*checkpointFile, error) {
+	if e := a.lost.Load(); e != nil {
+		return nil, *e // never make windows the log contradicts the starting point
+	}
+	cp := &checkpointFile{Format: checkpointFormat, Rules: a.log.fingerprint(), Shards: len(a.shards), Position: a.applied.Load(), MaxT: a.maxT.Load(), Marks: a.marks.snapshot()}
 	for _, sh := range a.shards {
-		st := shardState{LastDenied: sh.lastDenied, Recent: sh.recent, Order: sh.order[sh.oldest:]}
+		st := shardState{LastDenied: maps.Clone(sh.lastDenied), Recent: maps.Clone(sh.recent), Order: slices.Clone(sh.order[sh.oldest:])}
 		for _, e := range sh.windows.engines {
 			b, err := e.snapshot()
 			if err != nil {
-				return fmt.Errorf("rules: checkpoint: %w", err)
+				return nil, fmt.Errorf("rules: checkpoint: %w", err)
 			}
 			st.Engines = append(st.Engines, b)
 		}
 		cp.State = append(cp.State, st)
 	}
+	a.sinceCheckpoint.Store(0)
+	return cp, nil
+}
+
+// save encodes and writes a captured checkpoint (a.saveMu held, so that
+// saves are in capture order).
+func (a *Authorizer) save(cp *checkpointFile) error {
 	var b bytes.Buffer
-	if err := gob.NewEncoder(&b).Encode(&cp); err != nil {
+	if err := gob.NewEncoder(&b).Encode(cp); err != nil {
 		return fmt.Errorf("rules: checkpoint: %w", err)
 	}
-	// The decisions wait for the save: the state must not move under it.
 	if err := a.opts.Checkpoints.SaveCheckpoint(context.Background(), b.Bytes()); err != nil {
 		return fmt.Errorf("rules: checkpoint: %w", err)
 	}
-	a.sinceCheckpoint.Store(0)
 	return nil
 }
 

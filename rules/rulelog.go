@@ -198,6 +198,8 @@ func (a *Authorizer) change(ctx context.Context, by string, edit func([]Rule) ([
 	if afterFill != nil {
 		afterFill()
 	}
+	a.saveMu.Lock() // before a.mu, as Checkpoint takes them
+	defer a.saveMu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	held := time.Now()
