@@ -748,3 +748,39 @@ func TestKeyedIndexForgetsQuietValues(t *testing.T) {
 		t.Fatalf("the index holds %d merchants, want at most the last sweep's 1,024 and a minute's 61", n)
 	}
 }
+
+// blockedSave is a CheckpointStore whose saves wait for release.
+type blockedSave struct {
+	saving  chan struct{}
+	release chan struct{}
+}
+
+func (blockedSave) LoadCheckpoint(context.Context) ([]byte, error) { return nil, nil }
+
+func (s blockedSave) SaveCheckpoint(context.Context, []byte) error {
+	s.saving <- struct{}{}
+	<-s.release
+	return nil
+}
+
+// Decisions go on while a checkpoint is written: only its capture holds
+// them back.
+func TestDecisionsGoOnWhileACheckpointIsWritten(t *testing.T) {
+	ctx := context.Background()
+	st := blockedSave{saving: make(chan struct{}), release: make(chan struct{})}
+	a, err := Open(ctx, openLog(t, t.TempDir()), Options{Shards: 8, Checkpoints: st, CheckpointEvery: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorize(t, a, "u1", "10", t0)
+	done := make(chan error, 1)
+	go func() { done <- a.Checkpoint() }()
+	<-st.saving // the checkpoint is being written, and stays so until released
+	if d := authorize(t, a, "u1", "10", t0.Add(time.Second)); d.Outcome != Approve {
+		t.Fatalf("a decision during the save: %s", d.Outcome)
+	}
+	close(st.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
