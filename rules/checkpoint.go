@@ -34,7 +34,13 @@ type checkpointFile struct {
 	MaxT     int64
 	Marks    []mark
 	State    []shardState
+	// engines are the shards' engines captured, encoded into State by
+	// save (unexported: gob leaves them out).
+	engines [][]captured
 }
+
+// captured is an engine's state copied, to encode.
+type captured interface{ Bytes() ([]byte, error) }
 
 type shardState struct {
 	Engines    [][]byte // stream snapshots, one per group
@@ -101,23 +107,24 @@ func (a *Authorizer) checkpoint() error {
 }
 
 // capture copies the state a checkpoint holds (a.mu held for writing: the
-// state must not move under it). The engines' snapshots are the bulk of
-// it; the encoding and the write come after, decisions going on.
+// state must not move under it): the engines' events and counts, and the
+// small maps. Encoding them and writing come after, decisions going on.
 func (a *Authorizer) capture() (*checkpointFile, error) {
 	if e := a.lost.Load(); e != nil {
 		return nil, *e // never make windows the log contradicts the starting point
 	}
 	cp := &checkpointFile{Format: checkpointFormat, Rules: a.log.fingerprint(), Shards: len(a.shards), Position: a.applied.Load(), MaxT: a.maxT.Load(), Marks: a.marks.snapshot()}
 	for _, sh := range a.shards {
-		st := shardState{LastDenied: maps.Clone(sh.lastDenied), Recent: maps.Clone(sh.recent), Order: slices.Clone(sh.order[sh.oldest:])}
+		cp.State = append(cp.State, shardState{LastDenied: maps.Clone(sh.lastDenied), Recent: maps.Clone(sh.recent), Order: slices.Clone(sh.order[sh.oldest:])})
+		var es []captured
 		for _, e := range sh.windows.engines {
-			b, err := e.snapshot()
+			c, err := e.capture()
 			if err != nil {
 				return nil, fmt.Errorf("rules: checkpoint: %w", err)
 			}
-			st.Engines = append(st.Engines, b)
+			es = append(es, c)
 		}
-		cp.State = append(cp.State, st)
+		cp.engines = append(cp.engines, es)
 	}
 	a.sinceCheckpoint.Store(0)
 	return cp, nil
@@ -126,6 +133,15 @@ func (a *Authorizer) capture() (*checkpointFile, error) {
 // save encodes and writes a captured checkpoint (a.saveMu held, so that
 // saves are in capture order).
 func (a *Authorizer) save(cp *checkpointFile) error {
+	for i, es := range cp.engines {
+		for _, c := range es {
+			b, err := c.Bytes()
+			if err != nil {
+				return fmt.Errorf("rules: checkpoint: %w", err)
+			}
+			cp.State[i].Engines = append(cp.State[i].Engines, b)
+		}
+	}
 	var b bytes.Buffer
 	if err := gob.NewEncoder(&b).Encode(cp); err != nil {
 		return fmt.Errorf("rules: checkpoint: %w", err)
@@ -175,7 +191,7 @@ func (a *Authorizer) restore(shards []*shard) (uint64, int64, error) {
 	return cp.Position, cp.MaxT, nil
 }
 
-func (g *engineOf[V, A, R]) snapshot() ([]byte, error) { return g.e.Snapshot() }
+func (g *engineOf[V, A, R]) capture() (captured, error) { return g.e.Capture() }
 
 func (g *engineOf[V, A, R]) restore(data []byte) error {
 	e, err := stream.Restore(g.e.Config(), g.agg, data)

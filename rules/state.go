@@ -154,7 +154,7 @@ type engine interface {
 	add(key string, t int64, txn *Transaction) error
 	// watermark moves time on: no transaction before w is expected.
 	watermark(w int64)
-	snapshot() ([]byte, error)
+	capture() (captured, error) // the state to snapshot, copied
 	restore(data []byte) error
 	// newest is the time of the key's newest transaction counted.
 	newest(key string) (int64, bool)

@@ -6,6 +6,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -80,6 +81,36 @@ func byTimer[K any](keys []K, timer func(K) (int64, uint64)) {
 // Snapshot encodes the engine's state. Take it between inputs, after the
 // results of the last one have been handled (Ready is not part of it).
 func (e *Engine[V, A, R]) Snapshot() ([]byte, error) {
+	return e.capture(false).Bytes()
+}
+
+// Captured is an engine's state copied for a snapshot, to encode later.
+type Captured[V, A any] struct{ s snapshot[V, A] }
+
+// Capture copies a Lookback engine's state for a snapshot (as Snapshot,
+// between inputs), leaving the encoding (Bytes), the costlier part, for
+// later: the engine may go on meanwhile. Only Lookback engines: their
+// state is events and counts; other kinds keep accumulators, which may
+// be shared with the live engine (ErrProbe otherwise).
+func (e *Engine[V, A, R]) Capture() (*Captured[V, A], error) {
+	if _, ok := e.op.(*lookback[V, A, R]); !ok {
+		return nil, fmt.Errorf("%w: %v", ErrProbe, e.cfg.Kind)
+	}
+	return e.capture(true), nil
+}
+
+// Bytes encodes the captured state: what Snapshot returns.
+func (c *Captured[V, A]) Bytes() ([]byte, error) {
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(&c.s); err != nil {
+		return nil, fmt.Errorf("stream: snapshot: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// capture copies the state; owned says the copy must share nothing the
+// engine changes later (a lookback key's firing counts are cloned).
+func (e *Engine[V, A, R]) capture(owned bool) *Captured[V, A] {
 	s := snapshot[V, A]{Format: snapshotFormat, Config: e.cfg, Watermark: e.wm, Stats: e.stats}
 	switch op := e.op.(type) {
 	case *aligned[V, A, R]:
@@ -121,15 +152,14 @@ func (e *Engine[V, A, R]) Snapshot() ([]byte, error) {
 			fires := make([]map[int64]uint32, len(k.spans))
 			for i := range k.spans {
 				fires[i] = k.spans[i].fires
+				if owned {
+					fires[i] = maps.Clone(fires[i])
+				}
 			}
 			s.Lookback = append(s.Lookback, lookbackSnap[V]{Key: k.key, Elems: es, Pending: k.pending - k.elems.head, Fires: fires})
 		}
 	}
-	var b bytes.Buffer
-	if err := gob.NewEncoder(&b).Encode(&s); err != nil {
-		return nil, fmt.Errorf("stream: snapshot: %w", err)
-	}
-	return b.Bytes(), nil
+	return &Captured[V, A]{s}
 }
 
 // Restore returns an engine in the state a snapshot recorded. cfg and agg

@@ -1,8 +1,11 @@
 package stream
 
 import (
+	"bytes"
+	"encoding/gob"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -132,5 +135,69 @@ func TestConfigErrors(t *testing.T) {
 	e, _ := New(Config{Kind: Tumbling, Size: 10}, Count[int64]{})
 	if _, err := e.Event("a", MaxTime+1, 1); !errors.Is(err, ErrTime) {
 		t.Errorf("event past MaxTime: got %v, want ErrTime", err)
+	}
+}
+
+// A captured lookback state encodes as the snapshot taken at the capture,
+// whatever the engine does in between: a late event re-fires windows
+// (their firing counts change) and the watermark moves on.
+func TestCaptureIsTheStateAtTheCapture(t *testing.T) {
+	e, err := New(Config{Kind: Lookback, Size: 10, Lateness: 100}, Count[int64]{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ts := int64(1); ts <= 20; ts++ {
+		if _, err := e.Event("k", ts, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Watermark(30)
+	e.Advance()
+	for _, late := range []int64{5, 6} { // each re-fires the windows it falls in
+		if _, err := e.Event("k", late, 1); err != nil {
+			t.Fatal(err)
+		}
+		e.Watermark(31)
+		e.Advance()
+	}
+	want, err := e.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, late := range []int64{7, 8, 9} {
+		if _, err := e.Event("k", late, 1); err != nil {
+			t.Fatal(err)
+		}
+		e.Watermark(32 + late)
+		e.Advance()
+	}
+	got, err := c.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Decoded: gob writes a map's entries in no set order.
+	decode := func(b []byte) snapshot[int64, int64] {
+		var s snapshot[int64, int64]
+		if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if !reflect.DeepEqual(decode(got), decode(want)) {
+		t.Fatalf("the captured state changed with the engine:\n%+v\nwant\n%+v", decode(got), decode(want))
+	}
+	if now, _ := e.Snapshot(); reflect.DeepEqual(decode(now), decode(want)) {
+		t.Fatal("the engine did not change after the capture: the test shows nothing")
+	}
+	tum, err := New(Config{Kind: Tumbling, Size: 10}, Count[int64]{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tum.Capture(); !errors.Is(err, ErrProbe) {
+		t.Fatalf("capturing a tumbling engine: %v, want ErrProbe", err)
 	}
 }
