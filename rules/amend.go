@@ -97,7 +97,7 @@ func (a *Authorizer) pastDecisions(ctx context.Context, txn *Transaction, t, rea
 			}
 			continue
 		}
-		for _, e := range a.shards[h.keys[k]].keyed[keyedOf(f, f.str(txn))] {
+		for _, e := range a.shards[h.keys[k]].keyed[valueKey(f, f.str(txn))] {
 			if e.at > t && e.at-t < reach && !seen[e.user] {
 				seen[e.user] = true
 				users = append(users, e.user)
@@ -194,16 +194,16 @@ func (a *Authorizer) newest(txn *Transaction, h *held, k int) (int64, bool) {
 			last, found = t, true
 		}
 	}
-	if t, ok := a.shards[h.keys[k]].lastDenied[deniedKey(f, v)]; ok && (!found || t > last) {
+	if t, ok := a.shards[h.keys[k]].lastDenied[valueKey(f, v)]; ok && (!found || t > last) {
 		last, found = t, true
 	}
 	return last, found
 }
 
-// deniedKey is where lastDenied keeps a key value's time: the user as it
-// is (whatever the rules, every denial notes its user), another field's
-// value after the field's name.
-func deniedKey(f field, v string) string {
+// valueKey names a key field's value in a shard's maps (lastDenied,
+// keyed): the user as it is (whatever the rules, every denial notes its
+// user), another field's value after the field's name.
+func valueKey(f field, v string) string {
 	if f.name == "user_id" {
 		return v
 	}
@@ -228,7 +228,7 @@ func (a *Authorizer) decided(txn *Transaction, d Decision, h *held) {
 var userField = field{name: "user_id"}
 
 func noteDenied(m map[string]int64, f field, txn *Transaction) {
-	key := deniedKey(f, f.str(txn))
+	key := valueKey(f, f.str(txn))
 	if last, ok := m[key]; !ok || millis(txn.At) > last {
 		m[key] = millis(txn.At)
 	}

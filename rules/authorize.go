@@ -132,10 +132,10 @@ type shard struct {
 	queued func() (store.AppendResult, error)
 	// lastDenied: the latest time of a denied transaction (one the
 	// windows may not count: see late) of a user, or of another key
-	// field's value (deniedKey).
+	// field's value (valueKey).
 	lastDenied map[string]int64
 	// keyed: the recent decisions of each value of a key field other than
-	// the user (keyedOf), for amendments (see index).
+	// the user (valueKey), for amendments (see index).
 	keyed      map[string][]keyedDecision
 	keyedSince int            // decisions indexed since the last sweep of keyed
 	in         []*Transaction // values' scratch

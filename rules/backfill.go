@@ -143,7 +143,7 @@ func (f *fill) run(ctx context.Context, a *Authorizer) error {
 		if t >= f.recent && t >= f.seen-lateness {
 			for _, k := range f.newKeys {
 				kf := f.set.keys[k]
-				key := keyedOf(kf, kf.str(r.txn))
+				key := valueKey(kf, kf.str(r.txn))
 				f.keyed[h.keys[k]][key] = append(f.keyed[h.keys[k]][key], keyedDecision{at: t, id: r.txn.ID, user: r.txn.User})
 			}
 		}

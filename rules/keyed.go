@@ -38,9 +38,6 @@ type keyedDecision struct {
 	user string
 }
 
-// keyedOf is the index key of a key field's value (deniedKey's form).
-func keyedOf(f field, v string) string { return deniedKey(f, v) }
-
 // index notes a decision about txn in the indexes of its key values other
 // than the user (its shards held), and forgets those older than the
 // lateness.
@@ -52,7 +49,7 @@ func (a *Authorizer) index(txn *Transaction, h *held) {
 			continue
 		}
 		sh := a.shards[h.keys[k]]
-		key := keyedOf(f, f.str(txn))
+		key := valueKey(f, f.str(txn))
 		list := sh.keyed[key]
 		drop := 0
 		for drop < len(list) && list[drop].at < oldest {
